@@ -1,0 +1,20 @@
+"""Data set loaders and adapters."""
+
+from modeldx.data.arrays import ArrayDataset, SplitDataset, TorchDatasetAdapter, as_dataset
+from modeldx.data.datasets import (
+    available,
+    load_dataset,
+    load_digits,
+    load_fashion_mnist,
+    load_idx_dataset,
+    load_mnist,
+)
+from modeldx.data.download import cache_dir, download_file
+from modeldx.data.idx import IDXFormatError, read_idx
+from modeldx.data.root import data_root
+
+__all__ = [
+    "ArrayDataset", "SplitDataset", "TorchDatasetAdapter", "as_dataset", "available",
+    "load_dataset", "load_digits", "load_fashion_mnist", "load_idx_dataset", "load_mnist",
+    "cache_dir", "download_file", "IDXFormatError", "read_idx", "data_root",
+]

@@ -1,0 +1,249 @@
+"""In-memory data sets and adapters that turn user data into one interface.
+
+Capture reads a data set in batches. :class:`ArrayDataset` serves a whole batch
+with one slice instead of collating items one by one, which is what keeps the
+capture overhead small; any torch ``Dataset`` still works through
+:func:`as_dataset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from modeldx.errors import InvalidParameterError
+
+
+class ArrayDataset(Dataset):
+    """Inputs and integer labels held as arrays.
+
+    Parameters
+    ----------
+    inputs
+        Array of shape ``(n, ...)``: images as ``(n, H, W)`` or ``(n, C, H, W)``,
+        or feature vectors ``(n, d)``.
+    labels
+        Integer labels, shape ``(n,)``.
+    scale, mean, std
+        Batches are returned as ``float32((inputs * scale - mean) / std)``.
+    add_channel
+        Insert a channel axis after the item axis (``(n, H, W) -> (n, 1, H, W)``).
+    classes
+        Optional class names.
+
+    Examples
+    --------
+    >>> ds = ArrayDataset(np.zeros((4, 3)), np.array([0, 1, 0, 1]))
+    >>> ds.get_batch(np.arange(2))[0].shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        labels: np.ndarray,
+        *,
+        scale: float = 1.0,
+        mean: float = 0.0,
+        std: float = 1.0,
+        add_channel: bool = False,
+        classes: Sequence[str] | None = None,
+        name: str = "arrays",
+        split: str = "all",
+    ) -> None:
+        inputs = np.asarray(inputs)
+        labels = np.asarray(labels)
+        if inputs.ndim < 2:
+            raise InvalidParameterError(
+                f"inputs must have shape (n_items, ...) with at least 2 axes. Got shape {inputs.shape}."
+            )
+        if labels.shape != (inputs.shape[0],):
+            raise InvalidParameterError(
+                f"labels must have shape ({inputs.shape[0]},) to match inputs. Got shape {labels.shape}."
+            )
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise InvalidParameterError(f"labels must be integers. Got dtype {labels.dtype}.")
+        if std == 0:
+            raise InvalidParameterError("std must be non-zero. Got 0.")
+        self.inputs = inputs
+        self.labels = labels.astype(np.int64, copy=False)
+        self.scale, self.mean, self.std = float(scale), float(mean), float(std)
+        self.add_channel = add_channel
+        self.classes = list(classes) if classes is not None else None
+        self.name = name
+        self.split = split
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def split_of(self, indices: np.ndarray) -> np.ndarray:
+        return np.full(len(indices), self.split, dtype=object)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x, y = self.get_batch(np.array([index]))
+        return x[0], int(y[0])
+
+    def get_batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of ``indices`` as tensors, in one slice."""
+        x = torch.from_numpy(np.ascontiguousarray(self.inputs[indices])).float()
+        if self.scale != 1.0:
+            x.mul_(self.scale)
+        if self.mean != 0.0 or self.std != 1.0:
+            x.sub_(self.mean).div_(self.std)
+        if self.add_channel:
+            x = x.unsqueeze(1)
+        return x, torch.from_numpy(self.labels[indices])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else int(self.labels.max()) + 1
+
+    def fingerprint(self) -> str:
+        """A hash of the full inputs, labels and normalisation."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((self.inputs.shape, str(self.inputs.dtype), self.scale, self.mean,
+                       self.std, self.add_channel)).encode())
+        h.update(np.ascontiguousarray(self.inputs).data)
+        h.update(np.ascontiguousarray(self.labels).data)
+        return h.hexdigest()
+
+    def subset(self, indices: np.ndarray, name: str | None = None) -> ArrayDataset:
+        """A new data set holding the items at ``indices``."""
+        return ArrayDataset(
+            self.inputs[indices], self.labels[indices], scale=self.scale, mean=self.mean,
+            std=self.std, add_channel=self.add_channel, classes=self.classes,
+            name=name or self.name, split=self.split,
+        )
+
+
+class TorchDatasetAdapter(Dataset):
+    """Wraps any map-style torch ``Dataset`` whose items are ``(input, label)``."""
+
+    def __init__(self, dataset: Dataset, name: str | None = None) -> None:
+        try:
+            n = len(dataset)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise InvalidParameterError(
+                f"dataset must be a map-style torch Dataset with a length. Got {type(dataset).__name__}."
+            ) from exc
+        self.dataset = dataset
+        self._len = n
+        self.name = name or type(dataset).__name__
+        self.classes = getattr(dataset, "classes", None)
+
+    def split_of(self, indices: np.ndarray) -> np.ndarray:
+        return np.full(len(indices), "all", dtype=object)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int):
+        return self.dataset[index]
+
+    def get_batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for i in indices:
+            item = self.dataset[int(i)]
+            if not isinstance(item, tuple | list) or len(item) < 2:
+                raise InvalidParameterError(
+                    f"items of {self.name} must be (input, label) pairs. Item {int(i)} is a "
+                    f"{type(item).__name__}."
+                )
+            xs.append(torch.as_tensor(item[0]))
+            ys.append(int(item[1]))
+        return torch.stack(xs).float(), torch.tensor(ys, dtype=torch.int64)
+
+    def fingerprint(self, probe: int = 64) -> str:
+        """A hash of the length and of ``probe`` evenly spaced items.
+
+        Hashing every item would cost a full pass over a data set we cannot
+        slice; the probe catches a different data set, order or transform.
+        """
+        h = hashlib.blake2b(digest_size=16)
+        h.update(str(self._len).encode())
+        idx = np.unique(np.linspace(0, self._len - 1, num=min(probe, self._len)).astype(int))
+        x, y = self.get_batch(idx)
+        h.update(x.numpy().tobytes())
+        h.update(y.numpy().tobytes())
+        return h.hexdigest()
+
+
+class SplitDataset(Dataset):
+    """Several named splits served as one data set, item ids in split order."""
+
+    def __init__(self, splits: Mapping[str, Dataset]) -> None:
+        if not splits:
+            raise InvalidParameterError("splits must name at least one data set. Got none.")
+        self.parts = {name: as_dataset(ds) for name, ds in splits.items()}
+        self.names = list(self.parts)
+        sizes = [len(p) for p in self.parts.values()]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.name = "+".join(getattr(p, "name", k) for k, p in self.parts.items())
+        self.classes = next((p.classes for p in self.parts.values() if getattr(p, "classes", None)),
+                            None)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int):
+        x, y = self.get_batch(np.array([index]))
+        return x[0], int(y[0])
+
+    def split_of(self, indices: np.ndarray) -> np.ndarray:
+        codes = np.searchsorted(self.offsets, indices, side="right") - 1
+        return np.asarray(self.names, dtype=object)[codes]
+
+    def get_batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = np.asarray(indices)
+        codes = np.searchsorted(self.offsets, indices, side="right") - 1
+        xs, ys, order = [], [], []
+        for code in np.unique(codes):
+            where = np.flatnonzero(codes == code)
+            part = self.parts[self.names[code]]
+            x, y = part.get_batch(indices[where] - self.offsets[code])
+            xs.append(x)
+            ys.append(y)
+            order.append(where)
+        if len(xs) == 1:
+            return xs[0], ys[0]
+        perm = torch.from_numpy(np.argsort(np.concatenate(order), kind="stable"))
+        return torch.cat(xs)[perm], torch.cat(ys)[perm]
+
+    def fingerprint(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for name, part in self.parts.items():
+            h.update(name.encode())
+            h.update(part.fingerprint().encode())
+        return h.hexdigest()
+
+
+def as_dataset(data) -> Dataset:
+    """Turn user data into a data set capture can read in batches.
+
+    Accepts an :class:`ArrayDataset`, any map-style torch ``Dataset`` of
+    ``(input, label)`` pairs, a ``(inputs, labels)`` tuple of arrays, or a
+    mapping ``{split_name: data}`` whose splits become one data set with a
+    ``split`` column.
+
+    Examples
+    --------
+    >>> ds = as_dataset((np.zeros((4, 3)), np.array([0, 1, 0, 1])))
+    >>> len(ds)
+    4
+    """
+    if isinstance(data, ArrayDataset | TorchDatasetAdapter | SplitDataset):
+        return data
+    if isinstance(data, Mapping):
+        return SplitDataset(data)
+    if isinstance(data, tuple) and len(data) == 2:
+        return ArrayDataset(np.asarray(data[0]), np.asarray(data[1]))
+    if isinstance(data, Dataset):
+        return TorchDatasetAdapter(data)
+    raise InvalidParameterError(
+        "data must be an ArrayDataset, a torch Dataset, an (inputs, labels) tuple or a "
+        f"mapping of split names to those. Got {type(data).__name__}."
+    )

@@ -1,0 +1,7 @@
+"""The on-disk store (uses nothing else of modeldx but its errors)."""
+
+from modeldx.store.encoding import ENCODINGS
+from modeldx.store.manifest import LayerSpec, Manifest
+from modeldx.store.store import ITEM_COLUMNS, Store, StoreWriter, open_store
+
+__all__ = ["ENCODINGS", "LayerSpec", "Manifest", "ITEM_COLUMNS", "Store", "StoreWriter", "open_store"]

@@ -1,0 +1,63 @@
+"""Reference models: the paper's LeNet-5-shaped MNIST model and a deeper CNN."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class LeNet5(nn.Module):
+    """conv 6 -> pool -> conv 16 -> pool -> fc 120 -> fc 84 -> fc 10.
+
+    The shape of the model in Mehta et al.'s Figure 1; its 84-d ``act4`` output
+    (the input of ``fc3``) is the latent space samplers work in. Every
+    nonlinearity is its own module so capture can hook it by name.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)
+        self.act1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.act2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        side = ((image_size // 2) - 4) // 2
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(16 * side * side, 120)
+        self.act3 = nn.ReLU()
+        self.fc2 = nn.Linear(120, 84)
+        self.act4 = nn.ReLU()
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        x = self.pool1(self.act1(self.conv1(x)))
+        x = self.pool2(self.act2(self.conv2(x)))
+        x = self.act3(self.fc1(self.flatten(x)))
+        x = self.act4(self.fc2(x))
+        return self.fc3(x)
+
+
+class DeepCNN(nn.Module):
+    """Four 3x3 conv layers with batch norm in two stages, then fc 256 -> fc classes."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *block(in_channels, 32), *block(32, 32), nn.MaxPool2d(2),
+            *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
+        )
+        side = image_size // 4
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(64 * side * side, 256), nn.ReLU(), nn.Dropout(0.3),
+            nn.Linear(256, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "deepcnn": DeepCNN}

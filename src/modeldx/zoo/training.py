@@ -1,0 +1,113 @@
+"""Training recipes for the zoo models, with progress and a checkpoint at the end."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from modeldx._params import Interval, OneOf, check_params
+from modeldx.data.arrays import ArrayDataset
+from modeldx.fingerprint import model_fingerprint
+from modeldx.zoo.checkpoint import save_checkpoint
+from modeldx.zoo.models import MODELS
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, dataset: ArrayDataset, *, batch_size: int = 1000,
+                      device: str | torch.device = "auto") -> float:
+    """Top-1 accuracy of ``model`` on ``dataset``."""
+    dev = resolve_device(device)
+    model.eval().to(dev)
+    correct = 0
+    for start in range(0, len(dataset), batch_size):
+        x, y = dataset.get_batch(np.arange(start, min(start + batch_size, len(dataset))))
+        correct += (model(x.to(dev)).argmax(1).cpu() == y).sum().item()
+    return correct / len(dataset)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    test_accuracy: float
+    seconds: float
+    checkpoint: Path | None
+
+
+def train(
+    arch: str,
+    train_set: ArrayDataset,
+    test_set: ArrayDataset,
+    *,
+    epochs: int = 4,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    dataset_name: str = "mnist",
+    progress: bool = True,
+) -> TrainResult:
+    """Train a zoo model with Adam and a step-down learning rate; save a checkpoint.
+
+    The default recipe brings LeNet-5 to about 99% MNIST test accuracy in four
+    epochs on a laptop CPU.
+
+    Examples
+    --------
+    >>> from modeldx.data import load_mnist
+    >>> result = train("lenet5", load_mnist("train"), load_mnist("test"))  # doctest: +SKIP
+    """
+    check_params("train", {"arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr},
+                 {"arch": OneOf(*MODELS), "epochs": Interval(int, 1, None),
+                  "batch_size": Interval(int, 1, None), "lr": Interval(float, 0, None, "neither")})
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = resolve_device(device)
+    x0, _ = train_set.get_batch(np.arange(1))
+    model_args = {"in_channels": int(x0.shape[1]), "num_classes": train_set.num_classes,
+                  "image_size": int(x0.shape[-1])}
+    model = MODELS[arch](**model_args).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 2), gamma=0.3)
+    loss_fn = nn.CrossEntropyLoss()
+    n = len(train_set)
+    steps = (n + batch_size - 1) // batch_size
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(n)
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for step in bar:
+            x, y = train_set.get_batch(np.sort(order[step * batch_size:(step + 1) * batch_size]))
+            loss = loss_fn(model(x.to(dev)), y.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        sched.step()
+    seconds = time.perf_counter() - start
+    acc = evaluate_accuracy(model, test_set, device=dev)
+    model.eval().cpu()
+    path = None
+    if checkpoint is not None:
+        meta = {"arch": arch, "dataset": dataset_name, "seed": seed, "epochs": epochs, "lr": lr,
+                "batch_size": batch_size, "test_accuracy": acc, "train_seconds": seconds,
+                "model_args": model_args, "fingerprint": model_fingerprint(model),
+                "train_fingerprint": train_set.fingerprint()}
+        path = save_checkpoint(model, checkpoint, arch, meta)
+    return TrainResult(model=model, test_accuracy=acc, seconds=seconds, checkpoint=path)
