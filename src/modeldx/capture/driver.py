@@ -156,23 +156,17 @@ class _Capture:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device)
         rec.acts.clear()
         rec.grads.clear()
-        try:
-            with torch.set_grad_enabled(self.gradients):
-                logits = self.model(x)
-                if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-                    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
-                    raise InputShapeError(
-                        f"the model must return class scores of shape (batch, classes); it returned "
-                        f"{shape} for inputs of shape {tuple(x.shape)}"
-                    )
-                losses = F.cross_entropy(logits, y, reduction="none")
-                if self.gradients:
-                    losses.sum().backward()
-        except RuntimeError as exc:
-            raise InputShapeError(
-                f"the model could not run on a batch of inputs of shape {tuple(x.shape)} "
-                f"(dtype {x.dtype}): {exc}"
-            ) from exc
+        with torch.set_grad_enabled(self.gradients):
+            logits = self.model(x)
+            if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+                shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+                raise InputShapeError(
+                    f"the model must return class scores of shape (batch, classes); it returned "
+                    f"{shape} for inputs of shape {tuple(x.shape)}"
+                )
+            losses = F.cross_entropy(logits, y, reduction="none")
+            if self.gradients:
+                losses.sum().backward()
         probs = torch.softmax(logits.detach().float(), dim=1)
         conf, pred = probs.max(dim=1)
         return y, probs, conf, pred, losses.detach()
@@ -191,7 +185,15 @@ class _Capture:
 
     def _probe(self, rec: _Recorder) -> dict:
         """Run two items to learn output shapes and check the model accepts the inputs."""
-        _, probs, *_ = self._run_batch(rec, self.item_ids[: min(2, self.item_ids.size)])
+        ids = self.item_ids[: min(2, self.item_ids.size)]
+        try:
+            _, probs, *_ = self._run_batch(rec, ids)
+        except RuntimeError as exc:
+            x, _ = self.ds.get_batch(ids)
+            raise InputShapeError(
+                f"the model could not run on a batch of inputs of shape {tuple(x.shape)} "
+                f"(dtype {x.dtype}): {exc}"
+            ) from exc
         missing = [n for n in self.names if n not in rec.acts]
         if missing:
             raise InvalidParameterError(
@@ -212,7 +214,8 @@ class _Capture:
             kind = layer_kind((0, *raw))
             red = self.reductions[name] if kind == "conv" else "none"
             specs.append(LayerSpec(name=name, module=name, kind=kind, raw_shape=list(raw),
-                                   neurons=neuron_count(raw, red), reduction=red))
+                                   neurons=neuron_count(raw, red), reduction=red,
+                                   module_type=type(self.modules[name]).__name__))
         ids_hash = hashlib.blake2b(self.item_ids.tobytes(), digest_size=16).hexdigest()
         m = Manifest(
             n_items=int(self.item_ids.size), chunk_items=self.chunk_items, encoding=self.encoding,

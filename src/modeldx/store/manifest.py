@@ -27,6 +27,7 @@ class LayerSpec:
     raw_shape: list[int]  # output shape of one item, before reduction
     neurons: int  # columns stored per item
     reduction: str  # "none" for dense layers and full maps; "max" or "mean" over space
+    module_type: str = ""  # class name of the module, e.g. "ReLU" (decides what "saturated" means)
 
 
 @dataclass

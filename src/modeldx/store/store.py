@@ -173,10 +173,7 @@ class Store:
 
     def stored_bytes(self, name: str | None = None) -> int:
         """Bytes on disk of one array (with its quantization parameters), or of the whole store."""
-        if name is None:
-            root = self.path
-        else:
-            root = self.path / ARRAYS / name
+        root = self.path if name is None else self.path / ARRAYS / name
         total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
         if name is not None and (self.path / ARRAYS / "quant" / name).exists():
             total += self.stored_bytes(f"quant/{name}")

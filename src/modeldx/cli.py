@@ -1,0 +1,209 @@
+"""The ``modeldx`` command."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modeldx.errors import ModeldxError
+
+app = typer.Typer(help="Diagnose deep-learning models: capture activations into a store, query them.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+def _splits(dataset: str, splits: str, data_root: str | None):
+    from modeldx.data import load_dataset
+
+    names = [s.strip() for s in splits.split(",") if s.strip()]
+    return {s: load_dataset(dataset, s, root=data_root) for s in names} if dataset != "digits" else {
+        "all": load_dataset("digits")}
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    epochs: int = 4,
+    seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint path.")] = None,
+    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train a zoo model and write a checkpoint with its test accuracy."""
+    from modeldx.data import load_dataset
+    from modeldx.zoo import train as train_model
+
+    out = out or Path("runs") / f"{model}-{dataset}.pt"
+    try:
+        result = train_model(model, load_dataset(dataset, "train", root=data_root),
+                             load_dataset(dataset, "test", root=data_root), epochs=epochs, seed=seed,
+                             checkpoint=out, dataset_name=dataset, progress=not quiet)
+    except ModeldxError as exc:
+        _fail(exc)
+    console.print(f"{model} on {dataset}: test accuracy [bold]{result.test_accuracy:.2%}[/] "
+                  f"after {result.seconds:.0f} s -> {out}")
+
+
+@app.command()
+def capture(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `modeldx train`.")],
+    store: Annotated[Path, typer.Argument(help="Folder of the store to write.")],
+    dataset: str = "mnist",
+    splits: Annotated[str, typer.Option(help="Comma-separated splits.")] = "train,test",
+    layers: Annotated[str | None, typer.Option(help="Comma-separated layer names (default: auto).")] = None,
+    reduction: Annotated[str, typer.Option(help="Conv maps: max, mean or none.")] = "max",
+    encoding: Annotated[str, typer.Option(help="float16, float32 or uint8.")] = "float16",
+    gradients: Annotated[bool, typer.Option(help="Also store gradients of the loss.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a finished store at STORE.")] = False,
+    device: str = "auto",
+    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Capture activations of a checkpoint's model over a data set (resumes an interrupted run)."""
+    from modeldx.capture import capture as run_capture
+    from modeldx.zoo import load_checkpoint
+
+    try:
+        model, _ = load_checkpoint(checkpoint)
+        start = time.perf_counter()
+        st = run_capture(model, _splits(dataset, splits, data_root), store,
+                         layers=layers.split(",") if layers else "auto", reduction=reduction,
+                         encoding=encoding, gradients=gradients, overwrite=overwrite, device=device,
+                         progress=not quiet)
+    except ModeldxError as exc:
+        _fail(exc)
+    console.print(f"captured {st.n_items} items x {len(st.layers)} layers into {store} "
+                  f"in {time.perf_counter() - start:.1f} s ({st.stored_bytes() / 1e6:.1f} MB)")
+
+
+@app.command()
+def info(
+    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show what a store holds."""
+    from modeldx.store import open_store
+
+    try:
+        summary = open_store(store).summary()
+    except ModeldxError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        if key != "layers":
+            console.print(f"[bold]{key:>10}[/] {value}")
+    table = Table("layer", "kind", "raw shape", "neurons", "reduction")
+    for spec in summary["layers"]:
+        table.add_row(spec["name"], spec["kind"], "x".join(map(str, spec["raw_shape"])),
+                      str(spec["neurons"]), spec["reduction"])
+    console.print(table)
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@app.command("queries")
+def list_queries() -> None:
+    """List the queries and their parameters."""
+    from modeldx.queries import QUERIES
+
+    table = Table("query", "parameters", "what it answers")
+    for name, q in sorted(QUERIES.items()):
+        params = ", ".join(
+            p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in q.parameters().values())
+        table.add_row(name, params, q.summary)
+    console.print(table)
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="Query name (see `modeldx queries`).")],
+    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                                                    help="KEY=VALUE (VALUE parsed as JSON).")] = None,
+    sample: Annotated[str | None, typer.Option(help="Run on a named sample of the store.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the answer here (.csv or .json).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or json (default: from --out).")] = None,
+) -> None:
+    """Run one query on a store and print or write its answer."""
+    from modeldx.queries import get
+    from modeldx.store import open_store
+
+    try:
+        q = get(name)
+        st = open_store(store)
+        kwargs = {}
+        for item in param or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ModeldxError(f"--param expects KEY=VALUE. Got {item!r}.")
+            if key not in q.parameters():
+                raise ModeldxError(f"query {name!r} has no parameter {key!r}; it takes "
+                                   f"{', '.join(q.parameters())}")
+            kwargs[key] = _parse_value(value)
+        if sample:
+            ids, weights, sinfo = st.load_sample(sample)
+            kwargs.update(items=ids, weights=weights)
+        frame = q.func(st, **kwargs)
+    except (ModeldxError, KeyError, TypeError) as exc:
+        _fail(exc)
+    fmt = fmt or (out.suffix.lstrip(".") if out else "table")
+    if fmt == "csv":
+        text = frame.to_csv(index=False)
+    elif fmt == "json":
+        text = json.dumps({"answer": json.loads(frame.to_json(orient="records")), **frame.attrs},
+                          indent=2, default=str)
+    else:
+        console.print(frame.to_string(index=False, max_rows=60))
+        return
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        console.print(f"{len(frame)} rows -> {out}")
+    else:
+        console.print(text, markup=False, highlight=False)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the checkpoint, store and results.")] = Path(
+        "modeldx-demo"),
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    k: Annotated[int, typer.Option(help="Neurons per group in the headline query.")] = 10,
+    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train (or reuse) a model, capture MNIST train+test, run the headline query, summarise."""
+    from modeldx.demo import run_demo
+
+    try:
+        run_demo(out, dataset=dataset, arch=model, k=k, data_root=data_root, progress=not quiet,
+                 console=console)
+    except ModeldxError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

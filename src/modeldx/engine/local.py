@@ -1,0 +1,90 @@
+"""The local engine: one reduction streamed over a store's item chunks, in process.
+
+A query is written once as a :class:`Reduction` — ``map`` one chunk to a partial
+state, ``combine`` two states, ``finalize`` the last one — so the same code runs
+on the full store or on a weighted subset, in bounded memory (one chunk at a
+time plus the state), and can run on a cluster by mapping chunks in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from modeldx.engine.subset import Subset
+
+
+@dataclass
+class Chunk:
+    """One chunk of a store as a reduction sees it.
+
+    ``rows`` are store positions; ``items`` the matching rows of the items table;
+    ``arrays`` the decoded float32 blocks asked for; ``weights`` one per row.
+    """
+
+    index: int
+    rows: np.ndarray
+    items: pd.DataFrame
+    arrays: dict[str, np.ndarray]
+    weights: np.ndarray
+
+
+class Reduction(Protocol):
+    arrays: Sequence[str]
+
+    def map(self, chunk: Chunk) -> Any: ...
+
+    def combine(self, a: Any, b: Any) -> Any: ...
+
+    def finalize(self, state: Any) -> Any: ...
+
+
+def iter_chunks(store, arrays: Sequence[str], subset: Subset | None = None,
+                progress: bool = False) -> Iterator[Chunk]:
+    """Yield each chunk that holds rows of ``subset`` (or every chunk), decoded."""
+    store.require_complete()
+    table = store.items()
+    bounds = store.chunk_bounds()
+    if subset is not None:
+        which = np.searchsorted([b for _, b in bounds], subset.rows, side="right")
+        wanted = np.unique(which)
+    else:
+        wanted = np.arange(len(bounds))
+    for index in tqdm(wanted, desc="query", unit="chunk", disable=not progress):
+        start, stop = bounds[index]
+        if subset is None:
+            rows = np.arange(start, stop)
+            weights = np.ones(rows.size)
+            local = slice(None)
+        else:
+            lo, hi = np.searchsorted(subset.rows, [start, stop])
+            rows = subset.rows[lo:hi]
+            weights = subset.weights[lo:hi]
+            local = rows - start
+        blocks = {name: store.read(name, start, stop)[local] for name in arrays}
+        yield Chunk(int(index), rows, table.iloc[rows], blocks, weights)
+
+
+class LocalEngine:
+    """Runs a reduction chunk by chunk in this process."""
+
+    name = "local"
+
+    def run(self, store, reduction: Reduction, subset: Subset | None = None, *,
+            progress: bool = False) -> Any:
+        state = None
+        for chunk in iter_chunks(store, reduction.arrays, subset, progress=progress):
+            part = reduction.map(chunk)
+            state = part if state is None else reduction.combine(state, part)
+        return reduction.finalize(state)
+
+
+def run_reduction(store, reduction: Reduction, subset: Subset | None = None, *,
+                  engine: LocalEngine | None = None, progress: bool = False) -> Any:
+    """Run ``reduction`` over ``store`` with ``engine`` (the local engine by default)."""
+    return (engine or LocalEngine()).run(store, reduction, subset, progress=progress)

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from modeldx.errors import CheckpointError, InvalidParameterError
+from modeldx.fingerprint import model_fingerprint
+from modeldx.zoo import evaluate_accuracy, load_checkpoint, train
+
+
+def test_lenet5_reaches_the_accuracy_goal_on_mnist(mnist_model, mnist_test):
+    """The default recipe: at least 98.5% MNIST test accuracy."""
+    assert mnist_model.test_accuracy >= 0.985
+    assert evaluate_accuracy(mnist_model.model, mnist_test) == pytest.approx(mnist_model.test_accuracy)
+
+
+def test_checkpoint_round_trip_keeps_weights_and_metadata(mnist_model):
+    model, meta = load_checkpoint(mnist_model.checkpoint)
+    assert meta["arch"] == "lenet5" and meta["dataset"] == "mnist" and meta["seed"] == 0
+    assert meta["test_accuracy"] == mnist_model.test_accuracy
+    assert meta["fingerprint"] == model_fingerprint(model) == model_fingerprint(mnist_model.model)
+    assert not model.training
+
+
+def test_corrupt_or_missing_checkpoint(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"arch": "resnet999", "state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no known architecture"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_bad_training_parameters(digits):
+    with pytest.raises(InvalidParameterError, match="'arch' parameter of train"):
+        train("vgg", digits, digits)
+    with pytest.raises(InvalidParameterError, match="'epochs'.*Got 0"):
+        train("lenet5", digits, digits, epochs=0)
