@@ -16,13 +16,15 @@ from modeldx.errors import ModeldxError
 app = typer.Typer(help="Diagnose deep-learning models: capture activations into a store, query them.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    # KeyError quotes its message; show it as the sentence it is
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    err.print(f"[bold red]error:[/] {text}", highlight=False)
     raise typer.Exit(code=2)
 
 

@@ -29,7 +29,8 @@ def test_raw_and_gzipped_files_read_the_same(tmp_path):
 
 def test_truncated_file_is_an_error_naming_the_sizes(tmp_path):
     src = MNIST_DIR / "mnist" / "t10k-labels-idx1-ubyte.gz"
-    data = gzip.open(src).read()
+    with gzip.open(src) as fh:
+        data = fh.read()
     bad = tmp_path / "short-idx1-ubyte"
     bad.write_bytes(data[:-10])
     with pytest.raises(IDXFormatError, match="truncated or corrupt"):

@@ -44,7 +44,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         with opener(path, "rb") as fh:
             raw = fh.read()
     except (OSError, EOFError) as exc:
-        raise IDXFormatError(f"{path} could not be read as {'gzip' if gzipped else 'raw'} IDX: {exc}") from exc
+        kind = "gzip" if gzipped else "raw"
+        raise IDXFormatError(f"{path} could not be read as {kind} IDX: {exc}") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise IDXFormatError(f"{path} does not start with an IDX magic number (got {raw[:4]!r})")
     dtype = _IDX_DTYPES[raw[2]]

@@ -43,9 +43,13 @@ def activation_aggregates(store, *, layer: str, quantiles=(0.25, 0.5, 0.75), bin
     """Mean, variance and quantiles of each neuron of ``layer`` for the items of each true class.
 
     Means and variances are exact (weighted by the subset's inclusion weights).
-    Quantiles stream in bounded memory through a ``bins``-bin histogram per
-    (class, neuron) over the neuron's range, so each is within one bin width of
-    the exact quantile; the ``quantile_error`` column gives that bound.
+    Quantiles follow the inverted-CDF definition (the smallest value whose
+    weighted CDF reaches q; NumPy's ``method="inverted_cdf"``), which is the one
+    that carries over to weighted samples. They stream in bounded memory through
+    a ``bins``-bin histogram per (class, neuron) over the neuron's range, so each
+    is within one bin width of the exact quantile; the ``quantile_error`` column
+    gives that bound. Values equal to the minimum (a ReLU's zeros) are counted
+    apart, so a quantile that falls on them is exact.
 
     Returns
     -------

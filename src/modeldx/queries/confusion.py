@@ -49,7 +49,7 @@ def misclassified(store, *, limit: int | None = None, label: int | None = None, 
     Returns
     -------
     DataFrame
-        ``item_id, split, label, pred, confidence, loss`` (and ``weight`` on a subset).
+        ``item_id, split, label, pred, confidence, loss, weight`` (weight 1 on the full store).
 
     Examples
     --------
@@ -63,8 +63,7 @@ def misclassified(store, *, limit: int | None = None, label: int | None = None, 
     if label is not None:
         wrong &= table["label"].to_numpy() == label
     frame = table.loc[wrong, ["item_id", "split", "label", "pred", "confidence", "loss"]].copy()
-    if subset is not None:
-        frame["weight"] = w[wrong]
+    frame["weight"] = w[wrong]
     frame = frame.sort_values(["confidence", "item_id"], ascending=[False, True], kind="stable")
     if limit is not None:
         frame = frame.head(limit)

@@ -1,0 +1,74 @@
+import json
+import shutil
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from modeldx.cli import app
+from modeldx.demo import run_demo
+from tests.conftest import MNIST_DIR
+
+runner = CliRunner()
+
+
+def test_info_and_queries_list(digits_store):
+    result = runner.invoke(app, ["info", str(digits_store.path)])
+    assert result.exit_code == 0, result.output
+    assert "complete" in result.output and "act2" in result.output
+    result = runner.invoke(app, ["info", str(digits_store.path), "--json"])
+    assert json.loads(result.output)["items"] == 1797
+    result = runner.invoke(app, ["queries"])
+    assert "top-k-neurons" in result.output and "linear-cka" in result.output
+
+
+def test_query_writes_csv_and_json(digits_store, tmp_path):
+    out = tmp_path / "top.csv"
+    result = runner.invoke(app, ["query", "top-k-neurons", str(digits_store.path), "-p", "k=3",
+                                 "-p", 'layers=["act2"]', "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert set(frame.layer) == {"act2"} and frame["rank"].max() == 3
+    out = tmp_path / "nn.json"
+    result = runner.invoke(app, ["query", "nearest-neighbors", str(digits_store.path), "-p", "layer=act2",
+                                 "-p", "item_id=7", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["query"] == "nearest-neighbors" and len(data["answer"]) == 10
+
+
+def test_query_errors_are_one_clear_line(digits_store):
+    result = runner.invoke(app, ["query", "top-k-neuron", str(digits_store.path)])
+    assert result.exit_code == 2 and "Did you mean 'top-k-neurons'" in result.output
+    result = runner.invoke(app, ["query", "top-k-neurons", str(digits_store.path), "-p", "kk=3"])
+    assert result.exit_code == 2 and "no parameter 'kk'" in result.output
+    result = runner.invoke(app, ["query", "top-k-neurons", str(digits_store.path), "-p", "k=0"])
+    assert result.exit_code == 2 and "Got 0" in result.output
+    result = runner.invoke(app, ["info", "/nonexistent/store"])
+    assert result.exit_code == 2 and "no store at" in result.output
+
+
+def test_capture_command(mnist_model, tmp_path):
+    store = tmp_path / "cli-store"
+    result = runner.invoke(app, ["capture", str(mnist_model.checkpoint), str(store), "--splits", "test",
+                                 "--layers", "act3,act4", "--encoding", "uint8", "--quiet",
+                                 "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["info", str(store), "--json"])
+    info = json.loads(result.output)
+    assert info["items"] == 10000 and info["encoding"] == "uint8"
+    assert [layer["name"] for layer in info["layers"]] == ["act3", "act4"]
+
+
+def test_demo_reuses_a_checkpoint_and_writes_the_headline_answer(mnist_model, tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    shutil.copy(mnist_model.checkpoint, out / "lenet5-mnist.pt")
+    summary = run_demo(out, data_root=str(MNIST_DIR), progress=False)
+    assert summary["groups"] == 100 and summary["test_accuracy"] >= 0.985
+    frame = pd.read_csv(summary["csv"])
+    # 20 groups per layer; min(10, neurons) rows each: act1 has 6 channels, the others >= 10
+    assert len(frame) == 20 * (6 + 10 + 10 + 10 + 10)
+    assert set(frame.layer) == {"act1", "act2", "act3", "act4", "fc3"}
+    # the second run reuses model and store
+    again = run_demo(out, data_root=str(MNIST_DIR), progress=False)
+    assert again["test_accuracy"] == summary["test_accuracy"]
