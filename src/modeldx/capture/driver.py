@@ -38,7 +38,7 @@ _LIMITS = {
     "grad_reduction": OneOf(*REDUCTIONS),
     "encoding": OneOf(*ENCODINGS),
     "batch_size": Interval(int, 1, None),
-    "chunk_items": Interval(int, 1, None),
+    "chunk_items": [Interval(int, 1, None), OneOf("auto")],
     "gradients": bool,
     "overwrite": bool,
     "progress": bool,
@@ -207,6 +207,12 @@ class _Capture:
                 )
         return {"num_classes": probs.shape[1], "latent_dim": rec.latent.shape[1]}
 
+    def _chunk_items(self, columns: int) -> int:
+        if self.chunk_items != "auto":
+            return self.chunk_items
+        fit = (16 << 20) // (4 * max(columns, 1))
+        return int(min(10_000, max(self.batch_size, fit // self.batch_size * self.batch_size)))
+
     def _manifest(self, rec: _Recorder, probe: dict) -> tuple[Manifest, dict[str, int]]:
         specs = []
         for name in self.names:
@@ -217,6 +223,8 @@ class _Capture:
                                    neurons=neuron_count(raw, red), reduction=red,
                                    module_type=type(self.modules[name]).__name__))
         ids_hash = hashlib.blake2b(self.item_ids.tobytes(), digest_size=16).hexdigest()
+        columns = sum(s.neurons for s in specs) * (2 if self.gradients else 1)
+        self.chunk_items = self._chunk_items(columns + probe["latent_dim"] + probe["num_classes"])
         m = Manifest(
             n_items=int(self.item_ids.size), chunk_items=self.chunk_items, encoding=self.encoding,
             layers=specs, latent_layer=self.latent_name, latent_dim=int(probe["latent_dim"]),
@@ -314,7 +322,7 @@ def capture(
     items=None,
     encoding: str = "float16",
     batch_size: int = 500,
-    chunk_items: int = 5000,
+    chunk_items: int | str = "auto",
     device: str | torch.device = "auto",
     overwrite: bool = False,
     progress: bool = True,
@@ -348,7 +356,9 @@ def capture(
         ``"float16"``, ``"float32"`` or ``"uint8"`` (per-neuron, per-chunk affine).
     batch_size, chunk_items
         Items per forward pass, and items per stored chunk (the unit of crash
-        safety and of query memory).
+        safety and of query memory). ``"auto"`` sizes chunks to about 16 MB of
+        float32 across all stored arrays, at most 10,000 items: zarr's cost per
+        write call makes small chunks slow, and a query holds one chunk in memory.
     device
         ``"auto"`` uses CUDA when available. The model is moved back afterwards.
 

@@ -9,6 +9,7 @@ time plus the state), and can run on a cluster by mapping chunks in parallel.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,30 +45,49 @@ class Reduction(Protocol):
     def finalize(self, state: Any) -> Any: ...
 
 
+def _load(store, table, bounds, index: int, arrays: Sequence[str], subset: Subset | None) -> Chunk:
+    start, stop = bounds[index]
+    if subset is None:
+        rows = np.arange(start, stop)
+        weights = np.ones(rows.size)
+        local = slice(None)
+        items = table.iloc[start:stop]  # a slice: no copy of the table's columns
+    else:
+        lo, hi = np.searchsorted(subset.rows, [start, stop])
+        rows = subset.rows[lo:hi]
+        weights = subset.weights[lo:hi]
+        local = rows - start
+        items = table.iloc[rows]
+    blocks = {name: store.read(name, start, stop)[local] for name in arrays}
+    return Chunk(int(index), rows, items, blocks, weights)
+
+
 def iter_chunks(store, arrays: Sequence[str], subset: Subset | None = None,
                 progress: bool = False) -> Iterator[Chunk]:
-    """Yield each chunk that holds rows of ``subset`` (or every chunk), decoded."""
+    """Yield each chunk that holds rows of ``subset`` (or every chunk), decoded.
+
+    The next chunk is read and decoded on a background thread while the caller
+    works on the current one, so at most two chunks are in memory.
+    """
     store.require_complete()
     table = store.items()
     bounds = store.chunk_bounds()
     if subset is not None:
         which = np.searchsorted([b for _, b in bounds], subset.rows, side="right")
-        wanted = np.unique(which)
+        wanted = [int(i) for i in np.unique(which)]
     else:
-        wanted = np.arange(len(bounds))
-    for index in tqdm(wanted, desc="query", unit="chunk", disable=not progress):
-        start, stop = bounds[index]
-        if subset is None:
-            rows = np.arange(start, stop)
-            weights = np.ones(rows.size)
-            local = slice(None)
-        else:
-            lo, hi = np.searchsorted(subset.rows, [start, stop])
-            rows = subset.rows[lo:hi]
-            weights = subset.weights[lo:hi]
-            local = rows - start
-        blocks = {name: store.read(name, start, stop)[local] for name in arrays}
-        yield Chunk(int(index), rows, table.iloc[rows], blocks, weights)
+        wanted = list(range(len(bounds)))
+    if not wanted:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            tqdm(total=len(wanted), desc="query", unit="chunk", disable=not progress) as bar:
+        ahead = pool.submit(_load, store, table, bounds, wanted[0], arrays, subset)
+        for nxt in [*wanted[1:], None]:
+            chunk = ahead.result()
+            if nxt is not None:
+                ahead = pool.submit(_load, store, table, bounds, nxt, arrays, subset)
+            yield chunk
+            bar.update()
 
 
 class LocalEngine:

@@ -22,28 +22,34 @@ class _GroupState:
 
 
 class GroupNeuronStats:
-    """Per (true class, correct) group and neuron: the max and the weighted sum of activations."""
+    """Per (true class, correct) group and neuron: the max, or the weighted sum, of activations."""
 
-    def __init__(self, layers: list[str], num_classes: int) -> None:
+    def __init__(self, layers: list[str], num_classes: int, by: str = "max") -> None:
         self.layers = layers
         self.groups = 2 * num_classes
+        self.by = by
         self.arrays = [f"acts/{layer}" for layer in layers]
 
     def map(self, chunk: Chunk) -> _GroupState:
         codes = chunk.items["label"].to_numpy() * 2 + chunk.items["correct"].to_numpy().astype(int)
-        present = np.unique(codes)
         count = np.bincount(codes, minlength=self.groups)
         weight = np.bincount(codes, weights=chunk.weights, minlength=self.groups)
-        onehot = np.zeros((self.groups, codes.size))
-        onehot[codes, np.arange(codes.size)] = chunk.weights
+        # rows sorted by group once, then one reduceat per layer instead of a mask per group
+        order = np.argsort(codes, kind="stable")
+        present = np.flatnonzero(count)
+        starts = np.concatenate([[0], np.cumsum(count)[:-1]])[present]
         maxima, sums = {}, {}
         for layer, name in zip(self.layers, self.arrays, strict=True):
             block = chunk.arrays[name]
-            mx = np.full((self.groups, block.shape[1]), -np.inf, dtype=np.float32)
-            for g in present:
-                mx[g] = block[codes == g].max(axis=0)
-            maxima[layer] = mx
-            sums[layer] = onehot @ block.astype(np.float64)
+            if self.by == "max":
+                mx = np.full((self.groups, block.shape[1]), -np.inf, dtype=np.float32)
+                if present.size:
+                    mx[present] = np.maximum.reduceat(block[order], starts, axis=0)
+                maxima[layer] = mx
+            else:
+                onehot = np.zeros((self.groups, codes.size))
+                onehot[codes, np.arange(codes.size)] = chunk.weights
+                sums[layer] = onehot @ block.astype(np.float64)
         return _GroupState(maxima, sums, weight, count)
 
     def combine(self, a: _GroupState, b: _GroupState) -> _GroupState:
@@ -95,7 +101,7 @@ def top_k_neurons(store, *, k: int = 10, layers=None, by: str = "max", items=Non
     names = resolve_layers(store, layers)
     subset = subset_for(store, items, weights)
     num_classes = store.manifest.num_classes
-    state = run_reduction(store, GroupNeuronStats(names, num_classes), subset, engine=engine,
+    state = run_reduction(store, GroupNeuronStats(names, num_classes, by), subset, engine=engine,
                           progress=progress)
     rows = []
     for layer in names:

@@ -30,6 +30,12 @@ def storage_dtype(encoding: str) -> str:
     return {"float16": "float16", "float32": "float32", "uint8": "uint8"}[encoding]
 
 
+def latent_encoding(encoding: str) -> str:
+    """The latent is float16 unless the store is float32: samplers need its distances, which
+    float16 keeps to ~1e-3 relative error, while 8-bit codes would distort them."""
+    return "float32" if encoding == "float32" else "float16"
+
+
 def encode(block: np.ndarray, encoding: str) -> Encoded:
     """Encode a float32 block of shape (items, neurons).
 
