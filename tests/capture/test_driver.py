@@ -92,7 +92,9 @@ def test_subset_of_items(tmp_path, tiny_model, digits, digits_store):
 def test_latent_pass_stores_no_layers(tmp_path, tiny_model, digits, digits_store):
     st = latent_pass(tiny_model, digits, tmp_path / "lat", progress=False)
     assert st.layers == [] and st.manifest.latent_dim == 16
-    np.testing.assert_allclose(st.read("latent"), digits_store.read("latent"), rtol=1e-5, atol=1e-6)
+    # the latent is float16 unless the store is float32
+    np.testing.assert_allclose(st.read("latent"), digits_store.read("latent"), rtol=1e-3, atol=1e-3)
+    assert st._array("latent").dtype == np.float16
     assert sorted(p.name for p in (tmp_path / "lat" / "arrays.zarr").iterdir()) == [
         "latent", "probs", "zarr.json"]
 
