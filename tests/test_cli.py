@@ -72,3 +72,15 @@ def test_demo_reuses_a_checkpoint_and_writes_the_headline_answer(mnist_model, tm
     # the second run reuses model and store
     again = run_demo(out, data_root=str(MNIST_DIR), progress=False)
     assert again["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_train_command_writes_a_checkpoint(tmp_path):
+    from modeldx.zoo import load_checkpoint
+
+    out = tmp_path / "m.pt"
+    result = runner.invoke(app, ["train", "--epochs", "1", "--out", str(out), "--quiet",
+                                 "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 0, result.output
+    _, meta = load_checkpoint(out)
+    assert meta["epochs"] == 1 and meta["test_accuracy"] > 0.95
+    assert f"{meta['test_accuracy']:.2%}" in result.output

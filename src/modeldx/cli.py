@@ -109,6 +109,8 @@ def info(
         console.print_json(json.dumps(summary))
         return
     for key, value in summary.items():
+        if key == "bytes":
+            value = f"{value / 1e6:.1f} MB on disk"
         if key != "layers":
             console.print(f"[bold]{key:>10}[/] {value}")
     table = Table("layer", "kind", "raw shape", "neurons", "reduction")

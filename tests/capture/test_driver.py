@@ -207,3 +207,13 @@ def test_resuming_with_other_settings_is_refused(tmp_path, tiny_model, digits, m
 def test_bad_settings(tmp_path, tiny_model, digits, kwargs, match):
     with pytest.raises(InvalidParameterError, match=match):
         capture(tiny_model, digits, tmp_path / "s", progress=False, **kwargs)
+
+
+def test_any_torch_dataset_works(tmp_path, tiny_model, digits, digits_store):
+    from torch.utils.data import TensorDataset
+
+    x, y = digits.get_batch(np.arange(len(digits)))
+    st = capture(tiny_model, TensorDataset(x, y), tmp_path / "td", encoding="float32", chunk_items=256,
+                 batch_size=100, progress=False)
+    np.testing.assert_array_equal(st.read("acts/act2"), digits_store.read("acts/act2"))
+    assert st.items().label.tolist() == y.tolist()
