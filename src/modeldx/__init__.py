@@ -5,13 +5,16 @@ __version__ = "0.1.0"
 from modeldx.api import capture, latent_pass, open_store  # noqa: E402
 from modeldx.errors import ModeldxError  # noqa: E402
 
-__all__ = ["__version__", "capture", "latent_pass", "open_store", "ModeldxError", "queries"]
+__all__ = ["__version__", "capture", "latent_pass", "open_store", "sample", "ModeldxError", "queries",
+           "sampling"]
 
 
 def __getattr__(name: str):
-    # `modeldx.queries` without importing pandas-heavy modules at `import modeldx` time
-    if name == "queries":
-        import importlib
+    # subpackages that import scikit-learn load on first use, not at `import modeldx`
+    import importlib
 
-        return importlib.import_module("modeldx.queries")
+    if name in ("queries", "sampling"):
+        return importlib.import_module(f"modeldx.{name}")
+    if name == "sample":
+        return importlib.import_module("modeldx.sampling").sample
     raise AttributeError(f"module 'modeldx' has no attribute {name!r}")

@@ -1,0 +1,20 @@
+"""Samplers that choose items from the latent space, and their registry.
+
+Importing this package registers every built-in sampler; a third-party sampler
+is one class decorated with :func:`register`.
+"""
+
+from modeldx.sampling import (  # noqa: F401  (imported to register the samplers)
+    eb_tree,
+    latent_gmm,
+    latent_grid,
+    latent_svm,
+    stratified,
+    uniform,
+    vas,
+)
+from modeldx.sampling.base import SAMPLERS, Sampler, Selection, available, get, register
+from modeldx.sampling.sample import Sample, load_sample, sample
+
+__all__ = ["SAMPLERS", "Sampler", "Selection", "available", "get", "register", "Sample", "sample",
+           "load_sample"]

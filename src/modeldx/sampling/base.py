@@ -1,0 +1,206 @@
+"""The Sampler contract, its registry, and helpers every sampler shares.
+
+A sampler is fitted on what the latent pass produced — latent vectors,
+predictions and, for supervised samplers, true labels — and never on other
+activations. ``select`` then returns an exact budget of distinct item rows, an
+inclusion weight per row (how many items of the full data it stands for, so that
+weighted sums estimate full-data sums) and a record of how the sample was made.
+
+    UniformSampler(seed=0).fit(latent, pred).select(0.01)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from modeldx._params import Interval, check_params
+from modeldx.errors import InvalidParameterError
+
+SAMPLERS: dict[str, type[Sampler]] = {}
+
+
+def register(cls: type[Sampler]) -> type[Sampler]:
+    """Class decorator: adds ``cls`` to the registry under ``cls.name``."""
+    if cls.name in SAMPLERS:
+        raise ValueError(f"a sampler named {cls.name!r} is already registered")
+    SAMPLERS[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    """Names of the registered samplers."""
+    return sorted(SAMPLERS)
+
+
+def get(name: str) -> type[Sampler]:
+    if name not in SAMPLERS:
+        raise InvalidParameterError(
+            f"The 'method' parameter must be one of {available()}. Got {name!r} instead.")
+    return SAMPLERS[name]
+
+
+@dataclass
+class Selection:
+    """Rows chosen from the fitted data, their inclusion weights, and how they were chosen."""
+
+    rows: np.ndarray
+    weights: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Sampler(ABC):
+    """Base class: settings in the constructor, ``fit`` on latent data, ``select`` a budget.
+
+    Subclasses set ``name`` and ``supervised`` and implement ``_fit`` and ``_select``.
+    """
+
+    name: ClassVar[str] = ""
+    supervised: ClassVar[bool] = False
+    min_items: ClassVar[int] = 2
+    _limits: ClassVar[dict] = {}
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    # --- the contract --------------------------------------------------------------
+    def fit(self, latent: np.ndarray, pred: np.ndarray, labels: np.ndarray | None = None) -> Sampler:
+        """Learn what the sampler needs from the latent vectors, predictions and labels."""
+        check_params(type(self).__name__, self.get_params(), {"seed": Interval(int, 0, None),
+                                                              **self._limits})
+        latent = np.asarray(latent)
+        pred = np.asarray(pred)
+        if latent.ndim != 2 or latent.shape[0] == 0:
+            raise InvalidParameterError(
+                f"latent must have shape (n_items, dim) with at least one item. Got {latent.shape}.")
+        if latent.shape[0] < self.min_items:
+            raise InvalidParameterError(
+                f"{type(self).__name__} needs at least {self.min_items} items to sample from. "
+                f"Got {latent.shape[0]}.")
+        if not np.isfinite(latent).all():
+            bad = np.flatnonzero(~np.isfinite(latent).all(axis=1))
+            raise InvalidParameterError(
+                f"latent holds NaN or infinite values for {bad.size} items (first rows: "
+                f"{bad[:5].tolist()}); a sampler needs finite latent vectors")
+        if pred.shape != (latent.shape[0],):
+            raise InvalidParameterError(
+                f"pred must have shape ({latent.shape[0]},) to match latent. Got {pred.shape}.")
+        if self.supervised:
+            if labels is None:
+                raise InvalidParameterError(f"{type(self).__name__} is supervised: pass labels.")
+            labels = np.asarray(labels)
+            if labels.shape != pred.shape:
+                raise InvalidParameterError(
+                    f"labels must have shape {pred.shape} to match pred. Got {labels.shape}.")
+        self.n_items_ = latent.shape[0]
+        self._fit(latent.astype(np.float64, copy=False), pred.astype(np.int64),
+                  None if labels is None else np.asarray(labels).astype(np.int64))
+        return self
+
+    def select(self, fraction: float) -> Selection:
+        """An exact budget of ``round(fraction * n_items)`` distinct rows (at least 1)."""
+        if not hasattr(self, "n_items_"):
+            raise InvalidParameterError(f"{type(self).__name__} is not fitted; call fit() first.")
+        check_params(f"{type(self).__name__}.select", {"fraction": fraction},
+                     {"fraction": Interval(float, 0, 1, "right")})
+        budget = budget_for(fraction, self.n_items_)
+        rng = np.random.default_rng(self.seed)
+        sel = self._select(budget, rng)
+        rows = np.asarray(sel.rows, dtype=np.int64)
+        if rows.size != budget or np.unique(rows).size != budget:
+            raise RuntimeError(f"bug: sampler {self.name} returned {rows.size} rows ({np.unique(rows).size} "
+                                 f"distinct) for a budget of {budget}")  # a bug, not user input
+        order = np.argsort(rows)
+        sel.rows, sel.weights = rows[order], np.asarray(sel.weights, dtype=np.float64)[order]
+        sel.info = {"method": self.name, "fraction": float(fraction), "budget": budget,
+                    "n_items": self.n_items_, "seed": self.seed,
+                    "params": {k: v for k, v in self.get_params().items() if k != "seed"},
+                    **sel.info}
+        return sel
+
+    @abstractmethod
+    def _fit(self, latent: np.ndarray, pred: np.ndarray, labels: np.ndarray | None) -> None:
+        """Learn from validated inputs (float64 latent, int64 predictions and labels)."""
+
+    @abstractmethod
+    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+        """Exactly ``budget`` distinct rows with their inclusion weights."""
+
+
+def budget_for(fraction: float, n_items: int) -> int:
+    return int(min(n_items, max(1, round(fraction * n_items))))
+
+
+def allocate(sizes: np.ndarray, budget: int, how: str = "proportional") -> np.ndarray:
+    """Split ``budget`` draws across groups of ``sizes`` without exceeding any group.
+
+    ``"proportional"``: by size, largest remainders first. ``"equal"``: the same
+    number per group, a group too small to take its share giving the rest to the
+    others (water-filling). Either way the counts sum to ``budget``.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    budget = int(min(budget, sizes.sum()))
+    out = np.zeros(sizes.size, dtype=np.int64)
+    if how == "proportional":
+        exact = sizes / sizes.sum() * budget
+        out = np.minimum(np.floor(exact).astype(np.int64), sizes)
+        rest = budget - out.sum()
+        order = np.lexsort((np.arange(sizes.size), -(exact - out)))
+        for g in order:
+            if rest == 0:
+                break
+            if out[g] < sizes[g]:
+                out[g] += 1
+                rest -= 1
+    elif how == "equal":
+        open_ = sizes > 0
+        rest = budget
+        while rest > 0 and open_.any():
+            share = max(1, rest // int(open_.sum()))
+            for g in np.flatnonzero(open_):
+                take = min(share, sizes[g] - out[g], rest)
+                out[g] += take
+                rest -= take
+                if out[g] == sizes[g]:
+                    open_[g] = False
+                if rest == 0:
+                    break
+    else:
+        raise InvalidParameterError(f"allocation must be 'proportional' or 'equal'. Got {how!r}.")
+    # leftovers from caps (proportional) go to groups with room, largest first
+    rest = budget - out.sum()
+    for g in np.argsort(-(sizes - out), kind="stable"):
+        if rest <= 0:
+            break
+        take = min(rest, sizes[g] - out[g])
+        out[g] += take
+        rest -= take
+    return out
+
+
+def draw_within(groups: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Uniform draws without replacement of ``counts[g]`` rows from each group code ``g``."""
+    rows = []
+    for g in np.flatnonzero(counts):
+        members = np.flatnonzero(groups == g)
+        rows.append(rng.choice(members, size=int(counts[g]), replace=False))
+    return np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+
+
+def post_stratified_weights(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Weight of a row = items of its group / sampled rows of its group.
+
+    For samplers that are not probability samples (VAS, EB tree, Algorithm 1),
+    this makes weighted counts per group (predicted class, cluster) exact and
+    weighted means a per-group ratio estimate.
+    """
+    n_groups = int(groups.max()) + 1
+    total = np.bincount(groups, minlength=n_groups)
+    taken = np.bincount(groups[rows], minlength=n_groups)
+    return total[groups[rows]] / taken[groups[rows]]

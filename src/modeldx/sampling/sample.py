@@ -1,0 +1,91 @@
+"""``modeldx.sample``: choose a sample from a store's latent pass and save it under a name."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modeldx.sampling.base import get
+from modeldx.store.store import Store, open_store
+
+
+@dataclass
+class Sample:
+    """Item ids chosen from a store, their inclusion weights, and how they were chosen.
+
+    Pass it to any query as ``items=sample`` (the weights come along), or to
+    :func:`modeldx.capture` as ``items=sample.item_ids`` to capture only it.
+    """
+
+    name: str
+    item_ids: np.ndarray
+    weights: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.item_ids.size)
+
+    @property
+    def fraction(self) -> float:
+        return float(self.info.get("fraction", np.nan))
+
+    def __repr__(self) -> str:
+        return (f"Sample({self.name!r}, method={self.info.get('method')!r}, items={self.size}, "
+                f"fraction={self.fraction:g})")
+
+
+def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, name: str | None = None,
+           save: bool = True, overwrite: bool = False, **params) -> Sample:
+    """Choose ``fraction`` of a store's items with sampler ``method`` and save it in the store.
+
+    The sampler sees only the store's latent vectors, predictions and (for
+    supervised samplers) true labels.
+
+    Parameters
+    ----------
+    store
+        A store (or its path) holding at least a latent pass.
+    method
+        A name from :func:`modeldx.sampling.available`.
+    fraction
+        Share of the items to sample, in (0, 1].
+    seed
+        Makes the sample reproducible.
+    name
+        Saved as ``samples/<name>.parquet``; default ``"<method>-<fraction>-s<seed>"``.
+    params
+        Settings of the sampler (e.g. ``j=0.3`` for the latent samplers).
+
+    Examples
+    --------
+    >>> s = modeldx.sample("runs/mnist-latent", "latent-svm", 0.01, j=0.3)  # doctest: +SKIP
+    >>> top_k_neurons(full_store, items=s)  # doctest: +SKIP
+    """
+    cls = get(method)
+    sampler = cls(seed=seed, **params)
+    st = open_store(store.path if isinstance(store, Store) else store, mode="r+" if save else "r")
+    st.require_complete()
+    items = st.items()
+    start = time.perf_counter()
+    sampler.fit(st.read("latent"), items["pred"].to_numpy(),
+                items["label"].to_numpy() if cls.supervised else None)
+    sel = sampler.select(fraction)
+    info = {**sel.info, "seconds": round(time.perf_counter() - start, 3), "store": str(st.path)}
+    name = name or f"{method}-{fraction:g}-s{seed}"
+    info["sample"] = name
+    ids = items["item_id"].to_numpy()[sel.rows]
+    result = Sample(name, ids, sel.weights, info)
+    if save:
+        st.save_sample(name, ids, sel.weights, info, overwrite=overwrite)
+    return result
+
+
+def load_sample(store: Store | str, name: str) -> Sample:
+    """A sample saved in a store by :func:`sample`."""
+    st = store if isinstance(store, Store) else open_store(store)
+    ids, weights, info = st.load_sample(name)
+    return Sample(name, ids, weights, info)

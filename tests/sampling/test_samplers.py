@@ -1,0 +1,95 @@
+"""What each sampler promises beyond the shared contract."""
+
+import numpy as np
+import pytest
+
+from modeldx.sampling import get
+from modeldx.sampling.base import allocate
+from modeldx.sampling.eb_tree import BoundaryTree
+from modeldx.sampling.vas import _interchange
+
+
+def test_allocate_equal_and_proportional_respect_sizes_and_budget():
+    sizes = np.array([100, 3, 0, 50])
+    eq = allocate(sizes, 30, "equal")
+    assert eq.sum() == 30 and (eq <= sizes).all() and eq[1] == 3 and abs(eq[0] - eq[3]) <= 1
+    pr = allocate(sizes, 30, "proportional")
+    # 30 * [100, 3, 0, 50] / 153 = [19.6, 0.59, 0, 9.8]: floors, then the largest remainders
+    assert pr.tolist() == [20, 0, 0, 10]
+    assert allocate(sizes, 1000, "equal").tolist() == sizes.tolist()
+
+
+def test_uniform_weights_are_n_over_budget(digits_store):
+    lat = digits_store.read("latent")
+    sel = get("uniform")(seed=0).fit(lat, np.zeros(len(lat), int)).select(0.1)
+    assert np.allclose(sel.weights, len(lat) / sel.rows.size)
+
+
+def test_stratified_covers_every_confusion_cell(digits_store):
+    items = digits_store.items()
+    lab, pred = items.label.to_numpy(), items.pred.to_numpy()
+    cells = set(zip(lab, pred, strict=True))
+    sel = get("stratified-cm")(seed=0).fit(digits_store.read("latent"), pred, lab).select(0.2)
+    assert set(zip(lab[sel.rows], pred[sel.rows], strict=True)) == cells
+    # weighted counts per cell are exact
+    for cell in cells:
+        mask = (lab[sel.rows] == cell[0]) & (pred[sel.rows] == cell[1])
+        assert sel.weights[mask].sum() == pytest.approx(((lab == cell[0]) & (pred == cell[1])).sum())
+
+
+def test_latent_grid_draws_equally_from_occupied_cells(digits_store):
+    s = get("latent-grid")(dims=2, bins=3, seed=0).fit(digits_store.read("latent"),
+                                                       np.zeros(1797, int))
+    sel = s.select(0.05)
+    per_cell = np.bincount(s.cells_[sel.rows], minlength=s.sizes_.size)
+    assert per_cell.max() - per_cell[s.sizes_ >= per_cell.max()].min() <= 1
+
+
+@pytest.mark.parametrize("name", ["latent-gmm", "latent-svm"])
+def test_algorithm_1_takes_the_low_end_for_j_1_and_the_high_end_for_j_0(name, digits_store):
+    items = digits_store.items()
+    args = (digits_store.read("latent"), items.pred.to_numpy(), items.label.to_numpy())
+    low = get(name)(j=1.0, seed=0).fit(*args)
+    high = get(name)(j=0.0, seed=0).fit(*args)
+    a, b = low.select(0.1), high.select(0.1)
+    assert np.median(low.ratio_[a.rows]) < np.median(low.ratio_) < np.median(high.ratio_[b.rows])
+    # within each group, every low-end pick has a ratio no higher than every unpicked member
+    for g in np.unique(low.groups_[a.rows]):
+        members = np.flatnonzero(low.groups_ == g)
+        picked = np.intersect1d(members, a.rows)
+        rest = np.setdiff1d(members, picked)
+        if rest.size:
+            assert low.ratio_[picked].max() <= low.ratio_[rest].min()
+
+
+def test_vas_lowers_its_objective_and_spreads_points():
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(0, 0.3, (900, 2)), rng.normal(3, 1.0, (300, 2))])
+    order = rng.permutation(len(z))
+    budget, eps = 60, 0.5
+
+    def loss(rows):
+        d2 = ((z[rows][:, None] - z[rows][None]) ** 2).sum(-1)
+        return np.exp(-d2 / eps**2)[np.triu_indices(len(rows), 1)].sum()
+
+    rows = _interchange(z, order, budget, eps, cutoff=3.0)
+    assert np.unique(rows).size == budget
+    assert loss(rows) < 0.5 * loss(order[:budget])  # far below the random start it began from
+
+
+def test_boundary_tree_keeps_only_points_that_disagree_with_their_nearest_node():
+    x = np.linspace(0, 1, 200)[:, None]
+    labels = (x[:, 0] > 0.5).astype(int)
+    tree = BoundaryTree(x, labels, max_children=5)
+    for row in np.random.default_rng(0).permutation(200):
+        tree.train(int(row))
+    assert set(labels[tree.nodes]) == {0, 1}
+    assert len(tree.nodes) < 20  # a 1-d, two-class problem needs few nodes
+    # every point is classified correctly by its nearest node, as the tree was trained to do
+    assert all(labels[tree.nodes[tree.query(x[i])]] == labels[i] for i in range(200))
+
+
+def test_eb_tree_reports_how_much_came_from_trees(digits_store):
+    items = digits_store.items()
+    sel = get("eb-tree")(seed=0).fit(digits_store.read("latent"), items.pred.to_numpy()).select(0.5)
+    assert 0 < sel.info["tree_nodes"] <= sel.rows.size
