@@ -84,3 +84,24 @@ def test_train_command_writes_a_checkpoint(tmp_path):
     _, meta = load_checkpoint(out)
     assert meta["epochs"] == 1 and meta["test_accuracy"] > 0.95
     assert f"{meta['test_accuracy']:.2%}" in result.output
+
+
+def test_sample_and_evaluate_commands(digits_store, tmp_path):
+    shutil.copytree(digits_store.path, tmp_path / "store")
+    store = str(tmp_path / "store")
+    result = runner.invoke(app, ["sample", store, "latent-gmm", "--fraction", "0.1", "-p", "j=0.3"])
+    assert result.exit_code == 0, result.output
+    assert "latent-gmm-0.1-s0: 180 items" in result.output
+    result = runner.invoke(app, ["query", "top-k-neurons", store, "--sample", "latent-gmm-0.1-s0",
+                                 "--format", "json"])
+    assert json.loads(result.output)["source"]["method"] == "latent-gmm"
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", store, "--methods", "uniform,eb-tree", "--fractions",
+                                 "0.05,0.2", "--seeds", "2", "--out", str(out), "--quiet", "--k", "3"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "results.csv")
+    assert {"method", "fraction", "seed", "query", "layer", "label", "correct", "metric",
+            "value"} <= set(frame.columns)
+    assert (out / "index.html").is_file() and "precision@k" in result.output
+    result = runner.invoke(app, ["sample", store, "kmeans"])
+    assert result.exit_code == 2 and "'method' parameter must be one of" in result.output

@@ -159,16 +159,15 @@ def query(
         st = open_store(store)
         kwargs = {}
         for item in param or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ModeldxError(f"--param expects KEY=VALUE. Got {item!r}.")
+            key, value = _key_value(item)
             if key not in q.parameters():
                 raise ModeldxError(f"query {name!r} has no parameter {key!r}; it takes "
                                    f"{', '.join(q.parameters())}")
-            kwargs[key] = _parse_value(value)
-        if sample:
-            ids, weights, sinfo = st.load_sample(sample)
-            kwargs.update(items=ids, weights=weights)
+            kwargs[key] = value
+        if sample:  # ids, weights and provenance travel together
+            from modeldx.sampling import load_sample
+
+            kwargs["items"] = load_sample(st, sample)
         frame = q.func(st, **kwargs)
     except (ModeldxError, KeyError, TypeError) as exc:
         _fail(exc)
@@ -187,6 +186,94 @@ def query(
         console.print(f"{len(frame)} rows -> {out}")
     else:
         console.print(text, markup=False, highlight=False)
+
+
+@app.command("sample")
+def sample_command(
+    store: Annotated[Path, typer.Argument(help="A store with at least a latent pass.")],
+    method: Annotated[str, typer.Argument(help="A sampler (see `modeldx samplers`).")],
+    fraction: Annotated[float, typer.Option(help="Share of the items, in (0, 1].")] = 0.01,
+    seed: int = 0,
+    name: Annotated[str | None, typer.Option(help="Saved as samples/NAME.parquet.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p",
+                                                    help="Sampler setting KEY=VALUE.")] = None,
+    overwrite: bool = False,
+) -> None:
+    """Choose a sample from a store's latent space and save it in the store."""
+    from modeldx.sampling import sample
+
+    try:
+        params = dict(_key_value(item) for item in param or [])
+        s = sample(store, method, fraction, seed=seed, name=name, overwrite=overwrite, **params)
+    except (ModeldxError, TypeError) as exc:
+        _fail(exc)
+    console.print(f"{s.name}: {s.size:,} items ({fraction:.2%}) by {method} in "
+                  f"{s.info['seconds']:.2f} s -> {store}/samples/{s.name}.parquet")
+
+
+@app.command("samplers")
+def list_samplers() -> None:
+    """List the samplers and their settings."""
+    import inspect
+
+    from modeldx.sampling import SAMPLERS
+
+    table = Table("sampler", "supervised", "settings", "what it does")
+    for name, cls in sorted(SAMPLERS.items()):
+        params = ", ".join(f"{p.name}={p.default!r}" for p in inspect.signature(cls).parameters.values())
+        table.add_row(name, "yes" if cls.supervised else "no", params,
+                      (cls.__doc__ or "").strip().splitlines()[0])
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    store: Annotated[Path, typer.Argument(help="A store captured over every item (the exact answers).")],
+    methods: Annotated[str | None, typer.Option(help="Comma-separated samplers (default: all).")] = None,
+    fractions: Annotated[str, typer.Option(help="Comma-separated sample fractions.")] = (
+        "0.005,0.01,0.02,0.05,0.1,0.2"),
+    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 per (sampler, fraction).")] = 5,
+    queries: Annotated[str, typer.Option(help="Comma-separated evaluated queries.")] = (
+        "top-k-neurons,top-k-neurons-mean,confusion-matrix,dead-neurons"),
+    k: int = 10,
+    out: Annotated[Path, typer.Option(help="Folder for results.csv, summary.csv, figures, index.html.")] = (
+        Path("modeldx-eval")),
+    quiet: Quiet = False,
+) -> None:
+    """Score samplers against exact answers: results.csv, summary, figures and an HTML report."""
+    from modeldx.evaluate import summarize, sweep, write_report
+    from modeldx.store import open_store
+
+    try:
+        st = open_store(store)
+        results = sweep(st, methods.split(",") if methods else None,
+                        [float(f) for f in fractions.split(",")], list(range(seeds)),
+                        queries=queries.split(","), k=k, progress=not quiet)
+        paths = write_report(results, out, context={"store": store, "items": st.n_items,
+                                                    "model": st.manifest.model_name, "k": k})
+    except (ModeldxError, ValueError) as exc:
+        _fail(exc)
+    _print_summary(summarize(results), "top-k-neurons", "precision@k")
+    console.print(f"results -> {paths['results']}; report -> {paths['report']}")
+
+
+def _print_summary(summary, query: str, metric: str) -> None:
+    d = summary[(summary["query"] == query) & (summary["metric"] == metric)]
+    if d.empty:
+        return
+    wide = d.pivot(index="method", columns="fraction", values="mean")
+    wide = wide.loc[wide.mean(axis=1).sort_values(ascending=False).index]
+    table = Table("sampler", *[f"{f * 100:g}%" for f in wide.columns], title=f"{query}: {metric}")
+    for method, row in wide.iterrows():
+        table.add_row(method, *[f"{v:.3f}" for v in row])
+    console.print(table)
+
+
+def _key_value(item: str):
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise ModeldxError(f"--param expects KEY=VALUE. Got {item!r}.")
+    return key, _parse_value(value)
 
 
 @app.command()

@@ -1,0 +1,62 @@
+"""Write an evaluation to a folder: results.csv, summary.csv, figures and index.html."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modeldx.evaluate.figures import LABELS, plot_metric
+from modeldx.evaluate.sweep import summarize
+
+
+def _table(summary: pd.DataFrame, query: str, metric: str) -> str:
+    d = summary[(summary["query"] == query) & (summary["metric"] == metric)]
+    wide = d.pivot(index="method", columns="fraction", values="mean")
+    wide = wide.loc[wide.mean(axis=1).sort_values(ascending=metric.startswith(("js",))).index]
+    best = wide.max() if not metric.startswith("js") else wide.min()
+    head = "".join(f"<th>{f * 100:g}%</th>" for f in wide.columns)
+    body = []
+    for method, row in wide.iterrows():
+        cells = "".join(
+            f"<td class='{'best' if v == best[f] else ''}'>{v:.3f}</td>" for f, v in row.items())
+        body.append(f"<tr><th>{html.escape(str(method))}</th>{cells}</tr>")
+    return f"<table><tr><th>sampler</th>{head}</tr>{''.join(body)}</table>"
+
+
+def write_report(results: pd.DataFrame, out: str | Path, *, title: str = "modeldx sampling evaluation",
+                 context: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write the long results, a summary, one figure per (query, metric) and an HTML page."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    summary = summarize(results)
+    summary.to_csv(out / "summary.csv", index=False)
+    paths = {"results": out / "results.csv", "summary": out / "summary.csv"}
+    sections = []
+    scored = summary[summary["query"] != "sampling"][["query", "metric"]].drop_duplicates()
+    for query, metric in scored.itertuples(index=False):
+        name = f"{query}-{metric}".replace("@", "at")
+        fig = plot_metric(summary, query, metric, out / f"{name}.png")
+        paths[name] = fig
+        sections.append(f"<h2>{html.escape(query)} — {html.escape(LABELS.get(metric, metric))}</h2>"
+                        f"<img src='{fig.name}' alt='{html.escape(name)}'>"
+                        f"{_table(summary, query, metric)}")
+    timing = summary[(summary["query"] == "sampling") & (summary["metric"] == "seconds")]
+    if not timing.empty:
+        sections.append("<h2>Sampler time (s, fit + select)</h2>" + _table(timing, "sampling", "seconds"))
+    ctx = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                  for k, v in (context or {}).items())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+th{{background:#f4f4f4}}td.best{{font-weight:bold;background:#e8f4e8}}img{{max-width:100%}}</style></head>
+<body><h1>{html.escape(title)}</h1><table>{ctx}</table>
+<p>Each value is the mean over seeds of the metric averaged over all groups of a run; figures shade
+a 95% interval across seeds. Bold: the best sampler at that sample size. Raw rows: results.csv.</p>
+{''.join(sections)}</body></html>"""
+    (out / "index.html").write_text(page)
+    paths["report"] = out / "index.html"
+    return paths
