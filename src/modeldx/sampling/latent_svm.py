@@ -22,6 +22,10 @@ class LatentSVMSampler(Sampler):
     ``j`` of the class's draws comes from the low end (near the linear
     boundaries, and outliers), ``1 - j`` from the high end (exemplars).
 
+    ``j`` defaults to 0.8: on MNIST with LeNet-5 it raised precision@10 of the
+    headline query over j = 0.5 at every fraction from 0.5% to 5% (see
+    docs/sampling.md); the paper gives no value.
+
     Choices where the paper is silent (all parameters): features are
     standardised; the SVM is fitted on at most ``fit_items`` items drawn at
     random, with ``C`` and 3-fold Platt calibration; the budget is split across
@@ -34,7 +38,7 @@ class LatentSVMSampler(Sampler):
     _limits = {"j": Interval(float, 0, 1), "C": Interval(float, 0, None, "neither"),
                "fit_items": Interval(int, 100, None), "allocation": OneOf("proportional", "equal")}
 
-    def __init__(self, *, j: float = 0.5, C: float = 0.1, fit_items: int = 20_000,
+    def __init__(self, *, j: float = 0.8, C: float = 0.1, fit_items: int = 20_000,
                  allocation: str = "proportional", seed: int = 0) -> None:
         super().__init__(seed=seed)
         self.j = j
