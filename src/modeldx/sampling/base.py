@@ -193,6 +193,15 @@ def draw_within(groups: np.ndarray, counts: np.ndarray, rng: np.random.Generator
     return np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
 
 
+def stratified_draw(groups: np.ndarray, sizes: np.ndarray, budget: int, allocation: str,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Allocate ``budget`` across groups, draw uniformly within each, and weight each row by
+    group size / draws in the group (the inclusion weight of a stratified sample)."""
+    counts = allocate(sizes, budget, allocation)
+    rows = draw_within(groups, counts, rng)
+    return rows, sizes[groups[rows]] / counts[groups[rows]]
+
+
 def post_stratified_weights(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Weight of a row = items of its group / sampled rows of its group.
 

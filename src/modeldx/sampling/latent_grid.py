@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sampler, Selection, allocate, draw_within, register
+from modeldx.sampling.base import Sampler, Selection, register, stratified_draw
 
 
 @register
@@ -41,7 +41,5 @@ class LatentGridSampler(Sampler):
         self.sizes_ = np.bincount(self.cells_)
 
     def _select(self, budget: int, rng: np.random.Generator) -> Selection:
-        counts = allocate(self.sizes_, budget, self.allocation)
-        rows = draw_within(self.cells_, counts, rng)
-        weights = self.sizes_[self.cells_[rows]] / counts[self.cells_[rows]]
+        rows, weights = stratified_draw(self.cells_, self.sizes_, budget, self.allocation, rng)
         return Selection(rows, weights, {"cells": int(self.sizes_.size)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modeldx._params import OneOf
-from modeldx.sampling.base import Sampler, Selection, allocate, draw_within, register
+from modeldx.sampling.base import Sampler, Selection, register, stratified_draw
 
 
 @register
@@ -34,7 +34,5 @@ class ConfusionStratifiedSampler(Sampler):
         self.sizes_ = np.bincount(self.cells_, minlength=n_classes * n_classes)
 
     def _select(self, budget: int, rng: np.random.Generator) -> Selection:
-        counts = allocate(self.sizes_, budget, self.allocation)
-        rows = draw_within(self.cells_, counts, rng)
-        weights = self.sizes_[self.cells_[rows]] / counts[self.cells_[rows]]
+        rows, weights = stratified_draw(self.cells_, self.sizes_, budget, self.allocation, rng)
         return Selection(rows, weights, {"strata": int((self.sizes_ > 0).sum())})
