@@ -63,15 +63,20 @@ def test_demo_reuses_a_checkpoint_and_writes_the_headline_answer(mnist_model, tm
     out = tmp_path / "demo"
     out.mkdir()
     shutil.copy(mnist_model.checkpoint, out / "lenet5-mnist.pt")
-    summary = run_demo(out, data_root=str(MNIST_DIR), progress=False)
-    assert summary["groups"] == 100 and summary["test_accuracy"] >= 0.985
+    summary = run_demo(out, data_root=str(MNIST_DIR), progress=False, seeds=())
+    assert summary["groups"] == 100 and summary["test_accuracy"] >= 0.985 and "report" not in summary
     frame = pd.read_csv(summary["csv"])
     # 20 groups per layer; min(10, neurons) rows each: act1 has 6 channels, the others >= 10
     assert len(frame) == 20 * (6 + 10 + 10 + 10 + 10)
     assert set(frame.layer) == {"act1", "act2", "act3", "act4", "fc3"}
-    # the second run reuses model and store
-    again = run_demo(out, data_root=str(MNIST_DIR), progress=False)
+    # the second run reuses model and store, and runs a small version of the paper's evaluation
+    again = run_demo(out, data_root=str(MNIST_DIR), progress=False, methods=["uniform", "latent-svm"],
+                     fractions=[0.01, 0.05], seeds=(0,))
     assert again["test_accuracy"] == summary["test_accuracy"]
+    assert again["precision"].shape == (2, 2) and again["precision"].to_numpy().min() > 0.4
+    assert list(again["calibration"].fraction) == [0.01, 0.05]
+    page = again["report"].read_text()
+    assert "uniform" in page and "latent-svm" in page and "reliability.png" in page
 
 
 def test_train_command_writes_a_checkpoint(tmp_path):

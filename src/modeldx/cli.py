@@ -283,16 +283,22 @@ def demo(
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
     k: Annotated[int, typer.Option(help="Neurons per group in the headline query.")] = 10,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated samplers (default: all).")] = None,
+    fractions: Annotated[str, typer.Option(help="Comma-separated sample fractions.")] = (
+        "0.005,0.01,0.02,0.05,0.1,0.2"),
+    seeds: Annotated[int, typer.Option(help="Seeds per (sampler, fraction); 0 skips the evaluation.")] = 5,
     data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train (or reuse) a model, capture MNIST train+test, run the headline query, summarise."""
+    """The paper's experiment: train (or reuse) a model, capture train+test exactly, answer the headline
+    query, score every sampler x fraction x seed against it, and write figures and an HTML report."""
     from modeldx.demo import run_demo
 
     try:
-        run_demo(out, dataset=dataset, arch=model, k=k, data_root=data_root, progress=not quiet,
-                 console=console)
-    except ModeldxError as exc:
+        run_demo(out, dataset=dataset, arch=model, k=k, methods=methods.split(",") if methods else None,
+                 fractions=[float(f) for f in fractions.split(",")], seeds=tuple(range(seeds)),
+                 data_root=data_root, progress=not quiet, console=console)
+    except (ModeldxError, ValueError) as exc:
         _fail(exc)
 
 

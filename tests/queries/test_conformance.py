@@ -10,6 +10,7 @@ from modeldx.queries import QUERIES
 
 ARGS = {
     "top-k-neurons": {"k": 3},
+    "top-k-confidence": {"k": 3, "replicates": 50},
     "top-k-inputs": {"layer": "act2", "neurons": [0, 3], "k": 4},
     "activation-profile": {"layer": "act2", "neuron": 1, "bins": 8, "range": (0.0, 10.0)},
     "nearest-neighbors": {"layer": "act2", "item_id": 39, "k": 4},

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import modeldx
-from modeldx.queries import confusion_matrix, top_k_neurons
+from modeldx.queries import confusion_matrix, top_k_confidence, top_k_neurons
 
 
 def test_sampled_pipeline(tmp_path, tiny_model, digits, digits_store):
@@ -26,3 +26,11 @@ def test_sampled_pipeline(tmp_path, tiny_model, digits, digits_store):
     # every SVM class is in a 20% sample, so the post-stratified weights add up to every item
     cm = confusion_matrix(small, items=s)
     assert cm["count"].sum() == pytest.approx(len(digits_store.items()))
+
+    # the confidence of the sampled answer: the sample knows its population's group sizes, so the
+    # sample's own store gives what the full store gives
+    assert sum(s.info["group_items"]) == len(digits_store.items())
+    conf_small = top_k_confidence(small, k=3, items=s, replicates=50)
+    conf_full = top_k_confidence(digits_store, k=3, items=s, replicates=50)
+    pd.testing.assert_frame_equal(conf_small, conf_full, check_exact=False, rtol=1e-6)
+    assert conf_small.confidence.lt(1).any()

@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 LABELS = {"precision@k": "precision of top-k", "js_divergence": "Jensen–Shannon divergence",
-          "js_divergence_errors": "JS divergence, off-diagonal cells", "jaccard_dead": "Jaccard of dead sets"}
+          "js_divergence_errors": "JS divergence, off-diagonal cells", "jaccard_dead": "Jaccard of dead sets",
+          "confidence": "mean confidence (estimated precision)", "brier": "Brier score",
+          "estimated": "share of answers with a confidence"}
 
 
 def plot_metric(summary: pd.DataFrame, query: str, metric: str, path: str | Path, *,
@@ -35,6 +37,11 @@ def plot_metric(summary: pd.DataFrame, query: str, metric: str, path: str | Path
     ax.set_title(title or f"{query}: {LABELS.get(metric, metric)} vs sample size")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
+    return save(fig, path)
+
+
+def save(fig, path: str | Path) -> Path:
+    """Lay out, write and close a figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

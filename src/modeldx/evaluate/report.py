@@ -8,8 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+from modeldx.evaluate.calibration import calibration_table, plot_reliability
 from modeldx.evaluate.figures import LABELS, plot_metric
 from modeldx.evaluate.sweep import summarize
+
+CONFIDENCE = {"top-k-confidence": "thinning", "top-k-confidence-bootstrap": "Poisson bootstrap"}
 
 
 def _table(summary: pd.DataFrame, query: str, metric: str) -> str:
@@ -26,6 +29,36 @@ def _table(summary: pd.DataFrame, query: str, metric: str) -> str:
     return f"<table><tr><th>sampler</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _frame(frame: pd.DataFrame, formats: dict[str, str]) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{formats.get(c, '{}').format(v)}</td>" for c, v in row.items())
+                   + "</tr>" for _, row in frame.iterrows())
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _calibration(results: pd.DataFrame, summary: pd.DataFrame, out: Path, paths: dict) -> str:
+    """Reliability diagram and tables for the confidence of sampled top-k answers."""
+    present = {q: label for q, label in CONFIDENCE.items() if (results["query"] == q).any()}
+    paths["reliability"] = plot_reliability(results, present, out / "reliability.png")
+    parts = ["<h2>How far to trust a sampled answer</h2>",
+             "<p>Each sampled top-k answer carries, per neuron, a confidence that the neuron is in the "
+             "exact top k (<code>modeldx.queries.top_k_confidence</code>). <b>Thinning</b> re-samples the "
+             "sample at the rate the sample was drawn from all items; the <b>Poisson bootstrap</b> "
+             "resamples the sample as if it were everything. Calibrated means: of the neurons given "
+             "confidence 0.7, 70% are in the exact top k. ECE: bin-size-weighted mean gap between "
+             "confidence and that share.</p>",
+             f"<img src='{paths['reliability'].name}' alt='reliability diagram'>"]
+    formats = {"fraction": "{:.1%}", "ece": "{:.3f}", "brier": "{:.3f}", "mean confidence": "{:.3f}",
+               "mean precision@k": "{:.3f}", "estimated": "{:.1%}"}
+    for query, label in present.items():
+        table = calibration_table(results, query)
+        table.to_csv(out / f"calibration-{label.split()[-1].lower()}.csv", index=False)
+        parts.append(f"<h3>{html.escape(label)}, per sample size</h3>{_frame(table, formats)}")
+        parts.append(f"<h3>{html.escape(label)}: mean confidence per sampler "
+                     f"(compare with its precision@k)</h3>{_table(summary, query, 'confidence')}")
+    return "".join(parts)
+
+
 def write_report(results: pd.DataFrame, out: str | Path, *, title: str = "modeldx sampling evaluation",
                  context: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write the long results, a summary, one figure per (query, metric) and an HTML page."""
@@ -36,7 +69,8 @@ def write_report(results: pd.DataFrame, out: str | Path, *, title: str = "modeld
     summary.to_csv(out / "summary.csv", index=False)
     paths = {"results": out / "results.csv", "summary": out / "summary.csv"}
     sections = []
-    scored = summary[summary["query"] != "sampling"][["query", "metric"]].drop_duplicates()
+    plain = ~summary["query"].isin(["sampling", *CONFIDENCE])
+    scored = summary[plain][["query", "metric"]].drop_duplicates()
     for query, metric in scored.itertuples(index=False):
         name = f"{query}-{metric}".replace("@", "at")
         fig = plot_metric(summary, query, metric, out / f"{name}.png")
@@ -44,6 +78,8 @@ def write_report(results: pd.DataFrame, out: str | Path, *, title: str = "modeld
         sections.append(f"<h2>{html.escape(query)} — {html.escape(LABELS.get(metric, metric))}</h2>"
                         f"<img src='{fig.name}' alt='{html.escape(name)}'>"
                         f"{_table(summary, query, metric)}")
+    if summary["query"].isin(list(CONFIDENCE)).any():
+        sections.append(_calibration(results, summary, out, paths))
     timing = summary[(summary["query"] == "sampling") & (summary["metric"] == "seconds")]
     if not timing.empty:
         sections.append("<h2>Sampler time (s, fit + select)</h2>" + _table(timing, "sampling", "seconds"))

@@ -59,7 +59,7 @@ def sweep(store, methods: Sequence[str] | None = None, fractions: Sequence[float
     items = store.items()
     latent = store.read("latent")
     pred, labels, ids = items.pred.to_numpy(), items.label.to_numpy(), items.item_id.to_numpy()
-    exact = {q: WORKLOAD[q].run(store, None, k) for q in queries}
+    exact = {q: WORKLOAD[q].run_exact(store, k) for q in queries}
     rows: list[tuple] = []
     total = len(methods) * len(seeds) * len(fractions)
     with tqdm(total=total, desc="evaluate", unit="sample", disable=not progress) as bar:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from modeldx.evaluate.calibration import compare_confidence
 from modeldx.evaluate.metrics import jaccard, js_divergence, precision_at_k
-from modeldx.queries import confusion_matrix, dead_neurons, top_k_neurons
+from modeldx.queries import confusion_matrix, dead_neurons, top_k_confidence, top_k_neurons
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class Evaluated:
     name: str
     run: Callable  # (store, items, k) -> answer
     compare: Callable  # (exact, approx) -> list of (layer, label, correct, metric, value)
+    exact: Callable | None = None  # (store, k) -> the exact answer, where it is another query's
+
+    def run_exact(self, store, k: int):
+        return self.exact(store, k) if self.exact else self.run(store, None, k)
 
 
 def _groups(frame: pd.DataFrame) -> dict:
@@ -52,6 +57,13 @@ def _compare_dead(exact: pd.DataFrame, approx: pd.DataFrame) -> list:
     return rows
 
 
+CONFIDENCE_REPLICATES = 100
+
+
+def _confidence(scheme: str) -> Callable:
+    return lambda st, items, k: top_k_confidence(st, k=k, items=items, scheme=scheme,
+                                                 replicates=CONFIDENCE_REPLICATES)
+
 WORKLOAD: dict[str, Evaluated] = {
     "top-k-neurons": Evaluated(
         "top-k-neurons", lambda st, items, k: top_k_neurons(st, k=k, by="max", items=items),
@@ -63,6 +75,12 @@ WORKLOAD: dict[str, Evaluated] = {
         "confusion-matrix", lambda st, items, k: confusion_matrix(st, items=items), _compare_confusion),
     "dead-neurons": Evaluated(
         "dead-neurons", lambda st, items, k: dead_neurons(st, items=items), _compare_dead),
+    # how honest the confidence of a sampled top-k answer is, for each replicate scheme
+    "top-k-confidence": Evaluated("top-k-confidence", _confidence("thinning"), compare_confidence,
+                        lambda st, k: top_k_neurons(st, k=k)),
+    "top-k-confidence-bootstrap": Evaluated(
+        "top-k-confidence-bootstrap", _confidence("bootstrap"), compare_confidence,
+        lambda st, k: top_k_neurons(st, k=k)),
 }
 
 

@@ -75,6 +75,10 @@ def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, n
                 items["label"].to_numpy() if cls.supervised else None)
     sel = sampler.select(fraction)
     info = {**sel.info, "seconds": round(time.perf_counter() - start, 3), "store": str(st.path)}
+    # items per (true class, correct) group over all items: what a store holding only the sample
+    # cannot tell, and what the confidence of a sampled top-k answer needs (top_k_confidence)
+    codes = items["label"].to_numpy() * 2 + items["correct"].to_numpy().astype(int)
+    info["group_items"] = np.bincount(codes, minlength=2 * st.manifest.num_classes).tolist()
     name = name or f"{method}-{fraction:g}-s{seed}"
     info["sample"] = name
     ids = items["item_id"].to_numpy()[sel.rows]
