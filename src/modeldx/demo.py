@@ -102,7 +102,7 @@ def run_demo(out: Path, *, dataset: str = "mnist", arch: str = "lenet5", k: int 
     start = time.perf_counter()
     top = top_k_neurons(store, k=k)
     seconds = time.perf_counter() - start
-    csv = out / f"top{k}-neurons.csv"
+    csv = out / f"top{k}-neurons-{dataset}-{arch}.csv"
     top.to_csv(csv, index=False)
 
     items = store.items()

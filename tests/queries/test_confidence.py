@@ -112,7 +112,8 @@ def test_thinning_confidence_tracks_the_precision_of_a_sample(digits_store):
         top = top_k_confidence(digits_store, k=3, layers="act2", items=ids, replicates=100)
         top = top[top.correct]  # the misclassified groups hold a few items each
         confidence.extend(top.confidence)
-        hits.extend(n in truth[(lbl, ok)] for lbl, ok, n in zip(top.label, top.correct, top.neuron, strict=True))
+        hits.extend(n in truth[(lbl, ok)]
+                    for lbl, ok, n in zip(top.label, top.correct, top.neuron, strict=True))
     assert np.mean(confidence) == pytest.approx(np.mean(hits), abs=0.08)
 
 

@@ -10,7 +10,9 @@ from modeldx.queries import QUERIES
 
 ARGS = {
     "top-k-neurons": {"k": 3},
-    "top-k-confidence": {"k": 3, "replicates": 50},
+    # thinning needs the population's group sizes, which a store of the subset lacks unless the
+    # subset is a Sample that records them: tests/sampling/test_pipeline.py checks that case
+    "top-k-confidence": {"k": 3, "replicates": 50, "scheme": "bootstrap"},
     "top-k-inputs": {"layer": "act2", "neurons": [0, 3], "k": 4},
     "activation-profile": {"layer": "act2", "neuron": 1, "bins": 8, "range": (0.0, 10.0)},
     "nearest-neighbors": {"layer": "act2", "item_id": 39, "k": 4},
