@@ -1,0 +1,376 @@
+"""A training loop that runs in a worker thread and is steered while it runs.
+
+:class:`LiveSession` calls a step function over and over in a worker thread.
+Controls (sliders, choices, buttons) may be changed from any thread — the web
+server's, a notebook's — but a change takes effect only *between* steps, and is
+recorded as an event stamped with the step at which it took effect, so every
+chart can mark where the objective changed. Pause, resume, single step,
+snapshot and restore are commands handled the same way, between steps.
+
+Streams (scalars, histograms, image grids, matrices, tables) keep bounded,
+downsampled histories (:mod:`modeldx.live.history`), so a browser that connects
+late, or reconnects, gets the whole run so far.
+
+Examples
+--------
+>>> session = LiveSession("classifier")                        # doctest: +SKIP
+>>> session.slider("lr", 1e-4, 1.0, 1e-2, log=True)
+>>> def step(ctx):
+...     for group in optimizer.param_groups:
+...         group["lr"] = ctx.controls["lr"]
+...     ctx.scalar("loss", train_one_batch())
+>>> session.start(step, state=(model.state_dict, model.load_state_dict))
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modeldx.errors import InvalidParameterError, ModeldxError
+from modeldx.live.controls import Button, Choice, Control, Slider
+from modeldx.live.history import ScalarHistory, ValueHistory
+
+STREAM_KINDS = ("scalar", "histogram", "images", "matrix", "table")
+
+
+@dataclass
+class Event:
+    """Something the user did, and the step at which it took effect."""
+
+    kind: str  # control, pause, resume, step, snapshot, restore, error
+    name: str
+    value: Any
+    step: int | None = None  # the first step that ran with it; None while pending
+    received: float = field(default_factory=time.perf_counter)
+    applied: float | None = None
+    first_value: float | None = None  # when the first stream value computed after it was logged
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "value": _plain(self.value), "step": self.step}
+
+
+class StepContext:
+    """What a step function sees: the step number, the control values, and stream writers."""
+
+    def __init__(self, session: LiveSession) -> None:
+        self._session = session
+        self.step = 0
+        self.controls: dict[str, Any] = {}
+        self.presses: dict[str, int] = {}  # button presses since the previous step
+
+    def scalar(self, name: str, value: float) -> None:
+        self._session._log("scalar", name, self.step, float(value))
+
+    def histogram(self, name: str, counts, edges=None) -> None:
+        counts = np.asarray(counts, dtype=np.float64)
+        edges = np.arange(counts.size + 1, dtype=np.float64) if edges is None else np.asarray(edges, float)
+        if edges.size != counts.size + 1:
+            raise InvalidParameterError(f"histogram {name!r} needs len(edges) == len(counts) + 1. "
+                                        f"Got {edges.size} edges for {counts.size} counts.")
+        self._session._log("histogram", name, self.step,
+                           {"counts": counts.tolist(), "edges": edges.tolist()})
+
+    def images(self, name: str, grid, *, columns: int | None = None) -> None:
+        """A grid of images, (n, h, w) or (n, h, w, 3), values scaled to [0, 1] per image."""
+        arr = np.asarray(grid, dtype=np.float32)
+        if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)):
+            raise InvalidParameterError(f"images {name!r} takes an (n, h, w) or (n, h, w, 3) array. "
+                                        f"Got shape {arr.shape}.")
+        low = arr.reshape(arr.shape[0], -1).min(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
+        high = arr.reshape(arr.shape[0], -1).max(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
+        scaled = (arr - low) / np.where(high > low, high - low, 1)
+        self._session._log("images", name, self.step,
+                           {"shape": list(arr.shape),
+                            "columns": columns or int(np.ceil(np.sqrt(arr.shape[0]))),
+                            "data": np.round(scaled * 255).astype(np.uint8).ravel().tolist()})
+
+    def matrix(self, name: str, values, *, rows=None, columns=None) -> None:
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim != 2:
+            raise InvalidParameterError(f"matrix {name!r} takes a 2-d array. Got shape {arr.shape}.")
+        self._session._log("matrix", name, self.step,
+                           {"values": arr.tolist(), "rows": rows, "columns": columns})
+
+    def table(self, name: str, records: list[dict]) -> None:
+        self._session._log("table", name, self.step, [{k: _plain(v) for k, v in r.items()} for r in records])
+
+
+class Subscription:
+    """A queue of updates for one listener (a browser connection); bounded, with a resync flag."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.queue: deque = deque()
+        self.limit = limit
+        self.overflowed = False
+        self.lock = threading.Lock()
+
+    def put(self, update: dict) -> None:
+        with self.lock:
+            if len(self.queue) >= self.limit:
+                # a listener too slow to keep up gets the whole state again instead of a gap
+                self.queue.clear()
+                self.overflowed = True
+            self.queue.append(update)
+
+    def drain(self) -> tuple[list[dict], bool]:
+        """Updates since the last drain, and whether some were dropped (then resend the state)."""
+        with self.lock:
+            items, flag = list(self.queue), self.overflowed
+            self.queue.clear()
+            self.overflowed = False
+            return items, flag
+
+
+class LiveSession:
+    """A step function in a worker thread, steered by controls, watched through streams."""
+
+    def __init__(self, name: str = "session", *, scalar_capacity: int = 1024,
+                 value_capacity: int = 32) -> None:
+        self.name = name
+        self.controls: dict[str, Control] = {}
+        self.streams: dict[str, tuple[str, ScalarHistory | ValueHistory]] = {}
+        self.events: list[Event] = []
+        self.snapshots: dict[str, dict] = {}
+        self.step = 0
+        self.paused = False
+        self.error: str | None = None
+        self._scalar_capacity, self._value_capacity = scalar_capacity, value_capacity
+        self._commands: deque[Event] = deque()
+        self._subscribers: list[Subscription] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._single = 0
+        self._state: tuple[Callable, Callable] | None = None
+        self._pending_effect: list[Event] = []
+        self._lock = threading.RLock()
+
+    # ----- controls
+    def slider(self, name: str, low: float, high: float, value: float, *, log: bool = False) -> Slider:
+        return self._add(Slider(name, low, high, value, log))
+
+    def choice(self, name: str, options: list, value: Any = None) -> Choice:
+        return self._add(Choice(name, list(options), value))
+
+    def button(self, name: str) -> Button:
+        return self._add(Button(name))
+
+    def _add(self, control):
+        if control.name in self.controls:
+            raise InvalidParameterError(f"a control named {control.name!r} exists already")
+        self.controls[control.name] = control
+        return control
+
+    def set(self, name: str, value: Any = None) -> Event:
+        """Change a control (press a button); it takes effect before the next step.
+
+        Raises at once, naming the control and the bad value, if the value does
+        not fit; nothing is queued then.
+        """
+        if name not in self.controls:
+            raise InvalidParameterError(f"no control named {name!r}; controls: {sorted(self.controls)}")
+        self.controls[name].check(value)  # fail now, in the caller's thread
+        return self._command(Event("control", name, value))
+
+    # ----- commands
+    def pause(self) -> Event:
+        return self._command(Event("pause", "", None))
+
+    def resume(self) -> Event:
+        return self._command(Event("resume", "", None))
+
+    def step_once(self) -> Event:
+        """Run exactly one step, then stay paused."""
+        return self._command(Event("step", "", None))
+
+    def snapshot(self, name: str = "snapshot") -> Event:
+        if self._state is None:
+            raise ModeldxError("this session has no state to snapshot: start it with state=(get, set)")
+        return self._command(Event("snapshot", name, None))
+
+    def restore(self, name: str = "snapshot") -> Event:
+        if name not in self.snapshots and not any(e.kind == "snapshot" and e.name == name
+                                                   for e in self._commands):
+            raise InvalidParameterError(f"no snapshot named {name!r}; snapshots: {sorted(self.snapshots)}")
+        return self._command(Event("restore", name, None))
+
+    def _command(self, event: Event) -> Event:
+        with self._wake:
+            self._commands.append(event)
+            self._wake.notify_all()
+        if self._thread is None:
+            self._apply_commands()  # not running: apply at once
+        return event
+
+    # ----- streams
+    def _history(self, kind: str, name: str):
+        entry = self.streams.get(name)
+        if entry is None:
+            hist = (ScalarHistory(self._scalar_capacity) if kind == "scalar"
+                    else ValueHistory(self._value_capacity))
+            entry = self.streams[name] = (kind, hist)
+        elif entry[0] != kind:
+            raise InvalidParameterError(f"stream {name!r} is a {entry[0]} stream; cannot log a {kind} to it")
+        return entry[1]
+
+    def _log(self, kind: str, name: str, step: int, value) -> None:
+        hist = self._history(kind, name)
+        if self._pending_effect:
+            now = time.perf_counter()
+            for event in self._pending_effect:
+                event.first_value = now
+            self._pending_effect = []
+        if kind == "scalar":
+            point = hist.add(step, value)
+            if point is not None:
+                self._publish({"type": "point", "stream": name, "step": point.step, "value": point.value,
+                               "low": point.low, "high": point.high})
+        else:
+            hist.add(step, value)
+            self._publish({"type": "value", "stream": name, "kind": kind, "step": step, "value": value})
+
+    def subscribe(self, limit: int = 10_000) -> Subscription:
+        sub = Subscription(limit)
+        with self._lock:
+            self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+
+    def _publish(self, update: dict) -> None:
+        with self._lock:
+            subs = list(self._subscribers)
+        for sub in subs:
+            sub.put(update)
+
+    def state(self) -> dict:
+        """Everything a newly connected browser needs: controls, streams' histories, events, status."""
+        streams = {}
+        for name, (kind, hist) in list(self.streams.items()):
+            streams[name] = {"kind": kind, **hist.snapshot()}
+        return {"name": self.name, "step": self.step, "paused": self.paused, "error": self.error,
+                "running": self.running, "controls": [c.describe() for c in self.controls.values()],
+                "streams": _plain(streams), "events": [e.describe() for e in self.events],
+                "snapshots": sorted(self.snapshots)}
+
+    # ----- running
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, step_fn: Callable[[StepContext], Any], *, state: tuple[Callable, Callable] | None = None,
+              paused: bool = False, max_steps: int | None = None) -> LiveSession:
+        """Run ``step_fn(ctx)`` in a worker thread until :meth:`stop` (or ``max_steps``)."""
+        if self.running:
+            raise ModeldxError(f"session {self.name!r} is running already")
+        self._state = state
+        self.paused = paused
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(step_fn, max_steps), daemon=True,
+                                        name=f"modeldx-live-{self.name}")
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wait(self, step: int, timeout: float = 30.0) -> bool:
+        """Block until ``step`` steps have run (for scripts and tests)."""
+        end = time.monotonic() + timeout
+        while self.step < step and time.monotonic() < end:
+            if not self.running:
+                return self.step >= step
+            time.sleep(0.002)
+        return self.step >= step
+
+    def _loop(self, step_fn, max_steps) -> None:
+        ctx = StepContext(self)
+        while not self._stop.is_set() and (max_steps is None or self.step < max_steps):
+            self._apply_commands()
+            if self.paused and not self._single:
+                with self._wake:
+                    if not self._commands and not self._stop.is_set():
+                        self._wake.wait(0.1)
+                continue
+            ctx.step = self.step
+            ctx.controls = {n: c.value for n, c in self.controls.items() if c.kind != "button"}
+            ctx.presses = {n: c.value for n, c in self.controls.items() if c.kind == "button"}
+            for c in self.controls.values():
+                if c.kind == "button":
+                    c.value = 0
+            try:
+                step_fn(ctx)
+            except Exception as exc:  # the session survives a failing step: pause and say why
+                self.error = f"step {self.step}: {type(exc).__name__}: {exc}"
+                self.paused = True
+                self._single = 0
+                self._record(Event("error", type(exc).__name__, traceback.format_exc(limit=3), self.step))
+                continue
+            self.step += 1
+            if self._single:
+                self._single -= 1
+
+    def _apply_commands(self) -> None:
+        while True:
+            with self._wake:
+                if not self._commands:
+                    return
+                event = self._commands.popleft()
+            event.step, event.applied = self.step, time.perf_counter()
+            if event.kind == "control":
+                control = self.controls[event.name]
+                control.value = control.check(event.value)
+                event.value = control.value
+                self._pending_effect.append(event)
+            elif event.kind == "pause":
+                self.paused = True
+            elif event.kind == "resume":
+                self.paused, self.error = False, None
+            elif event.kind == "step":
+                self.paused = True
+                self._single += 1
+            elif event.kind == "snapshot":
+                self.snapshots[event.name] = {
+                    "state": copy.deepcopy(self._state[0]()), "step": self.step,
+                    "controls": {n: c.value for n, c in self.controls.items() if c.kind != "button"}}
+            elif event.kind == "restore":
+                snap = self.snapshots[event.name]
+                self._state[1](copy.deepcopy(snap["state"]))
+                for n, v in snap["controls"].items():
+                    self.controls[n].value = v
+                event.value = {"from_step": snap["step"]}
+            self._record(event)
+
+    def _record(self, event: Event) -> None:
+        self.events.append(event)
+        self._publish({"type": "event", **event.describe()})
+
+
+def _plain(value):
+    """JSON-ready: numpy scalars and arrays to Python numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

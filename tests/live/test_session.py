@@ -1,0 +1,235 @@
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from modeldx.errors import InvalidParameterError, ModeldxError
+from modeldx.live import LiveSession
+from modeldx.live.session import StepContext
+
+
+class Counter:
+    """A stand-in training state: a value that grows by the 'rate' control each step."""
+
+    def __init__(self):
+        self.value = 0.0
+
+    def get(self):
+        return {"value": self.value}
+
+    def set(self, state):
+        self.value = state["value"]
+
+
+def make(**start):
+    s = LiveSession("test")
+    s.slider("rate", 0.0, 10.0, 1.0)
+    s.choice("mode", ["add", "sub"])
+    s.button("reset")
+    model = Counter()
+    seen = []
+
+    def step(ctx):
+        if ctx.presses["reset"]:
+            model.value = 0.0
+        model.value += ctx.controls["rate"] * (1 if ctx.controls["mode"] == "add" else -1)
+        seen.append((ctx.step, ctx.controls["rate"]))
+        ctx.scalar("value", model.value)
+        time.sleep(0.001)
+
+    s.start(step, state=(model.get, model.set), **start)
+    return s, model, seen
+
+
+def test_a_control_change_takes_effect_between_steps_and_is_stamped_with_that_step():
+    s, model, seen = make()
+    try:
+        assert s.wait(20)
+        event = s.set("rate", 5.0)
+        assert s.wait(event.step + 5 if event.step else 40)
+        time.sleep(0.05)
+        assert event.step is not None and event.applied >= event.received
+        # every step before the stamped one ran with the old value, every step from it with the new
+        assert all(rate == 1.0 for step, rate in seen if step < event.step)
+        assert all(rate == 5.0 for step, rate in seen if step >= event.step)
+        assert event.first_value is not None and event.first_value >= event.applied
+        assert s.state()["events"][-1] == {"kind": "control", "name": "rate", "value": 5.0,
+                                           "step": event.step}
+    finally:
+        s.stop()
+
+
+def test_pause_step_resume():
+    s, model, seen = make()
+    try:
+        s.wait(5)
+        pause = s.pause()
+        time.sleep(0.1)
+        at = s.step
+        time.sleep(0.1)
+        assert s.step == at and s.paused and pause.step is not None
+        s.step_once()
+        time.sleep(0.1)
+        assert s.step == at + 1 and s.paused
+        s.resume()
+        assert s.wait(at + 10)
+    finally:
+        s.stop()
+
+
+def test_snapshot_and_restore_bring_back_state_and_controls():
+    s, model, seen = make(paused=True)
+    try:
+        for _ in range(3):
+            s.step_once()
+        time.sleep(0.1)
+        s.snapshot("a")
+        time.sleep(0.05)
+        saved = model.value
+        s.set("rate", 7.0)
+        s.resume()
+        s.wait(s.step + 10)
+        s.pause()
+        time.sleep(0.05)
+        assert model.value > saved
+        event = s.restore("a")
+        time.sleep(0.1)
+        assert model.value == saved and s.controls["rate"].value == 1.0
+        assert event.value == {"from_step": 3}
+    finally:
+        s.stop()
+
+
+def test_buttons_count_presses_once():
+    s, model, seen = make(paused=True)
+    try:
+        for _ in range(5):
+            s.step_once()
+        time.sleep(0.1)
+        assert model.value == 5.0
+        s.set("reset")
+        s.step_once()
+        time.sleep(0.1)
+        assert model.value == 1.0
+        s.step_once()
+        time.sleep(0.1)
+        assert model.value == 2.0
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("name,value,match", [
+    ("rate", 11.0, r"\[0, 10\]. Got 11.0"), ("rate", float("nan"), "finite number"),
+    ("rate", "fast", "finite number"), ("mode", "mul", r"one of \['add', 'sub'\]"),
+    ("speed", 1.0, "no control named 'speed'")])
+def test_bad_control_values_are_refused_and_change_nothing(name, value, match):
+    s = LiveSession()
+    s.slider("rate", 0, 10, 1)
+    s.choice("mode", ["add", "sub"])
+    with pytest.raises(InvalidParameterError, match=match):
+        s.set(name, value)
+    assert s.controls["rate"].value == 1.0 and s.events == []
+
+
+def test_bad_control_definitions():
+    s = LiveSession()
+    with pytest.raises(InvalidParameterError, match="low > 0"):
+        s.slider("lr", 0.0, 1.0, 0.1, log=True)
+    with pytest.raises(InvalidParameterError, match="low < high"):
+        s.slider("x", 1.0, 1.0, 1.0)
+    s.slider("x", 0, 1, 0.5)
+    with pytest.raises(InvalidParameterError, match="exists already"):
+        s.slider("x", 0, 1, 0.5)
+    with pytest.raises(InvalidParameterError, match="no snapshot named 'z'"):
+        s.restore("z")
+    with pytest.raises(ModeldxError, match="no state to snapshot"):
+        s.snapshot()
+
+
+def test_a_failing_step_pauses_the_session_and_says_why():
+    s = LiveSession()
+    s.slider("x", -1, 1, 0)
+
+    def step(ctx):
+        if ctx.controls["x"] < 0:
+            raise ValueError("x must not be negative")
+        ctx.scalar("x", ctx.controls["x"])
+
+    s.start(step)
+    try:
+        s.wait(3)
+        s.set("x", -0.5)
+        deadline = time.monotonic() + 5
+        while not s.paused and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.paused and "x must not be negative" in s.error and s.running
+        s.set("x", 0.5)
+        s.resume()
+        at = s.step
+        assert s.wait(at + 3) and s.error is None
+    finally:
+        s.stop()
+
+
+def test_streams_reach_subscribers_and_the_state():
+    s = LiveSession()
+    sub = s.subscribe()
+
+    def step(ctx):
+        ctx.scalar("loss", 1.0 / (ctx.step + 1))
+        ctx.histogram("sizes", [1, 2, 3], [0, 1, 2, 3])
+        ctx.images("centres", np.random.default_rng(ctx.step).random((4, 5, 5)))
+        ctx.matrix("m", np.eye(2))
+        ctx.table("t", [{"a": np.int64(1)}])
+
+    s.start(step, max_steps=10)
+    s.wait(10)
+    s.stop()
+    updates, dropped = sub.drain()
+    assert not dropped
+    assert [u["step"] for u in updates if u.get("stream") == "loss"] == list(range(10))
+    state = s.state()
+    assert state["streams"]["loss"]["kind"] == "scalar" and len(state["streams"]["loss"]["step"]) == 10
+    img = state["streams"]["centres"]["latest"][1]
+    assert img["shape"] == [4, 5, 5] and max(img["data"]) == 255 and img["columns"] == 2
+    assert state["streams"]["t"]["latest"][1] == [{"a": 1}]
+    # the writers check their input before logging anything
+    ctx = StepContext(s)
+    with pytest.raises(InvalidParameterError, match="len\\(edges\\)"):
+        ctx.histogram("h", [1, 2], [0, 1])
+    with pytest.raises(InvalidParameterError, match="shape \\(5,\\)"):
+        ctx.images("i", np.zeros(5))
+    with pytest.raises(InvalidParameterError, match="is a scalar stream"):
+        ctx.histogram("loss", [1], [0, 1])
+    assert "h" not in s.state()["streams"]
+
+
+def test_a_slow_subscriber_is_told_to_resync_instead_of_growing_without_bound():
+    s = LiveSession()
+    sub = s.subscribe(limit=5)
+
+    def step(ctx):
+        ctx.scalar("x", 1.0)
+
+    s.start(step, max_steps=50)
+    s.wait(50)
+    s.stop()
+    updates, dropped = sub.drain()
+    assert dropped and len(updates) <= 5
+
+
+def test_controls_can_be_changed_from_many_threads():
+    s, model, seen = make()
+    try:
+        threads = [threading.Thread(target=lambda v=v: s.set("rate", v)) for v in (2.0, 3.0, 4.0, 5.0)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        s.wait(s.step + 5)
+        time.sleep(0.05)
+        assert len([e for e in s.events if e.kind == "control"]) == 4
+        assert s.controls["rate"].value == [e for e in s.events if e.kind == "control"][-1].value
+    finally:
+        s.stop()
