@@ -66,7 +66,8 @@ class InteractiveKMeans:
                  alpha: float = 0.1, batch_size: int = 1024, seed: int = 0, device: str = "auto") -> None:
         x = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features)
         if x.ndim != 2:
-            raise InvalidParameterError(f"features must be 2-d (items, features). Got shape {tuple(x.shape)}.")
+            raise InvalidParameterError(
+                f"features must be 2-d (items, features). Got shape {tuple(x.shape)}.")
         check_params("InteractiveKMeans", {"k": k, "eta": eta, "alpha": alpha, "batch_size": batch_size},
                      {"k": Interval(int, 2, x.shape[0]), "eta": Interval(float, 0, 1, closed="right"),
                       "alpha": Interval(float, 0, 1, closed="right"), "batch_size": Interval(int, 1, None)})
