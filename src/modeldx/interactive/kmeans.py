@@ -33,6 +33,7 @@ import torch
 
 from modeldx._params import Interval, check_params
 from modeldx.errors import InvalidParameterError
+from modeldx.zoo.training import resolve_device
 
 
 @dataclass
@@ -76,8 +77,7 @@ class InteractiveKMeans:
         blocks = [x.shape[1]] if blocks is None else [int(b) for b in blocks]
         if sum(blocks) != x.shape[1] or min(blocks) < 1:
             raise InvalidParameterError(f"blocks {blocks} must be positive widths summing to {x.shape[1]}")
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if device == "auto" else device))
+        self.device = resolve_device(device)
         self.x = x.to(self.device, torch.float32)
         self.k, self.eta, self.alpha, self.batch_size = k, eta, alpha, batch_size
         self.blocks = blocks

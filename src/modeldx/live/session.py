@@ -39,7 +39,7 @@ from modeldx.errors import InvalidParameterError, ModeldxError
 from modeldx.live.controls import Button, Choice, Control, Slider
 from modeldx.live.history import ScalarHistory, ValueHistory
 
-STREAM_KINDS = ("scalar", "histogram", "images", "matrix", "table")
+STREAM_KINDS = ("scalar", "histogram", "images", "matrix", "table", "silhouette")
 
 
 @dataclass
@@ -100,6 +100,17 @@ class StepContext:
         self._session._log("matrix", name, self.step,
                            {"values": arr.tolist(), "rows": rows, "columns": columns})
 
+    def silhouette(self, name: str, clusters, scores) -> None:
+        """A silhouette graph (thesis eq. 2.2): per item its cluster and score, grouped and sorted."""
+        clusters, scores = np.asarray(clusters), np.asarray(scores, dtype=np.float64)
+        if clusters.shape != scores.shape or clusters.ndim != 1:
+            raise InvalidParameterError(f"silhouette {name!r} takes two 1-d arrays of one length. "
+                                        f"Got shapes {clusters.shape} and {scores.shape}.")
+        order = np.lexsort((-scores, clusters))
+        self._session._log("silhouette", name, self.step,
+                           {"cluster": clusters[order].tolist(), "score": np.round(scores[order], 4).tolist(),
+                            "mean": float(scores.mean()) if scores.size else 0.0})
+
     def table(self, name: str, records: list[dict]) -> None:
         self._session._log("table", name, self.step, [{k: _plain(v) for k, v in r.items()} for r in records])
 
@@ -153,6 +164,9 @@ class LiveSession:
         self._state: tuple[Callable, Callable] | None = None
         self._pending_effect: list[Event] = []
         self._lock = threading.RLock()
+        self.step_fn: Callable[[StepContext], Any] | None = None  # what start() runs by default
+        self.state_fns: tuple[Callable, Callable] | None = None  # (get, set) for snapshots by default
+        self.model: Any = None  # what the session trains, for scripts and tests
 
     # ----- controls
     def slider(self, name: str, low: float, high: float, value: float, *, log: bool = False) -> Slider:
@@ -193,7 +207,7 @@ class LiveSession:
         return self._command(Event("step", "", None))
 
     def snapshot(self, name: str = "snapshot") -> Event:
-        if self._state is None:
+        if (self._state or self.state_fns) is None:
             raise ModeldxError("this session has no state to snapshot: start it with state=(get, set)")
         return self._command(Event("snapshot", name, None))
 
@@ -270,12 +284,20 @@ class LiveSession:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, step_fn: Callable[[StepContext], Any], *, state: tuple[Callable, Callable] | None = None,
-              paused: bool = False, max_steps: int | None = None) -> LiveSession:
-        """Run ``step_fn(ctx)`` in a worker thread until :meth:`stop` (or ``max_steps``)."""
+    def start(self, step_fn: Callable[[StepContext], Any] | None = None, *,
+              state: tuple[Callable, Callable] | None = None, paused: bool = False,
+              max_steps: int | None = None) -> LiveSession:
+        """Run ``step_fn(ctx)`` in a worker thread until :meth:`stop` (or ``max_steps``).
+
+        ``state=(get, set)`` makes snapshots possible: ``get()`` returns the
+        training state (copied), ``set(state)`` puts one back.
+        """
         if self.running:
             raise ModeldxError(f"session {self.name!r} is running already")
-        self._state = state
+        step_fn = step_fn or self.step_fn
+        if step_fn is None:
+            raise ModeldxError(f"session {self.name!r} has no step function to run")
+        self._state = state or self.state_fns
         self.paused = paused
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, args=(step_fn, max_steps), daemon=True,
@@ -347,12 +369,13 @@ class LiveSession:
                 self.paused = True
                 self._single += 1
             elif event.kind == "snapshot":
+                get_state = (self._state or self.state_fns)[0]
                 self.snapshots[event.name] = {
-                    "state": copy.deepcopy(self._state[0]()), "step": self.step,
+                    "state": copy.deepcopy(get_state()), "step": self.step,
                     "controls": {n: c.value for n, c in self.controls.items() if c.kind != "button"}}
             elif event.kind == "restore":
                 snap = self.snapshots[event.name]
-                self._state[1](copy.deepcopy(snap["state"]))
+                (self._state or self.state_fns)[1](copy.deepcopy(snap["state"]))
                 for n, v in snap["controls"].items():
                     self.controls[n].value = v
                 event.value = {"from_step": snap["step"]}

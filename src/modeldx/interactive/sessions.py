@@ -1,0 +1,132 @@
+"""Ready-made live sessions: interactive k-means (thesis ch. 2) and an MNIST classifier.
+
+Each function returns a :class:`~modeldx.live.LiveSession` with its controls
+and a step function, not yet started; ``modeldx serve`` starts it and serves the
+dashboard. They are also the worked examples of making a training loop live.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from modeldx.interactive.kmeans import InteractiveKMeans
+from modeldx.live import LiveSession, StepContext
+from modeldx.zoo.models import MODELS
+from modeldx.zoo.training import resolve_device
+
+SILHOUETTE_ITEMS = 1000
+
+
+def kmeans_session(features: np.ndarray, k: int = 64, *, blocks=None, block_names=None,
+                   images: np.ndarray | None = None, batch_size: int = 1024, seed: int = 0,
+                   device: str = "auto", every: int = 10) -> LiveSession:
+    """Interactive k-means: sliders for the size weight, the centre rate and each block's weight.
+
+    Streams: ``loss`` and ``objective`` every step; ``cluster sizes`` (a
+    histogram of how many items each cluster holds, from the running sizes of
+    eq. 2.5) and ``centres`` (each cluster's mean image, largest clusters first)
+    every step; the ``silhouette`` of a fixed subsample of 1,000 items every
+    ``every`` steps. ``images`` (n, h, w) are what the centres look like: the
+    items' pixels when clustering activations.
+    """
+    km = InteractiveKMeans(features, k, blocks=blocks, batch_size=batch_size, seed=seed, device=device)
+    names = block_names or [f"block {i}" for i in range(len(km.blocks))]
+    session = LiveSession("kmeans")
+    session.slider("size weight", 0.0, 5.0, 0.0)
+    session.slider("centre rate", 0.01, 1.0, km.eta, log=True)
+    if len(km.blocks) > 1:
+        for name in names:
+            session.slider(f"weight: {name}", 0.0, 5.0, 1.0)
+    session.button("restart")
+    rng = np.random.default_rng(seed)
+    fixed = torch.as_tensor(rng.choice(km.x.shape[0], min(SILHOUETTE_ITEMS, km.x.shape[0]), replace=False))
+    pictures = None if images is None else torch.as_tensor(np.asarray(images, dtype=np.float32))
+    shape = None if pictures is None else pictures.shape[1:]
+    means = None if pictures is None else torch.zeros((k, int(np.prod(shape))))
+    gen = torch.Generator().manual_seed(seed)
+
+    def step(ctx: StepContext) -> None:
+        nonlocal means
+        if ctx.presses.get("restart"):
+            km.centres = km._kmeans_plus_plus(km.x[fixed.to(km.device)])
+            km.counts.zero_()
+            if means is not None:
+                means.zero_()
+        km.size_weight = ctx.controls["size weight"]
+        km.eta = ctx.controls["centre rate"]
+        if len(km.blocks) > 1:
+            weights = [ctx.controls[f"weight: {n}"] for n in names]
+            if any(w > 0 for w in weights):
+                km.set_block_weights(weights)
+        idx = torch.randint(km.x.shape[0], (km.batch_size,), generator=gen)
+        result = km.step(km.x[idx.to(km.device)])
+        ctx.scalar("loss", result.loss)
+        ctx.scalar("objective", result.objective)
+        sizes = km.sizes.cpu().numpy()
+        counts, edges = np.histogram(sizes, bins=20, range=(0, max(float(sizes.max()), 1e-9)))
+        ctx.histogram("cluster sizes", counts, edges)
+        order = np.argsort(-sizes)
+        if pictures is not None:
+            ids = result.assignments.cpu()
+            hit = torch.bincount(ids, minlength=k) > 0
+            batch_means = torch.zeros_like(means).index_add_(0, ids, pictures[idx].reshape(len(idx), -1))
+            batch_means[hit] /= torch.bincount(ids, minlength=k)[hit, None].float()
+            means[hit] = torch.where(means[hit].abs().sum(1, keepdim=True) > 0,
+                                     0.8 * means[hit] + 0.2 * batch_means[hit], batch_means[hit])
+            ctx.images("centres", means[order[:64]].reshape(-1, *shape).numpy())
+        if ctx.step % every == 0:
+            ids, scores = km.silhouette(fixed.to(km.device))
+            ctx.silhouette("silhouette", ids, scores)
+
+    session.step_fn = step
+    session.state_fns = (lambda: {"centres": km.centres.clone(), "sizes": km.sizes.clone(),
+                                  "counts": km.counts.clone()},
+                         lambda s: (setattr(km, "centres", s["centres"]), setattr(km, "sizes", s["sizes"]),
+                                    setattr(km, "counts", s["counts"])))
+    session.model = km
+    return session
+
+
+def classifier_session(train_set, test_set, *, arch: str = "lenet5", batch_size: int = 128, seed: int = 0,
+                       device: str = "auto", eval_every: int = 50, eval_items: int = 2000) -> LiveSession:
+    """Train a zoo classifier live: learning rate and weight decay sliders, loss and accuracy charts."""
+    torch.manual_seed(seed)
+    dev = resolve_device(device)
+    model = MODELS[arch]().to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    session = LiveSession("classifier")
+    session.slider("learning rate", 1e-5, 1.0, 1e-3, log=True)
+    session.slider("weight decay", 1e-7, 1e-1, 1e-7, log=True)
+    rng = np.random.default_rng(seed)
+    held_out = np.sort(rng.choice(len(test_set), min(eval_items, len(test_set)), replace=False))
+    x_test, y_test = test_set.get_batch(held_out)
+
+    def step(ctx: StepContext) -> None:
+        for group in opt.param_groups:
+            group["lr"] = ctx.controls["learning rate"]
+            group["weight_decay"] = ctx.controls["weight decay"]
+        x, y = train_set.get_batch(rng.integers(0, len(train_set), batch_size))
+        model.train()
+        logits = model(x.to(dev))
+        loss = nn.functional.cross_entropy(logits, y.to(dev))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ctx.scalar("loss", loss.item())
+        ctx.scalar("batch accuracy", float((logits.argmax(1).cpu() == y).float().mean()))
+        if ctx.step % eval_every == 0:
+            model.eval()
+            with torch.no_grad():
+                pred = model(x_test.to(dev)).argmax(1).cpu()
+            ctx.scalar("test accuracy", float((pred == y_test).float().mean()))
+
+    session.step_fn = step
+    session.state_fns = (lambda: {"model": copy.deepcopy(model.state_dict()),
+                                  "opt": copy.deepcopy(opt.state_dict())},
+                         lambda s: (model.load_state_dict(s["model"]), opt.load_state_dict(s["opt"])))
+    session.model = model
+    return session
