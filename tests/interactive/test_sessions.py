@@ -1,3 +1,5 @@
+import base64
+
 import numpy as np
 
 from modeldx.interactive.features import layer_features, pixel_features
@@ -23,7 +25,7 @@ def test_kmeans_session_streams_what_the_thesis_dashboard_shows(mnist_test):
     assert {"loss", "objective", "cluster sizes", "centres", "silhouette"} <= set(streams)
     assert streams["loss"]["kind"] == "scalar" and len(streams["loss"]["step"]) >= 12
     centres = streams["centres"]["latest"][1]
-    assert centres["shape"] == [16, 28, 28] and len(centres["data"]) == 16 * 28 * 28
+    assert centres["shape"] == [16, 28, 28] and len(base64.b64decode(centres["data"])) == 16 * 28 * 28
     sil = streams["silhouette"]["latest"][1]
     assert len(sil["score"]) == 1000 and -1 <= min(sil["score"]) <= max(sil["score"]) <= 1
     assert s.model.size_weight == 3.0 and "before" in s.snapshots

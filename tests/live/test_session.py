@@ -1,3 +1,4 @@
+import base64
 import threading
 import time
 
@@ -192,7 +193,8 @@ def test_streams_reach_subscribers_and_the_state():
     state = s.state()
     assert state["streams"]["loss"]["kind"] == "scalar" and len(state["streams"]["loss"]["step"]) == 10
     img = state["streams"]["centres"]["latest"][1]
-    assert img["shape"] == [4, 5, 5] and max(img["data"]) == 255 and img["columns"] == 2
+    pixels = np.frombuffer(base64.b64decode(img["data"]), dtype=np.uint8)
+    assert img["shape"] == [4, 5, 5] and pixels.size == 100 and pixels.max() == 255 and img["columns"] == 2
     assert state["streams"]["t"]["latest"][1] == [{"a": 1}]
     # the writers check their input before logging anything
     ctx = StepContext(s)

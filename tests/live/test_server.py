@@ -1,0 +1,155 @@
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from modeldx.errors import InvalidParameterError
+from modeldx.live import LiveSession
+from modeldx.live.server import coalesce, create_app, is_loopback, serve
+
+
+def counting_session():
+    s = LiveSession("count")
+    s.slider("rate", 0.0, 10.0, 1.0)
+    s.choice("mode", ["a", "b"])
+    box = {"value": 0.0}
+
+    def step(ctx):
+        box["value"] += ctx.controls["rate"]
+        ctx.scalar("value", box["value"])
+        ctx.histogram("h", [ctx.step % 3, 1], [0, 1, 2])
+        time.sleep(0.002)
+
+    s.step_fn = step
+    s.state_fns = (lambda: dict(box), lambda st: box.update(st))
+    return s
+
+
+@pytest.fixture
+def running():
+    s = counting_session()
+    s.start()
+    yield s
+    s.stop()
+
+
+def receive_until(ws, predicate, limit=200):
+    for _ in range(limit):
+        msg = json.loads(ws.receive_text())
+        if predicate(msg):
+            return msg
+    raise AssertionError("no matching message")
+
+
+def test_connect_gets_the_state_then_streamed_updates(running):
+    with TestClient(create_app(running, push_hz=50)) as client, client.websocket_connect("/ws") as ws:
+        first = json.loads(ws.receive_text())
+        assert first["type"] == "state" and first["name"] == "count"
+        assert [c["name"] for c in first["controls"]] == ["rate", "mode"]
+        update = receive_until(ws, lambda m: m["type"] == "updates")
+        kinds = {u["type"] for u in update["updates"]}
+        assert "point" in kinds
+        # of a non-scalar stream only the latest value of each push is sent
+        assert sum(1 for u in update["updates"] if u.get("stream") == "h") <= 1
+
+
+def test_a_control_message_changes_the_session_and_comes_back_as_an_event(running):
+    with TestClient(create_app(running, push_hz=50)) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+        ws.send_text(json.dumps({"type": "control", "name": "rate", "value": 4.0}))
+        event = receive_until(ws, lambda m: m["type"] == "updates" and any(
+            u["type"] == "event" for u in m["updates"]))
+        e = next(u for u in event["updates"] if u["type"] == "event")
+        assert e["name"] == "rate" and e["value"] == 4.0 and e["step"] is not None
+        assert running.controls["rate"].value == 4.0
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("not json", "invalid message"),
+    (json.dumps({"type": "launch"}), "invalid message"),
+    (json.dumps({"type": "control", "name": "rate", "value": 99}), r"[0, 10]. Got 99"),
+    (json.dumps({"type": "control", "name": "nope", "value": 1}), "no control named 'nope'"),
+    (json.dumps({"type": "control", "name": "rate", "value": [1, 2]}), "invalid message"),
+    (json.dumps({"type": "command", "command": "restore", "name": "missing"}), "no snapshot named"),
+    (json.dumps({"type": "control", "name": "x" * 20_000}), "over the limit"),
+])
+def test_bad_messages_get_an_error_and_the_session_goes_on(running, raw, expected):
+    with TestClient(create_app(running, push_hz=50)) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+        ws.send_text(raw)
+        err = receive_until(ws, lambda m: m["type"] == "error")
+        assert expected in err["message"]
+        ws.send_text(json.dumps({"type": "ping"}))
+        assert receive_until(ws, lambda m: m["type"] == "pong")["step"] >= 0
+        at = running.step
+        assert running.wait(at + 5) and running.controls["rate"].value == 1.0
+
+
+def test_commands_pause_step_snapshot_restore(running):
+    with TestClient(create_app(running, push_hz=50)) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+        for command in ("pause", "snapshot"):
+            ws.send_text(json.dumps({"type": "command", "command": command, "name": "s1"}))
+        time.sleep(0.1)
+        assert running.paused and "s1" in running.snapshots
+        at = running.step
+        ws.send_text(json.dumps({"type": "command", "command": "step"}))
+        time.sleep(0.1)
+        assert running.step == at + 1
+        ws.send_text(json.dumps({"type": "command", "command": "restore", "name": "s1"}))
+        ws.send_text(json.dumps({"type": "command", "command": "resume"}))
+        time.sleep(0.1)
+        assert not running.paused
+        kinds = [e.kind for e in running.events]
+        assert kinds[kinds.index("pause"):] == ["pause", "snapshot", "step", "restore", "resume"]
+
+
+def test_several_clients_and_a_reconnect_get_the_history(running):
+    app = create_app(running, push_hz=50)
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as b:
+            a.receive_text()
+            b.receive_text()
+            receive_until(a, lambda m: m["type"] == "updates")
+            receive_until(b, lambda m: m["type"] == "updates")
+            assert app.state.clients == 2
+        running.wait(running.step + 20)
+        with client.websocket_connect("/ws") as again:
+            state = json.loads(again.receive_text())
+            assert state["type"] == "state"
+            # the whole history so far, not only what happens after reconnecting
+            assert state["streams"]["value"]["step"][0] == 0 and len(state["streams"]["value"]["step"]) > 20
+
+
+def test_a_token_guards_the_socket_and_the_api():
+    s = counting_session()
+    with TestClient(create_app(s, token="secret")) as client:
+        assert client.get("/api/state").status_code == 403
+        assert client.get("/api/state?token=secret").json()["name"] == "count"
+        with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws?token=wrong") as ws:
+            ws.receive_text()
+        assert info.value.code == 4403
+        with client.websocket_connect("/ws?token=secret") as ws:
+            assert json.loads(ws.receive_text())["type"] == "state"
+
+
+def test_binding_beyond_loopback_needs_a_token():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0")
+    with pytest.raises(InvalidParameterError, match="pass a token"):
+        serve(counting_session(), host="0.0.0.0", start=False)
+
+
+def test_dashboard_page_and_static_files_are_served():
+    with TestClient(create_app(counting_session())) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and "modeldx" in page.text
+
+
+def test_coalesce_keeps_points_and_events_and_the_latest_value():
+    updates = [{"type": "point", "stream": "a", "step": 1}, {"type": "value", "stream": "h", "step": 1},
+               {"type": "event", "name": "x"}, {"type": "value", "stream": "h", "step": 2},
+               {"type": "point", "stream": "a", "step": 2}]
+    assert [u.get("step") for u in coalesce(updates)] == [1, None, 2, 2]
