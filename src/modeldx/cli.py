@@ -302,5 +302,73 @@ def demo(
         _fail(exc)
 
 
+serve_app = typer.Typer(help="Live sessions: train while you steer it from a web dashboard.",
+                        no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+Host = Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")]
+Port = Annotated[int, typer.Option(help="Port to serve on.")]
+Token = Annotated[str | None, typer.Option(help="Required in the URL (?token=...) when given.")]
+
+
+@serve_app.command("kmeans")
+def serve_kmeans(
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    k: Annotated[int, typer.Option(help="Number of clusters.")] = 64,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A zoo checkpoint: cluster its layers' activations (eq. 2.6) instead of pixels.")] = None,
+    layers: Annotated[str, typer.Option(help="Comma-separated layers of the checkpoint's model.")] = (
+        "act2,act4"),
+    split: Annotated[str, typer.Option(help="Which split to cluster.")] = "train",
+    batch_size: int = 1024,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    token: Token = None,
+    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+) -> None:
+    """Interactive k-means with a size-balance slider (and one weight slider per layer)."""
+    from modeldx.data import load_dataset
+    from modeldx.interactive.features import layer_features, pixel_features
+    from modeldx.interactive.sessions import kmeans_session
+    from modeldx.live.server import serve
+    from modeldx.zoo import load_checkpoint
+
+    try:
+        data = load_dataset(dataset, split, root=data_root)
+        pixels, _, _ = pixel_features(data)
+        images = pixels.reshape(len(data), *data.get_batch([0])[0].shape[-2:])
+        if checkpoint is None:
+            features, blocks, names = pixels, None, None
+        else:
+            model, _ = load_checkpoint(checkpoint)
+            features, blocks, names = layer_features(model, data, [s.strip() for s in layers.split(",")])
+        session = kmeans_session(features, k, blocks=blocks, block_names=names, images=images,
+                                 batch_size=batch_size)
+        serve(session, host=host, port=port, token=token, announce=console.print)
+    except ModeldxError as exc:
+        _fail(exc)
+
+
+@serve_app.command("classifier")
+def serve_classifier(
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    token: Token = None,
+    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+) -> None:
+    """Train a zoo classifier with learning-rate and weight-decay sliders and live loss/accuracy."""
+    from modeldx.data import load_dataset
+    from modeldx.interactive.sessions import classifier_session
+    from modeldx.live.server import serve
+
+    try:
+        session = classifier_session(load_dataset(dataset, "train", root=data_root),
+                                     load_dataset(dataset, "test", root=data_root), arch=model)
+        serve(session, host=host, port=port, token=token, announce=console.print)
+    except ModeldxError as exc:
+        _fail(exc)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
