@@ -160,6 +160,43 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
     return app
 
 
+class BackgroundServer:
+    """The dashboard served from a thread of this process (notebooks, scripts, tests).
+
+    ``port=0`` picks a free port; ``.url`` is the address to open, ``.stop()`` ends it.
+    """
+
+    def __init__(self, session: LiveSession, *, host: str = "127.0.0.1", port: int = 0,
+                 token: str | None = None, **app_options) -> None:
+        import threading
+
+        import uvicorn
+
+        if not is_loopback(host) and not token:
+            raise InvalidParameterError(
+                f"binding {host!r} exposes the session beyond this machine: pass a token")
+        self.session = session
+        self.app = create_app(session, token=token, **app_options)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="modeldx-live-server")
+        self.thread.start()
+        import time
+
+        deadline = time.monotonic() + 15
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.server.started:
+            raise ModeldxError(f"the live server did not start on {host}:{port}")
+        bound = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://{'127.0.0.1' if is_loopback(host) else host}:{bound}/" + (
+            f"?token={token}" if token else "")
+        self.port = bound
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 def serve(session: LiveSession, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
           start: bool = True, log_level: str = "warning", announce=print) -> None:
     """Start ``session`` (unless started) and serve it until interrupted; prints the URL to open."""

@@ -290,7 +290,9 @@
           ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
           ctx.fillStyle = "#8a5a00";
           const label = e.kind === "control" ? `${e.name}=${fmt(e.value)}` : e.kind;
-          ctx.fillText(label, x + 3 * devicePixelRatio, top + 12 * devicePixelRatio);
+          const wide = ctx.measureText(label).width, right = u.bbox.left + u.bbox.width;
+          const lx = x + 3 * devicePixelRatio + wide > right ? x - 3 * devicePixelRatio - wide : x + 3 * devicePixelRatio;
+          ctx.fillText(label, lx, top + 12 * devicePixelRatio);
         }
         ctx.restore();
       }] },
