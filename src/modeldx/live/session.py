@@ -224,8 +224,8 @@ class LiveSession:
         with self._wake:
             self._commands.append(event)
             self._wake.notify_all()
-        if self._thread is None:
-            self._apply_commands()  # not running: apply at once
+        if not self.running:
+            self._apply_commands()  # nothing steps: apply at once
         return event
 
     # ----- streams
@@ -351,6 +351,7 @@ class LiveSession:
             self.step += 1
             if self._single:
                 self._single -= 1
+        self._apply_commands()  # what arrived while the last step ran
 
     def _apply_commands(self) -> None:
         while True:
