@@ -19,6 +19,7 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+DataRoot = Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")]
 
 
 def _fail(exc: Exception) -> None:
@@ -43,7 +44,7 @@ def train(
     epochs: int = 4,
     seed: int = 0,
     out: Annotated[Path | None, typer.Option(help="Checkpoint path.")] = None,
-    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    data_root: DataRoot = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a zoo model and write a checkpoint with its test accuracy."""
@@ -73,7 +74,7 @@ def capture(
     gradients: Annotated[bool, typer.Option(help="Also store gradients of the loss.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished store at STORE.")] = False,
     device: str = "auto",
-    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    data_root: DataRoot = None,
     quiet: Quiet = False,
 ) -> None:
     """Capture activations of a checkpoint's model over a data set (resumes an interrupted run)."""
@@ -287,7 +288,7 @@ def demo(
     fractions: Annotated[str, typer.Option(help="Comma-separated sample fractions.")] = (
         "0.005,0.01,0.02,0.05,0.1,0.2"),
     seeds: Annotated[int, typer.Option(help="Seeds per (sampler, fraction); 0 skips the evaluation.")] = 5,
-    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    data_root: DataRoot = None,
     quiet: Quiet = False,
 ) -> None:
     """The paper's experiment: train (or reuse) a model, capture train+test exactly, answer the headline
@@ -323,7 +324,7 @@ def serve_kmeans(
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,
-    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    data_root: DataRoot = None,
 ) -> None:
     """Interactive k-means with a size-balance slider (and one weight slider per layer)."""
     from modeldx.data import load_dataset
@@ -355,7 +356,7 @@ def serve_classifier(
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,
-    data_root: Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")] = None,
+    data_root: DataRoot = None,
 ) -> None:
     """Train a zoo classifier with learning-rate and weight-decay sliders and live loss/accuracy."""
     from modeldx.data import load_dataset
