@@ -1,0 +1,150 @@
+"""Langevin-dynamics activation maximization (LDAM, thesis ch. 4, Algorithm 1), batched.
+
+Gradient ascent finds one local optimum of a neuron's activation; LDAM samples
+images x with probability proportional to ``exp((f(x) + sum_i lambda_i R_i(x)) / T)``
+(eq. 4.6), so many chains per neuron show the many faces of a neuron. One step,
+for every chain of every neuron at once (one batch of ``neurons x chains``):
+
+    g_t     = grad f(x_t) + l2 * (-x_t) + d * rms(grad D(x_t)) + eta,  eta ~ N(0, sigma^2)
+    v_{t+1} = gamma * v_t + beta * g_t
+    x_{t+1} = x_t + v_{t+1}
+
+The L2 regulariser ``R(x) = -||x||^2 / 2`` enters raw (thesis: no normalising
+needed); the discriminator's gradient is normalised by RMSprop (running mean of
+its square), because its scale can differ from the activation's by orders of
+magnitude. After ``burn_in`` steps every chain also keeps the running mean of
+its samples (sample averaging, Fig. 4.4b/d). Every setting is an attribute the
+live view changes between steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from modeldx.errors import InvalidParameterError
+from modeldx.ldam.targets import Target, make_target, reading
+from modeldx.zoo.training import resolve_device
+
+
+class LDAM:
+    """Many Langevin chains per neuron, in one batch: rows are chains, columns are neurons.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier; never changed (weights, mode and hooks are as before after each step).
+    layer, neurons, position
+        The target (see :func:`~modeldx.ldam.targets.make_target`); default: the pre-softmax outputs.
+    image_shape : (C, H, W)
+        Input shape; 1 or 3 channels, any size.
+    chains : int, default=8
+        Independent chains per neuron.
+    beta, gamma, sigma, l2 : float
+        Step size, momentum, noise standard deviation, L2 weight (eq. 4.8 and Algorithm 1).
+    burn_in : int, default=100
+        Steps before a chain's samples enter its running average.
+    discriminator : OnlineDiscriminator, optional
+        Algorithm 2's learned regulariser, weighted by ``disc_weight``.
+    """
+
+    def __init__(self, model: nn.Module, image_shape: Sequence[int], *, layer: str | None = None,
+                 neurons: Sequence[int] | None = None, position: Sequence[int] | None = None,
+                 chains: int = 8, beta: float = 0.05, gamma: float = 0.9, sigma: float = 0.05,
+                 l2: float = 1.0, disc_weight: float = 0.0, discriminator=None, burn_in: int = 100,
+                 init_std: float = 1.0, rms_decay: float = 0.9, seed: int = 0, device: str = "auto") -> None:
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
+            raise InvalidParameterError("image_shape must be (channels, height, width) with 1 or 3 "
+                                        f"channels. Got {tuple(image_shape)}.")
+        if chains < 1:
+            raise InvalidParameterError(f"chains must be at least 1. Got {chains}.")
+        self.model = model
+        self.device = resolve_device(device)
+        self.target: Target = make_target(model, layer, neurons, position)
+        self.image_shape, self.chains = shape, int(chains)
+        self.beta, self.gamma, self.sigma, self.l2 = float(beta), float(gamma), float(sigma), float(l2)
+        self.disc_weight, self.discriminator = float(disc_weight), discriminator
+        self.burn_in, self.init_std, self.rms_decay = int(burn_in), float(init_std), float(rms_decay)
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.restart()
+
+    @property
+    def neurons(self) -> int:
+        return len(self.target.neurons)
+
+    def restart(self) -> None:
+        """New random images (isotropic Gaussian), zero velocity, empty averages."""
+        n = self.neurons * self.chains
+        self.x = (torch.randn(n, *self.image_shape, generator=self.generator) * self.init_std).to(self.device)
+        self.v = torch.zeros_like(self.x)
+        self.mean = torch.zeros_like(self.x)
+        self.rms = torch.zeros_like(self.x)
+        self.t = 0
+        self.averaged = 0
+        self.activation = torch.zeros(n)
+
+    def step(self, steps: int = 1) -> torch.Tensor:
+        """Run ``steps`` steps of Algorithm 1 for every chain; returns the last activations, one per chain."""
+        with reading(self.model, self.target, self.image_shape) as read:
+            for _ in range(steps):
+                x = self.x.detach().requires_grad_(True)
+                f = read(x)
+                (grad_f,) = torch.autograd.grad(f.sum(), x)
+                g = grad_f - self.l2 * x.detach()
+                if self.discriminator is not None and self.disc_weight > 0:
+                    grad_d = self.discriminator.input_gradient(x.detach())
+                    self.rms = self.rms_decay * self.rms + (1 - self.rms_decay) * grad_d ** 2
+                    g = g + self.disc_weight * grad_d / (self.rms.sqrt() + 1e-8)
+                if self.sigma > 0:
+                    noise = torch.randn(self.x.shape, generator=self.generator).to(self.device)
+                    g = g + self.sigma * noise
+                self.v = self.gamma * self.v + self.beta * g
+                self.x = (x.detach() + self.v).detach()
+                self.t += 1
+                if self.t > self.burn_in:
+                    self.averaged += 1
+                    self.mean += (self.x - self.mean) / self.averaged
+                self.activation = f.detach().cpu()
+        return self.activation
+
+    def grid(self, which: str = "sample") -> np.ndarray:
+        """(chains, neurons, C, H, W): current samples, or running averages (``which="average"``)."""
+        if which not in ("sample", "average"):
+            raise InvalidParameterError(f"which must be 'sample' or 'average'. Got {which!r}.")
+        x = self.x if which == "sample" or self.averaged == 0 else self.mean
+        return x.detach().cpu().numpy().reshape(self.chains, self.neurons, *self.image_shape)
+
+
+def to_display(images: np.ndarray) -> np.ndarray:
+    """Thesis §4.4: scale each image into [-128, 127] by its largest magnitude and add 128.
+
+    White: strongly positive (correlates with the neuron); black: strongly
+    negative; grey: uncorrelated. Returns uint8 of the same shape.
+    """
+    x = np.asarray(images, dtype=np.float64)
+    flat = x.reshape(x.shape[0], -1) if x.ndim == 4 else x.reshape(1, -1)  # per image of a batch
+    peak = np.abs(flat).max(axis=1, keepdims=True)
+    scaled = flat / np.where(peak > 0, peak, 1) * 127.5 + 127.5
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8).reshape(x.shape)
+
+
+def grid_image(grid: np.ndarray, pad: int = 2) -> np.ndarray:
+    """One picture of a (rows, columns, C, H, W) grid: (H', W') grey or (H', W', 3) colour, uint8."""
+    rows, cols, c, h, w = grid.shape
+    tiles = to_display(grid.reshape(rows * cols, c, h, w)).reshape(rows, cols, c, h, w)
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, dtype=np.uint8)
+    for r in range(rows):
+        for k in range(cols):
+            out[pad + r * (h + pad):pad + r * (h + pad) + h,
+                pad + k * (w + pad):pad + k * (w + pad) + w] = tiles[r, k].transpose(1, 2, 0)
+    return out[..., 0] if c == 1 else out
+
+
+def save_png(image: np.ndarray, path) -> None:
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
