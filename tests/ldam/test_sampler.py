@@ -81,7 +81,8 @@ def test_the_discriminator_makes_samples_sparser(model, mnist_train):
         make = lambda: LDAM(model, (1, 28, 28), chains=2, discriminator=disc, disc_weight=1.0,  # noqa: E731
                             burn_in=0, seed=1)
         trainer = DiscriminatorTrainer(make, disc)
-        shown = LDAM(model, (1, 28, 28), chains=4, discriminator=disc, disc_weight=weight, burn_in=150, seed=2)
+        shown = LDAM(model, (1, 28, 28), chains=4, discriminator=disc, disc_weight=weight, burn_in=150,
+                     seed=2)
         for _ in range(400):
             trainer.step()
             shown.step()

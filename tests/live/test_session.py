@@ -195,7 +195,7 @@ def test_streams_reach_subscribers_and_the_state():
     img = state["streams"]["centres"]["latest"][1]
     pixels = np.frombuffer(base64.b64decode(img["data"]), dtype=np.uint8)
     assert img["shape"] == [4, 5, 5] and pixels.size == 100 and pixels.max() == 255 and img["columns"] == 2
-    assert state["streams"]["t"]["latest"][1] == [{"a": 1}]
+    assert state["streams"]["t"]["latest"][1] == {"rows": [{"a": 1}], "control": None, "key": None}
     # the writers check their input before logging anything
     ctx = StepContext(s)
     with pytest.raises(InvalidParameterError, match="len\\(edges\\)"):

@@ -40,7 +40,7 @@ from modeldx.errors import InvalidParameterError, ModeldxError
 from modeldx.live.controls import Button, Choice, Control, Slider
 from modeldx.live.history import ScalarHistory, ValueHistory
 
-STREAM_KINDS = ("scalar", "histogram", "images", "matrix", "table", "silhouette")
+STREAM_KINDS = ("scalar", "histogram", "images", "matrix", "table", "silhouette", "scatter")
 
 
 @dataclass
@@ -80,15 +80,22 @@ class StepContext:
         self._session._log("histogram", name, self.step,
                            {"counts": counts.tolist(), "edges": edges.tolist()})
 
-    def images(self, name: str, grid, *, columns: int | None = None) -> None:
-        """A grid of images, (n, h, w) or (n, h, w, 3), values scaled to [0, 1] per image."""
+    def images(self, name: str, grid, *, columns: int | None = None, scaled: bool = False) -> None:
+        """A grid of images, (n, h, w) or (n, h, w, 3).
+
+        Values are stretched to [0, 1] per image, unless ``scaled=True`` says
+        they are display values in [0, 1] already (LDAM's grey-is-zero offset).
+        """
         arr = np.asarray(grid, dtype=np.float32)
         if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)):
             raise InvalidParameterError(f"images {name!r} takes an (n, h, w) or (n, h, w, 3) array. "
                                         f"Got shape {arr.shape}.")
-        low = arr.reshape(arr.shape[0], -1).min(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
-        high = arr.reshape(arr.shape[0], -1).max(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
-        scaled = (arr - low) / np.where(high > low, high - low, 1)
+        if scaled:
+            scaled = np.clip(arr, 0.0, 1.0)
+        else:
+            low = arr.reshape(arr.shape[0], -1).min(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
+            high = arr.reshape(arr.shape[0], -1).max(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
+            scaled = (arr - low) / np.where(high > low, high - low, 1)
         self._session._log("images", name, self.step,
                            {"shape": list(arr.shape),
                             "columns": columns or int(np.ceil(np.sqrt(arr.shape[0]))),
@@ -114,8 +121,22 @@ class StepContext:
                            {"cluster": clusters[order].tolist(), "score": np.round(scores[order], 4).tolist(),
                             "mean": float(scores.mean()) if scores.size else 0.0})
 
-    def table(self, name: str, records: list[dict]) -> None:
-        self._session._log("table", name, self.step, [{k: _plain(v) for k, v in r.items()} for r in records])
+    def scatter(self, name: str, x, y, *, labels=None, keys=None, control: str | None = None) -> None:
+        """Points in 2-D; with ``control``, clicking a point sets that control to the point's key."""
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape or x.ndim != 1:
+            raise InvalidParameterError(f"scatter {name!r} takes two 1-d arrays of one length. "
+                                        f"Got shapes {x.shape} and {y.shape}.")
+        self._session._log("scatter", name, self.step,
+                           {"x": x.tolist(), "y": y.tolist(),
+                            "labels": None if labels is None else [str(v) for v in labels],
+                            "keys": None if keys is None else [_plain(k) for k in keys], "control": control})
+
+    def table(self, name: str, records: list[dict], *, control: str | None = None,
+              key: str | None = None) -> None:
+        """Rows of a table; with ``control`` and ``key``, a click on a row sets the control to its ``key``."""
+        rows = [{k: _plain(v) for k, v in r.items()} for r in records]
+        self._session._log("table", name, self.step, {"rows": rows, "control": control, "key": key})
 
 
 class Subscription:

@@ -176,6 +176,16 @@
     content.append(head, body);
     el.append(content);
     const w = kind === "control" ? controlWidget(name, body) : streamWidget(name, body, info);
+    if (kind === "stream" && model.streams[name] && model.streams[name].kind === "images") {
+      const png = document.createElement("button");
+      png.className = "close"; png.title = "Save as PNG"; png.textContent = "PNG"; png.dataset.png = name;
+      png.onclick = () => {
+        const canvas = body.querySelector("canvas"), a = document.createElement("a");
+        a.href = canvas.toDataURL("image/png"); a.download = `${name.replace(/\W+/g, "-")}-step${model.step}.png`;
+        a.click();
+      };
+      head.insertBefore(png, close);
+    }
     Object.assign(w, { id, kind, name, el, body });
     widgets.set(id, w);
     grid.el.appendChild(el);
@@ -271,7 +281,8 @@
     if (kind === "scalar") return chartWidget(name, body, info);
     if (kind === "table") return tableWidget(name, body, info);
     return canvasWidget(name, body, info, { histogram: drawHistogram, images: drawImages,
-                                            silhouette: drawSilhouette, matrix: drawMatrix }[kind]);
+                                            silhouette: drawSilhouette, matrix: drawMatrix,
+                                            scatter: drawScatter }[kind]);
   }
 
   function chartWidget(name, body, info) {
@@ -325,6 +336,7 @@
   function canvasWidget(name, body, info, draw) {
     const canvas = document.createElement("canvas");
     canvas.className = "plain";
+    canvas._stream = name;
     body.append(canvas);
     const fit = () => {
       canvas.width = Math.max(1, body.clientWidth * devicePixelRatio);
@@ -419,15 +431,55 @@
       update() {
         const st = model.streams[name];
         if (!st || !st.value) return;
-        const rows = st.value, cols = rows.length ? Object.keys(rows[0]) : [];
-        const t = document.createElement("table"); t.className = "data";
+        const { rows, control, key } = st.value, cols = rows.length ? Object.keys(rows[0]) : [];
+        const t = document.createElement("table"); t.className = "data" + (control ? " clickable" : "");
         t.innerHTML = "<tr>" + cols.map((c) => `<th>${esc(c)}</th>`).join("") + "</tr>" +
-          rows.map((r) => "<tr>" + cols.map((c) => `<td>${esc(fmt(r[c]))}</td>`).join("") + "</tr>").join("");
+          rows.map((r, i) => `<tr data-row="${i}">` + cols.map((c) => `<td>${esc(fmt(r[c]))}</td>`).join("") +
+                   "</tr>").join("");
+        if (control) {
+          t.onclick = (e) => {
+            const tr = e.target.closest("tr[data-row]");
+            if (tr) send({ type: "control", name: control, value: rows[+tr.dataset.row][key] });
+          };
+        }
         holder.replaceChildren(t);
-        info.textContent = `step ${st.step}`;
+        info.textContent = control ? "click a row" : `step ${st.step}`;
       },
       resize() {},
     };
+  }
+
+  function drawScatter(ctx, canvas, v, info) {
+    const pad = 10 * devicePixelRatio, n = v.x.length;
+    const [x0, x1] = [Math.min(...v.x), Math.max(...v.x)], [y0, y1] = [Math.min(...v.y), Math.max(...v.y)];
+    const sx = (x) => pad + (canvas.width - 2 * pad) * (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5);
+    const sy = (y) => canvas.height - pad - (canvas.height - 2 * pad) * (y1 > y0 ? (y - y0) / (y1 - y0) : 0.5);
+    canvas._points = [];
+    ctx.font = `${10 * devicePixelRatio}px system-ui`;
+    for (let i = 0; i < n; i++) {
+      const px = sx(v.x[i]), py = sy(v.y[i]);
+      canvas._points.push([px, py, i]);
+      ctx.fillStyle = COLORS[0];
+      ctx.beginPath(); ctx.arc(px, py, 3.5 * devicePixelRatio, 0, 2 * Math.PI); ctx.fill();
+      if (v.labels && n <= 60) { ctx.fillStyle = "#555"; ctx.fillText(v.labels[i], px + 5, py - 4); }
+    }
+    if (v.control && !canvas.onclick) {
+      canvas.style.cursor = "pointer";
+      canvas.onclick = (e) => {
+        const r = canvas.getBoundingClientRect(), cx = (e.clientX - r.left) * devicePixelRatio,
+              cy = (e.clientY - r.top) * devicePixelRatio;
+        let best = null, bd = Infinity;
+        for (const [px, py, i] of canvas._points) {
+          const d = (px - cx) ** 2 + (py - cy) ** 2;
+          if (d < bd) { bd = d; best = i; }
+        }
+        const cur = model.streams[canvas._stream].value;
+        if (best !== null && bd < (12 * devicePixelRatio) ** 2) {
+          send({ type: "control", name: cur.control, value: cur.keys ? cur.keys[best] : best });
+        }
+      };
+    }
+    info.textContent = v.control ? "click a point" : `${n} points`;
   }
 
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
