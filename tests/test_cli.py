@@ -110,3 +110,18 @@ def test_sample_and_evaluate_commands(digits_store, tmp_path):
     assert (out / "index.html").is_file() and "precision@k" in result.output
     result = runner.invoke(app, ["sample", store, "kmeans"])
     assert result.exit_code == 2 and "'method' parameter must be one of" in result.output
+
+
+def test_ldam_command_writes_the_grids(mnist_model, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "ldam"
+    result = runner.invoke(app, ["ldam", str(mnist_model.checkpoint), "--neurons", "1,7", "--chains", "3",
+                                 "--steps", "30", "--burn-in", "10", "--out", str(out), "--quiet",
+                                 "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 0, result.output
+    average = Image.open(out / "fc3-1-7-average.png")
+    assert average.size == (2 * 30 + 2, 3 * 30 + 2)  # columns: neurons; rows: chains; 2-pixel gaps
+    result = runner.invoke(app, ["ldam", str(mnist_model.checkpoint), "--layer", "act3", "--neurons", "500",
+                                 "--quiet", "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 2 and "has 120 neurons" in result.output

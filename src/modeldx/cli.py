@@ -303,6 +303,52 @@ def demo(
         _fail(exc)
 
 
+def _image_shape(data) -> tuple[int, int, int]:
+    x = data.get_batch([0])[0]
+    return tuple(int(v) for v in x.shape[1:])
+
+
+@app.command()
+def ldam(
+    checkpoint: Annotated[Path, typer.Argument(help="A zoo checkpoint (modeldx train).")],
+    layer: Annotated[str | None, typer.Option(help="Layer to target (default: pre-softmax outputs).")] = None,
+    neurons: Annotated[str | None, typer.Option(help="Comma-separated neurons (default: first ten).")] = None,
+    chains: Annotated[int, typer.Option(help="Chains per neuron (rows of the grid).")] = 8,
+    steps: int = 400,
+    burn_in: int = 100,
+    l2: Annotated[float, typer.Option(help="L2 weight.")] = 1.0,
+    beta: Annotated[float, typer.Option(help="Step size.")] = 0.05,
+    sigma: Annotated[float, typer.Option(help="Noise standard deviation.")] = 0.05,
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs.")] = Path("ldam"),
+    data_root: DataRoot = None,
+    quiet: Quiet = False,
+) -> None:
+    """Sample images that activate neurons (LDAM); writes the samples and running averages as PNGs."""
+    from modeldx.data import load_dataset
+    from modeldx.ldam import LDAM, grid_image, save_png
+    from modeldx.zoo import load_checkpoint
+
+    try:
+        model, meta = load_checkpoint(checkpoint)
+        shape = _image_shape(load_dataset(meta.get("dataset", "mnist"), "test", root=data_root))
+        chosen = None if neurons is None else [int(n) for n in neurons.split(",")]
+        sampler = LDAM(model, shape, layer=layer, neurons=chosen, chains=chains, burn_in=burn_in, l2=l2,
+                       beta=beta, sigma=sigma)
+        from tqdm.auto import tqdm
+
+        for _ in tqdm(range(steps), desc="ldam", unit="step", disable=quiet):
+            sampler.step()
+    except (ModeldxError, ValueError) as exc:
+        _fail(exc)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"{sampler.target.layer}-" + "-".join(map(str, sampler.target.neurons[:10]))
+    for which in ("sample", "average"):
+        save_png(grid_image(sampler.grid(which)), out / f"{name}-{which}.png")
+    console.print(f"{sampler.target.layer} neurons {list(sampler.target.neurons)}: mean activation "
+                  f"{float(sampler.activation.mean()):.3f} after {steps} steps -> {out}/{name}-average.png, "
+                  f"{name}-sample.png (columns: neurons, rows: chains; grey is 0)")
+
+
 serve_app = typer.Typer(help="Live sessions: train while you steer it from a web dashboard.",
                         no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
@@ -366,6 +412,38 @@ def serve_classifier(
     try:
         session = classifier_session(load_dataset(dataset, "train", root=data_root),
                                      load_dataset(dataset, "test", root=data_root), arch=model)
+        serve(session, host=host, port=port, token=token, announce=console.print)
+    except ModeldxError as exc:
+        _fail(exc)
+
+
+@serve_app.command("ldam")
+def serve_ldam(
+    checkpoint: Annotated[Path, typer.Argument(help="A zoo checkpoint (modeldx train).")],
+    store: Annotated[Path | None, typer.Option(help="A store of this model: enables the neuron map.")] = None,
+    discriminator: Annotated[bool, typer.Option(help="Train Algorithm 2's discriminator on real images.")] = (
+        True),
+    chains: int = 8,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    token: Token = None,
+    data_root: DataRoot = None,
+) -> None:
+    """LDAM live: chains animate while sliders change L2, step size, noise and the discriminator weight."""
+    import numpy as np
+
+    from modeldx.data import load_dataset
+    from modeldx.ldam.session import ldam_session
+    from modeldx.live.server import serve
+    from modeldx.store import open_store
+    from modeldx.zoo import load_checkpoint
+
+    try:
+        model, meta = load_checkpoint(checkpoint)
+        train_set = load_dataset(meta.get("dataset", "mnist"), "train", root=data_root)
+        reals = train_set.get_batch(np.arange(min(10_000, len(train_set))))[0] if discriminator else None
+        st = open_store(store, model=model) if store is not None else None
+        session = ldam_session(model, _image_shape(train_set), real_images=reals, store=st, chains=chains)
         serve(session, host=host, port=port, token=token, announce=console.print)
     except ModeldxError as exc:
         _fail(exc)

@@ -70,4 +70,5 @@ def top_down(model: nn.Module, neuron: int, *, layer: str | None = None, k: int 
                 rows.append((d, lower_name, int(j), upper_name, m, float(rel[m, j])))
                 nxt.append(int(j))
         frontier = list(dict.fromkeys(nxt))
-    return pd.DataFrame(rows, columns=["depth", "layer", "neuron", "parent_layer", "parent", "weight"])
+    frame = pd.DataFrame(rows, columns=["depth", "layer", "neuron", "parent_layer", "parent", "weight"])
+    return frame.astype({"parent": "Int64"})

@@ -150,7 +150,9 @@
 
   function defaultLayout() {
     const items = Object.keys(model.controls).map((n) => ({ kind: "control", name: n, w: 3, h: 2 }));
-    for (const n of Object.keys(model.streams)) items.push({ kind: "stream", name: n, w: 6, h: 4 });
+    for (const [n, st] of Object.entries(model.streams)) {
+      items.push({ kind: "stream", name: n, w: 6, h: st.kind === "images" ? 6 : 4 });
+    }
     return items;
   }
 
@@ -484,6 +486,7 @@
 
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   function fmt(v) {
+    if (v === null || v === undefined) return "";
     if (typeof v !== "number") return String(v);
     if (v === 0) return "0";
     const a = Math.abs(v);

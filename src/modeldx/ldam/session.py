@@ -1,0 +1,121 @@
+"""LDAM as a live session: chains animate in the dashboard while sliders change the sampler.
+
+Controls: the L2 weight, step size β, noise σ, momentum γ and (with real images)
+the discriminator weight of Algorithm 2; what to show (running averages or the
+current samples); a restart button; the target — the output neurons, or one
+neuron picked from the relevance table or the neuron map, whose rows and points
+send their neuron here when clicked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from modeldx.ldam.discriminator import DiscriminatorTrainer, OnlineDiscriminator
+from modeldx.ldam.sampler import LDAM, to_display
+from modeldx.live import LiveSession, StepContext
+from modeldx.neurons.relevance import top_down, weighted_layers
+
+OUTPUTS = "output neurons"
+
+
+def _grid_for_display(ldam: LDAM, which: str) -> np.ndarray:
+    grid = ldam.grid(which)  # (chains, neurons, C, H, W)
+    rows, cols, c, h, w = grid.shape
+    shown = to_display(grid.reshape(rows * cols, c, h, w)).astype(np.float32) / 255.0
+    return shown[:, 0] if c == 1 else shown.transpose(0, 2, 3, 1)
+
+
+def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | None = None,
+                 store=None, chains: int = 8, every: int = 2, seed: int = 0,
+                 device: str = "auto") -> LiveSession:
+    """A live LDAM session; ``real_images`` enable the discriminator, ``store`` the neuron map."""
+    layers = weighted_layers(model)
+    head_name, head = layers[-1]
+    options = [OUTPUTS] + [f"{name}:{i}" for name, m in layers for i in range(m.weight.shape[0])]
+    map_layers = list(store.layers) if store is not None else []
+    if store is not None:
+        options += [f"{layer}:{i}" for layer in map_layers for i in range(store.neurons(layer))
+                    if f"{layer}:{i}" not in options]
+    session = LiveSession("ldam")
+    session.slider("L2 weight", 0.0, 5.0, 1.0)
+    session.slider("step size", 1e-3, 1.0, 0.05, log=True)
+    session.slider("noise", 0.0, 0.5, 0.05)
+    session.slider("momentum", 0.0, 0.99, 0.9)
+    disc = None
+    if real_images is not None:
+        # a live view cannot wait long for D(x) > 0.9: update the discriminator at least every 20 steps
+        disc = OnlineDiscriminator(real_images, seed=seed, max_wait=20)
+        session.slider("discriminator weight", 0.0, 5.0, 0.0)
+    session.choice("show", ["average", "sample"])
+    session.choice("target", options)
+    session.choice("explain class", list(range(head.weight.shape[0])))
+    if map_layers:
+        session.choice("map layer", map_layers, map_layers[-2] if len(map_layers) > 1 else map_layers[0])
+    session.button("restart")
+    state = {"target": None, "explain": None, "map": None}
+
+    def build(target: str) -> tuple[LDAM, DiscriminatorTrainer | None]:
+        if target == OUTPUTS:
+            spec = {"layer": head_name, "neurons": list(range(head.weight.shape[0])), "chains": chains}
+        else:
+            layer, neuron = target.rsplit(":", 1)
+            spec = {"layer": layer, "neurons": [int(neuron)], "chains": chains}
+        ldam = LDAM(model, image_shape, discriminator=disc, seed=seed, device=device, **spec)
+        trainer = None
+        if disc is not None:
+            trainer = DiscriminatorTrainer(
+                lambda: LDAM(model, image_shape, discriminator=disc, disc_weight=1.0, burn_in=0,
+                             seed=seed + 1, device=device, **{**spec, "chains": 2}), disc)
+        return ldam, trainer
+
+    def step(ctx: StepContext) -> None:
+        c = ctx.controls
+        if c["target"] != state["target"]:
+            state["target"] = c["target"]
+            state["ldam"], state["trainer"] = build(c["target"])
+        ldam, trainer = state["ldam"], state["trainer"]
+        if ctx.presses.get("restart"):
+            ldam.restart()
+        ldam.l2, ldam.beta, ldam.sigma, ldam.gamma = c["L2 weight"], c["step size"], c["noise"], c["momentum"]
+        if disc is not None:
+            ldam.disc_weight = c["discriminator weight"]
+            if trainer.step():
+                ctx.scalar("discriminator loss", disc.last_loss)
+        activation = ldam.step()
+        ctx.scalar("activation (mean over chains)", float(activation.mean()))
+        if disc is not None:
+            ctx.scalar("D(x) of the samples", float(disc.probability(ldam.x).mean()))
+        if ctx.step % every == 0:
+            # columns are neurons; one neuron's chains are laid out as a square instead of a thin column
+            columns = ldam.neurons if ldam.neurons > 1 else int(np.ceil(np.sqrt(ldam.chains)))
+            ctx.images("chains", _grid_for_display(ldam, c["show"]), columns=columns, scaled=True)
+        if c["explain class"] != state["explain"]:
+            state["explain"] = c["explain class"]
+            tree = top_down(model, int(c["explain class"]), k=3, depth=2)
+            rows = [{"depth": int(r.depth), "target": f"{r.layer}:{r.neuron}",
+                     "feeds": "" if pd.isna(r.parent) else f"{r.parent_layer}:{int(r.parent)}",
+                     "weight": None if pd.isna(r.weight) else round(float(r.weight), 4)}
+                    for r in tree.itertuples()]
+            ctx.table("relevance", rows, control="target", key="target")
+        if map_layers and c["map layer"] != state["map"]:
+            from modeldx.neurons.maps import neuron_map
+
+            state["map"] = c["map layer"]
+            points = neuron_map(store, c["map layer"], items=1000, seed=seed)
+            keys = [f"{c['map layer']}:{n}" for n in points.neuron]
+            ctx.scatter("neuron map", points.x, points.y, labels=points.neuron, keys=keys, control="target")
+
+    session.step_fn = step
+    session.state_fns = (lambda: {"x": state["ldam"].x.clone(), "v": state["ldam"].v.clone(),
+                                  "mean": state["ldam"].mean.clone(), "averaged": state["ldam"].averaged},
+                         lambda s: _restore(state["ldam"], s))
+    session.model = state
+    return session
+
+
+def _restore(ldam: LDAM, snap: dict) -> None:
+    ldam.x, ldam.v, ldam.mean, ldam.averaged = snap["x"], snap["v"], snap["mean"], snap["averaged"]
