@@ -43,6 +43,8 @@ def train(
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     epochs: int = 4,
     seed: int = 0,
+    average_from: Annotated[int | None, typer.Option(
+        help="Parameter averaging: average the weights of every step from this epoch (0-based) on.")] = None,
     out: Annotated[Path | None, typer.Option(help="Checkpoint path.")] = None,
     data_root: DataRoot = None,
     quiet: Quiet = False,
@@ -55,6 +57,7 @@ def train(
     try:
         result = train_model(model, load_dataset(dataset, "train", root=data_root),
                              load_dataset(dataset, "test", root=data_root), epochs=epochs, seed=seed,
+                             average_from=average_from,
                              checkpoint=out, dataset_name=dataset, progress=not quiet)
     except ModeldxError as exc:
         _fail(exc)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -37,3 +38,16 @@ def test_bad_training_parameters(digits):
         train("vgg", digits, digits)
     with pytest.raises(InvalidParameterError, match="'epochs'.*Got 0"):
         train("lenet5", digits, digits, epochs=0)
+
+
+def test_parameter_averaging_returns_the_mean_of_the_late_weights(mnist_test, tmp_path):
+    small = mnist_test.subset(np.arange(2000))
+    plain = train("lenet5", small, small, epochs=2, progress=False)
+    averaged = train("lenet5", small, small, epochs=2, average_from=1, progress=False,
+                     checkpoint=tmp_path / "avg.pt")
+    # same seed, same steps: the averaged model is not the last iterate
+    assert not torch.equal(plain.model.fc3.weight, averaged.model.fc3.weight)
+    assert averaged.test_accuracy > 0.5  # 16 steps per epoch: the mean still holds early weights
+    assert load_checkpoint(tmp_path / "avg.pt")[1]["average_from"] == 1
+    with pytest.raises(InvalidParameterError, match="average_from"):
+        train("lenet5", small, small, epochs=2, average_from=2, progress=False)
