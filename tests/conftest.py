@@ -108,3 +108,20 @@ def other_data_root() -> Path:
         pytest.fail("this test needs Fashion-MNIST: set MODELDX_DATA to a folder holding "
                     "'fashion-mnist/' (CI sets it to ../shared/data)")
     return Path(root)
+
+
+@pytest.fixture
+def page():
+    """A page of a headless Chromium; fails the test if the page raised a JavaScript error."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import chromium_path
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg
+        browser.close()
+        assert not errors, errors

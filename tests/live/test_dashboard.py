@@ -1,26 +1,13 @@
 """The dashboard in a real headless Chromium (Debian's, driven by Playwright): what a user sees and does."""
 
-import io
-import os
-import shutil
 import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from modeldx.live import LiveSession
 from modeldx.live.server import BackgroundServer
-
-SHOTS = os.environ.get("MODELDX_SCREENSHOTS")  # a folder to keep the screenshots in, to look at them
-
-
-def chromium_path() -> str:
-    path = os.environ.get("MODELDX_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("browser tests need Chromium: install Debian's package (apt-get install chromium) "
-                    "or set MODELDX_CHROMIUM to a Chromium binary")
-    return path
+from tests.browser import not_blank, save
 
 
 @pytest.fixture
@@ -44,33 +31,6 @@ def served():
     yield session, server.url
     server.stop()
     session.stop()
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        yield pg
-        browser.close()
-        assert not errors, errors
-
-
-def not_blank(png: bytes) -> None:
-    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-    colours = np.unique(img.reshape(-1, 3), axis=0).shape[0]
-    assert img.std() > 10 and colours > 50, f"the screenshot looks blank ({colours} colours)"
-
-
-def save(png: bytes, name: str) -> None:
-    if SHOTS:
-        os.makedirs(SHOTS, exist_ok=True)
-        with open(os.path.join(SHOTS, name), "wb") as f:
-            f.write(png)
 
 
 def test_a_slider_change_shows_up_in_the_chart(served, page):

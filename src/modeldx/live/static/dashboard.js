@@ -294,6 +294,7 @@
         const ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
         ctx.save();
         ctx.font = `${11 * devicePixelRatio}px system-ui`;
+        const placed = [];  // label boxes drawn so far: a label that would overlap one moves down a row
         for (const e of model.events) {
           if (e.step === null || !["control", "restore", "error"].includes(e.kind)) continue;
           const x = u.valToPos(e.step, "x", true);
@@ -305,7 +306,10 @@
           const label = e.kind === "control" ? `${e.name}=${fmt(e.value)}` : e.kind;
           const wide = ctx.measureText(label).width, right = u.bbox.left + u.bbox.width;
           const lx = x + 3 * devicePixelRatio + wide > right ? x - 3 * devicePixelRatio - wide : x + 3 * devicePixelRatio;
-          ctx.fillText(label, lx, top + 12 * devicePixelRatio);
+          let row = 0;
+          while (placed.some(([a, b, r]) => r === row && lx < b && lx + wide > a)) row++;
+          placed.push([lx - 4, lx + wide + 4, row]);
+          ctx.fillText(label, lx, top + (12 + 13 * row) * devicePixelRatio);
         }
         ctx.restore();
       }] },
