@@ -125,3 +125,11 @@ def test_ldam_command_writes_the_grids(mnist_model, tmp_path):
     result = runner.invoke(app, ["ldam", str(mnist_model.checkpoint), "--layer", "act3", "--neurons", "500",
                                  "--quiet", "--data-root", str(MNIST_DIR)])
     assert result.exit_code == 2 and "has 120 neurons" in result.output
+
+
+def test_serve_refuses_to_expose_a_session_without_a_token():
+    result = runner.invoke(app, ["serve", "classifier", "--host", "0.0.0.0", "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 2 and "pass a token" in result.output
+    result = runner.invoke(app, ["serve", "kmeans", "--split", "test", "--k", "1",
+                                 "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 2 and "'k'" in result.output
