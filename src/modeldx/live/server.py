@@ -101,6 +101,15 @@ def coalesce(updates: list[dict]) -> list[dict]:
     return [u for i, u in enumerate(updates) if u["type"] != "value" or latest[u["stream"]] == i]
 
 
+def encoded(update: dict) -> str:
+    """An update's JSON, encoded once however many browsers it goes to (they share the dict)."""
+    text = update.get("_json")
+    if text is None:
+        text = json.dumps({k: v for k, v in update.items() if k != "_json"})
+        update["_json"] = text  # a race between two pushers only encodes it twice
+    return text
+
+
 def create_app(session: LiveSession, *, token: str | None = None, push_hz: float = 20.0,
                max_message_bytes: int = 16_384) -> FastAPI:
     """The ASGI app serving ``session``: dashboard, ``/api/state`` and the ``/ws`` WebSocket."""
@@ -134,9 +143,10 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
                 if dropped:
                     await ws.send_text(json.dumps({"type": "state", **session.state()}))
                 elif updates:
-                    await ws.send_text(json.dumps({"type": "updates", "step": session.step,
-                                                   "paused": session.paused, "error": session.error,
-                                                   "updates": coalesce(updates)}))
+                    head = json.dumps({"type": "updates", "step": session.step, "paused": session.paused,
+                                       "error": session.error})
+                    body = ",".join(encoded(u) for u in coalesce(updates))
+                    await ws.send_text(f'{head[:-1]}, "updates": [{body}]}}')
 
         pusher = asyncio.create_task(push())
         try:
@@ -160,6 +170,20 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
     return app
 
 
+def _server(session: LiveSession, host: str, port: int, token: str | None, compress: bool,
+            log_level: str, **app_options):
+    import uvicorn
+
+    if not is_loopback(host) and not token:
+        raise InvalidParameterError(
+            f"binding {host!r} exposes the session beyond this machine: pass a token (--token)")
+    app = create_app(session, token=token, **app_options)
+    # per-message deflate would zlib every push inside the process that trains: measured, it took
+    # the streaming overhead from 3% to 10% (docs/benchmarks.md); pushes are bounded anyway
+    return app, uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                              ws_per_message_deflate=compress))
+
+
 class BackgroundServer:
     """The dashboard served from a thread of this process (notebooks, scripts, tests).
 
@@ -167,30 +191,22 @@ class BackgroundServer:
     """
 
     def __init__(self, session: LiveSession, *, host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None, **app_options) -> None:
+                 token: str | None = None, compress: bool = False, **app_options) -> None:
         import threading
-
-        import uvicorn
-
-        if not is_loopback(host) and not token:
-            raise InvalidParameterError(
-                f"binding {host!r} exposes the session beyond this machine: pass a token")
-        self.session = session
-        self.app = create_app(session, token=token, **app_options)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True, name="modeldx-live-server")
-        self.thread.start()
         import time
 
+        self.session = session
+        self.app, self.server = _server(session, host, port, token, compress, "warning", **app_options)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="modeldx-live-server")
+        self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.02)
         if not self.server.started:
             raise ModeldxError(f"the live server did not start on {host}:{port}")
-        bound = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://{'127.0.0.1' if is_loopback(host) else host}:{bound}/" + (
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://{'127.0.0.1' if is_loopback(host) else host}:{self.port}/" + (
             f"?token={token}" if token else "")
-        self.port = bound
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -198,19 +214,19 @@ class BackgroundServer:
 
 
 def serve(session: LiveSession, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          start: bool = True, log_level: str = "warning", announce=print) -> None:
-    """Start ``session`` (unless started) and serve it until interrupted; prints the URL to open."""
-    import uvicorn
+          start: bool = True, log_level: str = "warning", compress: bool = False, announce=print) -> None:
+    """Start ``session`` (unless started) and serve it until interrupted; prints the URL to open.
 
-    if not is_loopback(host) and not token:
-        raise InvalidParameterError(
-            f"binding {host!r} exposes the session beyond this machine: pass a token (--token)")
+    ``compress`` turns on WebSocket per-message deflate: less bandwidth to a remote browser, more
+    CPU in the process that trains (benchmarks/live_session.py measures both).
+    """
+    _, server = _server(session, host, port, token, compress, log_level)
     if start and not session.running:
         session.start()
     query = f"?token={token}" if token else ""
     shown = "localhost" if is_loopback(host) else host
     announce(f"modeldx live session {session.name!r}: open http://{shown}:{port}/{query}")
     try:
-        uvicorn.run(create_app(session, token=token), host=host, port=port, log_level=log_level)
+        server.run()
     finally:
         session.stop()
