@@ -245,6 +245,7 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Score samplers against exact answers: results.csv, summary, figures and an HTML report."""
+    from modeldx.demo import print_sampler_table
     from modeldx.evaluate import summarize, sweep, write_report
     from modeldx.store import open_store
 
@@ -257,20 +258,8 @@ def evaluate(
                                                     "model": st.manifest.model_name, "k": k})
     except (ModeldxError, ValueError) as exc:
         _fail(exc)
-    _print_summary(summarize(results), "top-k-neurons", "precision@k")
+    print_sampler_table(console, summarize(results), "top-k-neurons", "precision@k")
     console.print(f"results -> {paths['results']}; report -> {paths['report']}")
-
-
-def _print_summary(summary, query: str, metric: str) -> None:
-    d = summary[(summary["query"] == query) & (summary["metric"] == metric)]
-    if d.empty:
-        return
-    wide = d.pivot(index="method", columns="fraction", values="mean")
-    wide = wide.loc[wide.mean(axis=1).sort_values(ascending=False).index]
-    table = Table("sampler", *[f"{f * 100:g}%" for f in wide.columns], title=f"{query}: {metric}")
-    for method, row in wide.iterrows():
-        table.add_row(method, *[f"{v:.3f}" for v in row])
-    console.print(table)
 
 
 def _key_value(item: str):

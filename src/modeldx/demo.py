@@ -22,6 +22,7 @@ from modeldx.data import load_dataset
 from modeldx.errors import CheckpointError, StoreMismatchError, StoreNotFoundError
 from modeldx.evaluate import PAPER_FRACTIONS, summarize, sweep, write_report
 from modeldx.evaluate.calibration import calibration_table
+from modeldx.evaluate.sweep import LOWER_IS_BETTER, sampler_table
 from modeldx.fingerprint import model_fingerprint
 from modeldx.queries import confusion_matrix, dead_neurons, top_k_neurons
 from modeldx.store import open_store
@@ -145,6 +146,21 @@ def run_demo(out: Path, *, dataset: str = "mnist", arch: str = "lenet5", k: int 
     return result
 
 
+def print_sampler_table(console: Console, summary: pd.DataFrame, query: str, metric: str,
+                        title: str | None = None) -> pd.DataFrame:
+    """Print a sampler x fraction table of ``metric``, the best sampler of each fraction in green."""
+    wide = sampler_table(summary, query, metric)
+    if wide.empty:
+        return wide
+    best = (wide.min() if metric in LOWER_IS_BETTER else wide.max()).round(3)
+    table = Table("sampler", *[f"{f * 100:g}%" for f in wide.columns], title=title or f"{query}: {metric}")
+    for method, row in wide.iterrows():
+        table.add_row(method, *[f"[bold green]{v:.3f}[/]" if round(v, 3) == best[f] else f"{v:.3f}"
+                                for f, v in row.items()])
+    console.print(table)
+    return wide
+
+
 def _evaluate(store, report: Path, k: int, methods, fractions, seeds, context: dict, progress: bool,
               console: Console) -> dict:
     """The paper's accuracy experiment: every sampler x fraction x seed against the exact answers."""
@@ -154,20 +170,13 @@ def _evaluate(store, report: Path, k: int, methods, fractions, seeds, context: d
     paths = write_report(results, report, title=f"Sampling for diagnosis: {context['model']} on "
                          f"{context['data set']}", context={**context, "seeds": len(seeds),
                                                             "evaluation time": f"{seconds:.0f} s"})
-    summary = summarize(results)
-    d = summary[(summary["query"] == "top-k-neurons") & (summary["metric"] == "precision@k")]
-    wide = d.pivot(index="method", columns="fraction", values="mean")
-    wide = wide.loc[wide.mean(axis=1).sort_values(ascending=False).index]
-    table = Table("sampler", *[f"{f * 100:g}%" for f in wide.columns],
-                  title=f"precision@{k} of the headline query (mean of {len(seeds)} seeds, all groups)")
-    for method, row in wide.iterrows():
-        best = row.round(3) == wide.max().round(3)
-        table.add_row(method, *[f"[bold green]{v:.3f}[/]" if b else f"{v:.3f}"
-                                for v, b in zip(row, best, strict=True)])
-    console.print(table)
+    title = f"precision@{k} of the headline query (mean of {len(seeds)} seeds, all groups)"
+    wide = print_sampler_table(console, summarize(results), "top-k-neurons", "precision@k", title)
     calibration = calibration_table(results, "top-k-confidence")
     console.print("confidence of sampled answers (thinning): " + ", ".join(
-        f"{r.fraction:.1%}: says {r._4:.2f}, is {r._5:.2f}" for r in calibration.itertuples()))
+        f"{f:.1%}: says {says:.2f}, is {real:.2f}" for f, says, real in zip(
+            calibration["fraction"], calibration["mean confidence"], calibration["mean precision@k"],
+            strict=True)))
     console.print(f"evaluation: {len(results):,} scores in {seconds:.0f} s -> report {paths['report']}")
     return {"report": paths["report"], "precision": wide, "calibration": calibration,
             "evaluation_seconds": seconds}

@@ -53,7 +53,7 @@ def test_block_weights_follow_eq_2_6():
     for weights, truth in (([1.0, 0.0], truth_a), ([0.0, 1.0], truth_b)):
         km = InteractiveKMeans(x, 2, blocks=[2, 3], batch_size=128, seed=0)
         km.set_block_weights(weights)
-        km.centres = km._kmeans_plus_plus(km.x)
+        km.restart()  # seed the centres under these weights
         for _ in range(50):
             km.step()
         labels = km.labels().numpy()

@@ -10,21 +10,19 @@ import pandas as pd
 
 from modeldx.evaluate.calibration import calibration_table, plot_reliability
 from modeldx.evaluate.figures import LABELS, plot_metric
-from modeldx.evaluate.sweep import summarize
+from modeldx.evaluate.sweep import LOWER_IS_BETTER, sampler_table, summarize
 
 CONFIDENCE = {"top-k-confidence": "thinning", "top-k-confidence-bootstrap": "Poisson bootstrap"}
 
 
-def _table(summary: pd.DataFrame, query: str, metric: str) -> str:
-    d = summary[(summary["query"] == query) & (summary["metric"] == metric)]
-    wide = d.pivot(index="method", columns="fraction", values="mean")
-    wide = wide.loc[wide.mean(axis=1).sort_values(ascending=metric.startswith(("js",))).index]
-    best = wide.max() if not metric.startswith("js") else wide.min()
+def _table(summary: pd.DataFrame, query: str, metric: str, highlight: bool = True) -> str:
+    wide = sampler_table(summary, query, metric)
+    best = (wide.min() if metric in LOWER_IS_BETTER else wide.max()) if highlight else None
     head = "".join(f"<th>{f * 100:g}%</th>" for f in wide.columns)
     body = []
     for method, row in wide.iterrows():
-        cells = "".join(
-            f"<td class='{'best' if v == best[f] else ''}'>{v:.3f}</td>" for f, v in row.items())
+        marks = ["best" if best is not None and v == best[f] else "" for f, v in row.items()]
+        cells = "".join(f"<td class='{m}'>{v:.3f}</td>" for m, v in zip(marks, row, strict=True))
         body.append(f"<tr><th>{html.escape(str(method))}</th>{cells}</tr>")
     return f"<table><tr><th>sampler</th>{head}</tr>{''.join(body)}</table>"
 
@@ -54,8 +52,9 @@ def _calibration(results: pd.DataFrame, summary: pd.DataFrame, out: Path, paths:
         table = calibration_table(results, query)
         table.to_csv(out / f"calibration-{label.split()[-1].lower()}.csv", index=False)
         parts.append(f"<h3>{html.escape(label)}, per sample size</h3>{_frame(table, formats)}")
+        confidence = _table(summary, query, "confidence", highlight=False)
         parts.append(f"<h3>{html.escape(label)}: mean confidence per sampler "
-                     f"(compare with its precision@k)</h3>{_table(summary, query, 'confidence')}")
+                     f"(compare with its precision@k)</h3>{confidence}")
     return "".join(parts)
 
 

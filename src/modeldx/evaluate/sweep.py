@@ -101,3 +101,14 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     half = 1.96 * agg["std"].fillna(0) / np.sqrt(agg["runs"])
     agg["low"], agg["high"] = agg["mean"] - half, agg["mean"] + half
     return agg.drop(columns="std")[["method", "fraction", "query", "metric", "mean", "low", "high", "runs"]]
+
+
+# metrics where a smaller value is the better answer (the rest: larger is better)
+LOWER_IS_BETTER = ("js_divergence", "js_divergence_errors", "brier", "seconds")
+
+
+def sampler_table(summary: pd.DataFrame, query: str, metric: str) -> pd.DataFrame:
+    """Mean of ``metric`` per sampler (rows, best first) and fraction (columns), from :func:`summarize`."""
+    d = summary[(summary["query"] == query) & (summary["metric"] == metric)]
+    wide = d.pivot(index="method", columns="fraction", values="mean")
+    return wide.loc[wide.mean(axis=1).sort_values(ascending=metric in LOWER_IS_BETTER).index]

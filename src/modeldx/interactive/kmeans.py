@@ -25,6 +25,7 @@ keeps jittering around its optimum; the running-mean rate lets it settle, and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,11 +91,16 @@ class InteractiveKMeans:
                             for s in self._slices] if len(blocks) > 1 else [1.0]
         self.block_weights = [1.0] * len(blocks)
         self.size_weight = 0.0
-        self.centres = self._kmeans_plus_plus(sub)
-        self.sizes = torch.full((k,), batch_size / k, device=self.device)
-        self.counts = torch.zeros(k, device=self.device)
-        self.mean_distance: float | None = None
+        self._init_sample = sub
+        self.restart()
         self.steps = 0
+
+    def restart(self) -> None:
+        """New centres by k-means++ under the current distance (eq. 2.6 weights); sizes and counts reset."""
+        self.centres = self._kmeans_plus_plus(self._init_sample)
+        self.sizes = torch.full((self.k,), self.batch_size / self.k, device=self.device)
+        self.counts = torch.zeros(self.k, device=self.device)
+        self.mean_distance: float | None = None
 
     # ----- eq. 2.6
     def _dim_weights(self) -> torch.Tensor:
@@ -141,8 +147,6 @@ class InteractiveKMeans:
         return ids, d.gather(1, ids[:, None])[:, 0]
 
     def step(self, batch: torch.Tensor | None = None) -> StepResult:
-        import time
-
         start = time.perf_counter()
         if batch is None:
             idx = torch.randint(self.x.shape[0], (self.batch_size,), generator=self.generator).to(self.device)

@@ -52,8 +52,7 @@ def kmeans_session(features: np.ndarray, k: int = 64, *, blocks=None, block_name
     def step(ctx: StepContext) -> None:
         nonlocal means
         if ctx.presses.get("restart"):
-            km.centres = km._kmeans_plus_plus(km.x[fixed.to(km.device)])
-            km.counts.zero_()
+            km.restart()
             if means is not None:
                 means.zero_()
         km.size_weight = ctx.controls["size weight"]

@@ -54,9 +54,9 @@ class OnlineDiscriminator:
             return torch.sigmoid(self.net(x.to(self.device))).cpu()
 
     def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().to(self.device).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.net(x).sum(), x)
-        return grad.to(x.device)
+        here = x.detach().to(self.device).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.net(here).sum(), here)
+        return grad.to(x.device)  # back where the chains are
 
     def update(self, fakes: torch.Tensor) -> float:
         """One step of Algorithm 2's line 9: fakes labelled 0, as many real images labelled 1."""

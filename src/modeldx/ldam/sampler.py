@@ -27,7 +27,6 @@ from torch import nn
 
 from modeldx.errors import InvalidParameterError
 from modeldx.ldam.targets import Target, make_target, reading
-from modeldx.zoo.training import resolve_device
 
 
 class LDAM:
@@ -63,8 +62,12 @@ class LDAM:
         if chains < 1:
             raise InvalidParameterError(f"chains must be at least 1. Got {chains}.")
         self.model = model
-        self.device = resolve_device(device)
-        self.target: Target = make_target(model, layer, neurons, position)
+        # chains live where the model is: LDAM never moves the model
+        self.device = next(model.parameters()).device
+        if device != "auto" and torch.device(device) != self.device:
+            raise InvalidParameterError(f"device {device!r} differs from the model's {self.device}; "
+                                        "move the model there first")
+        self.target: Target = make_target(model, shape, layer, neurons, position)
         self.image_shape, self.chains = shape, int(chains)
         self.beta, self.gamma, self.sigma, self.l2 = float(beta), float(gamma), float(sigma), float(l2)
         self.disc_weight, self.discriminator = float(disc_weight), discriminator
@@ -89,7 +92,7 @@ class LDAM:
 
     def step(self, steps: int = 1) -> torch.Tensor:
         """Run ``steps`` steps of Algorithm 1 for every chain; returns the last activations, one per chain."""
-        with reading(self.model, self.target, self.image_shape) as read:
+        with reading(self.model, self.target) as read:
             for _ in range(steps):
                 x = self.x.detach().requires_grad_(True)
                 f = read(x)

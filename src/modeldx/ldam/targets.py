@@ -28,9 +28,12 @@ class Target:
     position: tuple[int, int] | None = None  # conv maps: one unit instead of the map's mean
 
 
-def make_target(model: nn.Module, layer: str | None = None, neurons: Sequence[int] | None = None,
-                position: Sequence[int] | None = None) -> Target:
-    """Check a target against the model; ``layer=None`` is the head, ``neurons=None`` its first ten."""
+def make_target(model: nn.Module, image_shape: Sequence[int], layer: str | None = None,
+                neurons: Sequence[int] | None = None, position: Sequence[int] | None = None) -> Target:
+    """Check a target against the model, once, by one forward pass of a blank image.
+
+    ``layer=None`` is the head, ``neurons=None`` its first ten.
+    """
     modules = leaf_modules(model)
     name = layer or head_module(model)[0]
     if name not in modules:
@@ -38,11 +41,26 @@ def make_target(model: nn.Module, layer: str | None = None, neurons: Sequence[in
     chosen = tuple(range(10)) if neurons is None else tuple(int(n) for n in neurons)
     if not chosen or min(chosen) < 0:
         raise InvalidParameterError(f"neurons must be non-negative indices. Got {list(chosen)}.")
-    return Target(name, chosen, None if position is None else (int(position[0]), int(position[1])))
+    where = None if position is None else (int(position[0]), int(position[1]))
+    seen: dict[str, torch.Tensor] = {}
+    with hook_group() as hooks, torch.no_grad():
+        hooks.add(modules[name].register_forward_hook(lambda _m, _i, out: seen.__setitem__("out", out)))
+        was_training = model.training
+        model.eval()
+        try:
+            model(torch.zeros(1, *image_shape, device=next(model.parameters()).device))
+        finally:
+            model.train(was_training)
+    shape = tuple(seen["out"].shape[1:])
+    if max(chosen) >= shape[0]:
+        raise InvalidParameterError(f"layer {name!r} has {shape[0]} neurons; got neurons {list(chosen)}")
+    if where is not None and (len(shape) != 3 or not (0 <= where[0] < shape[1] and 0 <= where[1] < shape[2])):
+        raise InvalidParameterError(f"position {where} is outside the {shape[1:]} map of layer {name!r}")
+    return Target(name, chosen, where)
 
 
 @contextmanager
-def reading(model: nn.Module, target: Target, image_shape: Sequence[int]):
+def reading(model: nn.Module, target: Target):
     """Yield ``read(x) -> (batch,)`` activations, chain ``b`` reading neuron ``neurons[b % len]``.
 
     The hook exists only inside the ``with`` block; the model's training mode is
@@ -52,20 +70,13 @@ def reading(model: nn.Module, target: Target, image_shape: Sequence[int]):
     seen: dict[str, torch.Tensor] = {}
     was_training = model.training
     flags = [p.requires_grad for p in model.parameters()]
+    index = torch.tensor(target.neurons)
     with hook_group() as hooks:
         hooks.add(module.register_forward_hook(lambda _m, _i, out: seen.__setitem__("out", out)))
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
         try:
-            with torch.no_grad():
-                model(torch.zeros(1, *image_shape, device=next(model.parameters()).device))
-            width = seen["out"].shape[1]
-            if max(target.neurons) >= width:
-                raise InvalidParameterError(
-                    f"layer {target.layer!r} has {width} neurons; got neurons {list(target.neurons)}")
-            index = torch.tensor(target.neurons)
-
             def read(x: torch.Tensor) -> torch.Tensor:
                 model(x)
                 out = seen["out"]
@@ -73,12 +84,7 @@ def reading(model: nn.Module, target: Target, image_shape: Sequence[int]):
                 picked = out[torch.arange(x.shape[0], device=out.device), which]
                 if picked.ndim == 3:  # a conv channel: one unit, or the mean of its map
                     if target.position is not None:
-                        r, c = target.position
-                        if not (0 <= r < picked.shape[1] and 0 <= c < picked.shape[2]):
-                            raise InvalidParameterError(
-                                f"position {target.position} is outside the {tuple(picked.shape[1:])} map "
-                                f"of layer {target.layer!r}")
-                        return picked[:, r, c]
+                        return picked[:, target.position[0], target.position[1]]
                     return picked.mean(dim=(1, 2))
                 return picked.reshape(x.shape[0], -1).mean(1)
 

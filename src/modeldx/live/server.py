@@ -20,6 +20,7 @@ token, passed as ``?token=`` (or the ``X-Modeldx-Token`` header).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import secrets
@@ -150,13 +151,12 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
 
         pusher = asyncio.create_task(push())
         try:
-            while True:
-                raw = await ws.receive_text()
-                reply = handle(session, raw, max_message_bytes)
-                if reply is not None:
-                    await ws.send_text(json.dumps(reply))
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the browser went away
+                while True:
+                    raw = await ws.receive_text()
+                    reply = handle(session, raw, max_message_bytes)
+                    if reply is not None:
+                        await ws.send_text(json.dumps(reply))
         finally:
             pusher.cancel()
             session.unsubscribe(sub)

@@ -185,11 +185,10 @@ class LiveSession:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._single = 0
-        self._state: tuple[Callable, Callable] | None = None
         self._pending_effect: list[Event] = []
         self._lock = threading.RLock()
         self.step_fn: Callable[[StepContext], Any] | None = None  # what start() runs by default
-        self.state_fns: tuple[Callable, Callable] | None = None  # (get, set) for snapshots by default
+        self.state_fns: tuple[Callable, Callable] | None = None  # (get, set): what snapshots copy
         self.model: Any = None  # what the session trains, for scripts and tests
 
     # ----- controls
@@ -231,7 +230,7 @@ class LiveSession:
         return self._command(Event("step", "", None))
 
     def snapshot(self, name: str = "snapshot") -> Event:
-        if (self._state or self.state_fns) is None:
+        if self.state_fns is None:
             raise ModeldxError("this session has no state to snapshot: start it with state=(get, set)")
         return self._command(Event("snapshot", name, None))
 
@@ -321,7 +320,8 @@ class LiveSession:
         step_fn = step_fn or self.step_fn
         if step_fn is None:
             raise ModeldxError(f"session {self.name!r} has no step function to run")
-        self._state = state or self.state_fns
+        if state is not None:
+            self.state_fns = state
         self.paused = paused
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, args=(step_fn, max_steps), daemon=True,
@@ -394,13 +394,13 @@ class LiveSession:
                 self.paused = True
                 self._single += 1
             elif event.kind == "snapshot":
-                get_state = (self._state or self.state_fns)[0]
+                get_state = self.state_fns[0]
                 self.snapshots[event.name] = {
                     "state": copy.deepcopy(get_state()), "step": self.step,
                     "controls": {n: c.value for n, c in self.controls.items() if c.kind != "button"}}
             elif event.kind == "restore":
                 snap = self.snapshots[event.name]
-                (self._state or self.state_fns)[1](copy.deepcopy(snap["state"]))
+                self.state_fns[1](copy.deepcopy(snap["state"]))
                 for n, v in snap["controls"].items():
                     self.controls[n].value = v
                 event.value = {"from_step": snap["step"]}

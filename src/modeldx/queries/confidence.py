@@ -56,14 +56,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def poisson_counts(item_ids: np.ndarray, replicates: int, seed: int) -> np.ndarray:
-    """(items, replicates) Poisson(1) counts, a pure function of (seed, item id, replicate)."""
+def _uniforms(item_ids: np.ndarray, replicates: int, seed: int, salt: int) -> np.ndarray:
+    """(items, replicates) uniforms in [0, 1), a pure function of (salt, seed, item id, replicate)."""
     ids = np.asarray(item_ids, dtype=np.int64).astype(np.uint64)
     with np.errstate(over="ignore"):
-        key = _mix(ids * _GOLDEN + np.uint64(seed) * np.uint64(0xD1B54A32D192ED03))
+        key = _mix(ids * _GOLDEN + np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(salt))
         x = _mix(key[:, None] + np.arange(1, replicates + 1, dtype=np.uint64)[None, :] * _GOLDEN)
-    u = (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
-    return np.searchsorted(_POISSON_CDF, u).astype(np.uint8)
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def poisson_counts(item_ids: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+    """(items, replicates) Poisson(1) counts, a pure function of (seed, item id, replicate)."""
+    return np.searchsorted(_POISSON_CDF, _uniforms(item_ids, replicates, seed, 0)).astype(np.uint8)
 
 
 def replicate_weights(item_ids: np.ndarray, replicates: int, seed: int,
@@ -71,12 +75,13 @@ def replicate_weights(item_ids: np.ndarray, replicates: int, seed: int,
     """(items, replicates) multiplicities: Poisson(1) counts, or 0/1 kept with chance ``keep``."""
     if keep is None:
         return poisson_counts(item_ids, replicates, seed)
-    ids = np.asarray(item_ids, dtype=np.int64).astype(np.uint64)
-    with np.errstate(over="ignore"):
-        key = _mix(ids * _GOLDEN + np.uint64(seed) * np.uint64(0xA24BAED4963EE407) + np.uint64(1))
-        x = _mix(key[:, None] + np.arange(1, replicates + 1, dtype=np.uint64)[None, :] * _GOLDEN)
-    u = (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    u = _uniforms(item_ids, replicates, seed, 1)
     return (u < np.asarray(keep, dtype=np.float64).reshape(-1, 1)).astype(np.uint8)
+
+
+def group_codes(items: pd.DataFrame) -> np.ndarray:
+    """The headline query's group of each item: ``2 * true class + correct``."""
+    return items["label"].to_numpy() * 2 + items["correct"].to_numpy().astype(int)
 
 
 @dataclass
@@ -110,7 +115,7 @@ class ReplicateTopK:
         return replicate_weights(ids, self.replicates, self.seed, keep)
 
     def map(self, chunk: Chunk) -> _State:
-        codes = chunk.items["label"].to_numpy() * 2 + chunk.items["correct"].to_numpy().astype(int)
+        codes = group_codes(chunk.items)
         ids = chunk.items["item_id"].to_numpy()
         groups = [(g, np.flatnonzero(codes == g)) for g in np.unique(codes)]
         if self.by == "max":
@@ -189,10 +194,6 @@ def inclusion_frequency(scores: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     return freq, int(valid.shape[0])
 
 
-def _group_codes(items: pd.DataFrame) -> np.ndarray:
-    return items["label"].to_numpy() * 2 + items["correct"].to_numpy().astype(int)
-
-
 @register("top-k-confidence")
 def top_k_confidence(store, *, k: int = 10, layers=None, by: str = "max", scheme: str = "thinning",
                      replicates: int = 200, seed: int = 0, items=None, weights=None, progress: bool = False,
@@ -248,8 +249,8 @@ def top_k_confidence(store, *, k: int = 10, layers=None, by: str = "max", scheme
     keep = None
     if scheme == "thinning":
         table = store.items()
-        population = np.bincount(_group_codes(table), minlength=groups)
-        held = population if subset is None else np.bincount(_group_codes(table.iloc[subset.rows]),
+        population = np.bincount(group_codes(table), minlength=groups)
+        held = population if subset is None else np.bincount(group_codes(table.iloc[subset.rows]),
                                                              minlength=groups)
         if subset is not None and "group_items" in subset.info:
             # a sample made by modeldx.sample knows its population, which a store of the sample lacks

@@ -68,6 +68,8 @@
       if (u.type === "point") {
         let st = model.streams[u.stream];
         if (!st) { st = model.streams[u.stream] = { kind: "scalar", steps: [], values: [] }; newStream = true; }
+        // a point can be both in the state sent on connect and in the first push: keep it once
+        if (st.steps.length && u.step <= st.steps[st.steps.length - 1]) continue;
         st.steps.push(u.step); st.values.push(u.value);
         markDirty(`stream:${u.stream}`);
       } else if (u.type === "value") {
