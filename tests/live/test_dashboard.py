@@ -8,6 +8,7 @@ import pytest
 from modeldx.live import LiveSession
 from modeldx.live.server import BackgroundServer
 from tests.browser import not_blank, save
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -111,14 +112,15 @@ def test_pause_step_and_snapshot_buttons(served, page):
     page.locator("#pause").click()
     page.wait_for_function("window.modeldx.model.paused === true || document.querySelector('#pause')"
                            ".textContent === 'Resume'")
-    page.wait_for_timeout(200)
+    assert until(lambda: session.paused)
+    page.wait_for_timeout(100)  # a step that was running when the pause arrived has finished
     at = session.step
     page.locator("#single").click()
-    page.wait_for_timeout(300)
+    assert until(lambda: session.step == at + 1)
+    page.wait_for_timeout(200)
     assert session.step == at + 1 and session.paused
     page.locator("#snapshot").click()
     page.wait_for_function("window.modeldx.model.snapshots.length === 1")
     assert page.locator("#snapshots option").first.inner_text().startswith("step ")
     page.locator("#pause").click()
-    page.wait_for_timeout(300)
-    assert not session.paused
+    assert until(lambda: not session.paused)

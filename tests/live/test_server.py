@@ -8,6 +8,7 @@ from starlette.websockets import WebSocketDisconnect
 from modeldx.errors import InvalidParameterError
 from modeldx.live import LiveSession
 from modeldx.live.server import coalesce, create_app, is_loopback, serve
+from tests.waiting import until
 
 
 def counting_session():
@@ -92,16 +93,15 @@ def test_commands_pause_step_snapshot_restore(running):
         ws.receive_text()
         for command in ("pause", "snapshot"):
             ws.send_text(json.dumps({"type": "command", "command": command, "name": "s1"}))
-        time.sleep(0.1)
-        assert running.paused and "s1" in running.snapshots
+        assert until(lambda: running.paused and "s1" in running.snapshots)
         at = running.step
         ws.send_text(json.dumps({"type": "command", "command": "step"}))
+        assert until(lambda: running.step == at + 1)
         time.sleep(0.1)
-        assert running.step == at + 1
+        assert running.step == at + 1  # one step, then paused again
         ws.send_text(json.dumps({"type": "command", "command": "restore", "name": "s1"}))
         ws.send_text(json.dumps({"type": "command", "command": "resume"}))
-        time.sleep(0.1)
-        assert not running.paused
+        assert until(lambda: not running.paused)
         kinds = [e.kind for e in running.events]
         assert kinds[kinds.index("pause"):] == ["pause", "snapshot", "step", "restore", "resume"]
 

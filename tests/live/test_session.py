@@ -8,6 +8,7 @@ import pytest
 from modeldx.errors import InvalidParameterError, ModeldxError
 from modeldx.live import LiveSession
 from modeldx.live.session import StepContext
+from tests.waiting import until
 
 
 class Counter:
@@ -66,13 +67,14 @@ def test_pause_step_resume():
     try:
         s.wait(5)
         pause = s.pause()
-        time.sleep(0.1)
+        assert until(lambda: pause.step is not None)
         at = s.step
         time.sleep(0.1)
-        assert s.step == at and s.paused and pause.step is not None
+        assert s.step == at and s.paused
         s.step_once()
+        assert until(lambda: s.step == at + 1)
         time.sleep(0.1)
-        assert s.step == at + 1 and s.paused
+        assert s.step == at + 1 and s.paused  # exactly one step
         s.resume()
         assert s.wait(at + 10)
     finally:
@@ -84,18 +86,18 @@ def test_snapshot_and_restore_bring_back_state_and_controls():
     try:
         for _ in range(3):
             s.step_once()
-        time.sleep(0.1)
+        assert until(lambda: s.step == 3)
         s.snapshot("a")
-        time.sleep(0.05)
+        assert until(lambda: "a" in s.snapshots)
         saved = model.value
         s.set("rate", 7.0)
         s.resume()
         s.wait(s.step + 10)
-        s.pause()
-        time.sleep(0.05)
+        pause = s.pause()
+        assert until(lambda: pause.step is not None)
         assert model.value > saved
         event = s.restore("a")
-        time.sleep(0.1)
+        assert until(lambda: event.step is not None)
         assert model.value == saved and s.controls["rate"].value == 1.0
         assert event.value == {"from_step": 3}
     finally:
@@ -107,14 +109,14 @@ def test_buttons_count_presses_once():
     try:
         for _ in range(5):
             s.step_once()
-        time.sleep(0.1)
+        assert until(lambda: s.step == 5)
         assert model.value == 5.0
         s.set("reset")
         s.step_once()
-        time.sleep(0.1)
+        assert until(lambda: s.step == 6)
         assert model.value == 1.0
         s.step_once()
-        time.sleep(0.1)
+        assert until(lambda: s.step == 7)
         assert model.value == 2.0
     finally:
         s.stop()
