@@ -69,3 +69,35 @@ class StoreReadOnlyError(StoreError, PermissionError):
 
 class CheckpointError(ModeldxError, ValueError):
     """A checkpoint file is missing, corrupt or for another architecture."""
+
+
+class _PlainKeyMessage:
+    """KeyError quotes its message; errors that are also KeyErrors show it plain."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreCorruptError(StoreError, ValueError):
+    """A store's files are damaged: a chunk is missing or fails its checksum, or the manifest
+    disagrees with the items table or the arrays."""
+
+
+class StoreLockedError(StoreError, BlockingIOError):
+    """Another process is writing to the store."""
+
+
+class StoreReplacedError(StoreError, RuntimeError):
+    """The store was replaced (or deleted) by another capture after it was opened."""
+
+
+class ArrayNotFoundError(_PlainKeyMessage, StoreError, KeyError):
+    """An array name that the store does not hold."""
+
+
+class SampleNotFoundError(_PlainKeyMessage, StoreError, KeyError):
+    """A sample name that the store does not hold."""
+
+
+class EncodingOverflowError(ModeldxError, OverflowError):
+    """A value does not fit the store's encoding (float16 holds magnitudes up to 65504)."""

@@ -17,7 +17,7 @@ def test_layout_on_disk(digits_store):
     root = digits_store.path
     assert {p.name for p in root.iterdir()} >= {"manifest.json", "items.parquet", "arrays.zarr"}
     manifest = json.loads((root / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["format_version"] == 1
+    assert manifest["status"] == "complete" and manifest["format_version"] == 2
     assert manifest["model_fingerprint"] and manifest["dataset_fingerprint"]
     assert [spec["name"] for spec in manifest["layers"]] == ["act1", "act2", "fc2"]
     zarr_meta = json.loads((root / "arrays.zarr" / "acts" / "act2" / "zarr.json").read_text())
@@ -76,3 +76,157 @@ def test_summary(digits_store):
     s = digits_store.summary()
     assert s["items"] == 1797 and s["status"] == "complete" and s["chunks"] == "8/8 of 256 items"
     assert s["bytes"] > 1797 * (4 + 16 + 10) * 4  # float32 arrays, compressed but not that much
+
+
+# --- damaged stores: every damage raises a StoreError naming store, array and chunk -------------
+import shutil  # noqa: E402
+
+from modeldx.errors import (  # noqa: E402
+    EncodingOverflowError,
+    InvalidParameterError,
+    SampleNotFoundError,
+    StoreCorruptError,
+)
+from modeldx.queries import dead_neurons  # noqa: E402
+
+RECOVERY = "run the same capture again"
+
+
+@pytest.fixture
+def copy(tmp_path, digits_store):
+    path = tmp_path / "copy"
+    shutil.copytree(digits_store.path, path)
+    return path
+
+
+def _chunk(path, array="acts/act2", index=3):
+    return path / "arrays.zarr" / array / "c" / str(index) / "0"
+
+
+def _edit_manifest(path, change):
+    meta = json.loads((path / "manifest.json").read_text())
+    meta = change(meta)
+    (path / "manifest.json").write_text(json.dumps(meta))
+
+
+def test_a_missing_chunk_raises_instead_of_reading_zeros(copy):
+    _chunk(copy).unlink()
+    st = open_store(copy)
+    pattern = r"chunk 3 \(items 768-1023\) of array 'acts/act2' is missing.*" + RECOVERY
+    with pytest.raises(StoreCorruptError, match=pattern) as info:
+        st.read("acts/act2")
+    assert str(copy) in str(info.value)
+    np.testing.assert_array_equal(st.read("acts/act2", 0, 768), open_store(copy).read("acts/act2", 0, 768))
+    with pytest.raises(StoreCorruptError, match="is missing"):
+        dead_neurons(st, layers="act2")
+
+
+def test_a_chunk_of_zeros_is_written_so_missing_is_always_damage(copy):
+    # fc2's chunk files all exist, and so would a chunk equal to the fill value: zarr skips those
+    # by default; the store writes them
+    from modeldx.store import StoreWriter
+    from modeldx.store.manifest import Manifest
+
+    m = Manifest(n_items=4, chunk_items=2, encoding="float32", layers=[], latent_layer=None,
+                 latent_dim=2, num_classes=2, gradients=False, model_fingerprint="m",
+                 dataset_fingerprint="d")
+    with StoreWriter(copy.parent / "zeros", m, array_dims={"latent": 2, "probs": 2}) as w:
+        for i in range(2):
+            w.write_chunk(i, {"latent": np.zeros((2, 2), np.float32), "probs": np.zeros((2, 2), np.float32)},
+                          {"item_id": np.arange(2 * i, 2 * i + 2)})
+        st = w.finalize()
+    assert _chunk(st.path, "latent", 1).is_file()
+    assert st.read("latent").sum() == 0 and st.verify() == []
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_changed_or_truncated_chunk_raises(copy, damage):
+    path = _chunk(copy, "acts/act1", 5)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x10
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    st = open_store(copy)
+    with pytest.raises(StoreCorruptError,
+                       match=r"chunk 5 \(items 1280-1535\) of array 'acts/act1' does not decode"):
+        st.read("acts/act1", 100, 1700)
+    st.read("acts/act1", 0, 1280)  # the other chunks stay readable
+
+
+def test_manifest_disagreeing_with_items_or_arrays_is_refused(copy):
+    _edit_manifest(copy, lambda m: {**m, "n_items": 1500})
+    with pytest.raises(StoreCorruptError, match=r"says 1500 items, items.parquet has 1797 rows.*" + RECOVERY):
+        open_store(copy)
+    _edit_manifest(copy, lambda m: {**m, "n_items": 1797,
+                                    "layers": [{**m["layers"][1], "neurons": 17} if i == 1 else s
+                                               for i, s in enumerate(m["layers"])]})
+    with pytest.raises(StoreCorruptError, match=r"'acts/act2' has shape \(1797, 16\).*\(1797, 17\).*neurons"):
+        open_store(copy)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: [m], "holds a JSON list, expected an object"),
+    (lambda m: {k: v for k, v in m.items() if k != "chunk_items"}, "has no 'chunk_items'"),
+    (lambda m: {**m, "n_items": "many"}, "'n_items' is 'many', expected an integer"),
+    (lambda m: {**m, "layers": [{"name": "act1"}]}, "layer 0 has no 'module'"),
+])
+def test_a_damaged_manifest_is_a_store_error(copy, change, message):
+    _edit_manifest(copy, change)
+    with pytest.raises(StoreCorruptError, match=message + ".*" + RECOVERY):
+        open_store(copy)
+    (copy / "manifest.json").write_text('{"format": "modeldx-st')
+    with pytest.raises(StoreCorruptError, match="not valid JSON"):
+        open_store(copy)
+
+
+def test_a_missing_items_table_is_a_store_error(copy):
+    (copy / "items.parquet").unlink()
+    with pytest.raises(StoreCorruptError, match="items.parquet is missing.*" + RECOVERY):
+        open_store(copy)
+    (copy / "items.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(StoreCorruptError, match="items.parquet cannot be read"):
+        open_store(copy)
+
+
+def test_a_format_1_store_still_opens(copy, digits_store):
+    # format 1: no store id, no item_id array, chunks equal to the fill value may be absent
+    _edit_manifest(copy, lambda m: {**{k: v for k, v in m.items() if k != "store_id"},
+                                    "format_version": 1})
+    shutil.rmtree(copy / "arrays.zarr" / "item_id")
+    st = open_store(copy)
+    np.testing.assert_array_equal(st.read("acts/act2"), digits_store.read("acts/act2"))
+    _chunk(copy).unlink()
+    assert (st.read("acts/act2", 768, 1024) == 0).all()  # what format 1 meant by a missing chunk
+
+
+def test_float16_overflow_names_array_and_items(tmp_path):
+    from modeldx.store import StoreWriter
+    from modeldx.store.manifest import Manifest
+
+    m = Manifest(n_items=4, chunk_items=2, encoding="float16", layers=[], latent_layer=None,
+                 latent_dim=2, num_classes=2, gradients=False, model_fingerprint="m",
+                 dataset_fingerprint="d")
+    with StoreWriter(tmp_path / "s", m, array_dims={"latent": 2, "probs": 2}) as w, \
+            pytest.raises(EncodingOverflowError, match=r"latent, items 2-3: .*encoding='float32'") as info:
+        w.write_chunk(1, {"latent": np.array([[1, 2], [3, 1e6]], np.float32),
+                          "probs": np.zeros((2, 2), np.float32)}, {"item_id": np.arange(2)})
+    assert isinstance(info.value, OverflowError)
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "..", "../evil", "a/b", "a\\b"])
+def test_sample_names_must_be_plain(digits_store, tmp_path, name):
+    st = open_store(digits_store.path, mode="r+")
+    with pytest.raises(InvalidParameterError, match="plain file name"):
+        st.save_sample(name, np.arange(3), np.ones(3), {})
+    with pytest.raises(InvalidParameterError, match="plain file name"):
+        st.load_sample(name)
+
+
+def test_unknown_sample_and_array_are_store_errors(digits_store):
+    with pytest.raises(SampleNotFoundError, match="^no sample 'nope'") as info:
+        digits_store.load_sample("nope")
+    assert isinstance(info.value, KeyError)
+    with pytest.raises(StoreError, match="^array 'grads/act1' is not in the store"):
+        digits_store.read("grads/act1")

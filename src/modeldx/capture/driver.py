@@ -285,9 +285,12 @@ class _Capture:
         pending: Future | None = None
         try:
             model.eval().to(self.device)
-            with self._hooked(rec), ThreadPoolExecutor(max_workers=1) as pool:
+            with self._hooked(rec), ThreadPoolExecutor(max_workers=1) as pool, \
+                    contextlib.ExitStack() as held:
                 manifest, dims = self._manifest(rec, self._probe(rec))
-                writer = StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims)
+                # the writer holds the store's lock until it finishes or this block is left
+                writer = held.enter_context(
+                    StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims))
                 todo = sorted(set(range(manifest.n_chunks)) - writer.done_chunks())
                 done_items = manifest.n_items - sum(
                     min(self.chunk_items, manifest.n_items - i * self.chunk_items) for i in todo)

@@ -2,6 +2,7 @@
 
 from modeldx.store.encoding import ENCODINGS
 from modeldx.store.manifest import LayerSpec, Manifest
-from modeldx.store.store import ITEM_COLUMNS, Store, StoreWriter, open_store
+from modeldx.store.store import ITEM_COLUMNS, Problem, Store, StoreWriter, open_store
 
-__all__ = ["ENCODINGS", "LayerSpec", "Manifest", "ITEM_COLUMNS", "Store", "StoreWriter", "open_store"]
+__all__ = ["ENCODINGS", "LayerSpec", "Manifest", "ITEM_COLUMNS", "Problem", "Store", "StoreWriter",
+           "open_store"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from modeldx.errors import EncodingOverflowError, InvalidParameterError
 
 ENCODINGS = ("float16", "float32", "uint8")
 _F16_MAX = float(np.finfo(np.float16).max)
@@ -29,7 +30,10 @@ class Encoded:
 
 def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     # torch's vectorised float16 conversion is ~5-9x NumPy's and rounds identically; the result
-    # is a NumPy-owned array so that memory accounting sees it
+    # is a NumPy-owned array so that memory accounting sees it. torch is imported here, not at
+    # the top, so that reading a store does not need it
+    import torch
+
     out = np.empty(values.shape, dtype=dtype)
     torch.from_numpy(out).copy_(torch.from_numpy(np.ascontiguousarray(values)))
     return out
@@ -48,14 +52,15 @@ def latent_encoding(encoding: str) -> str:
 def encode(block: np.ndarray, encoding: str) -> Encoded:
     """Encode a float32 block of shape (items, neurons).
 
-    Raises ``OverflowError`` when float16 cannot hold a finite value of the block.
+    Raises :class:`~modeldx.errors.EncodingOverflowError` (an ``OverflowError``) when
+    float16 cannot hold a finite value of the block.
     """
     if encoding == "float32":
         return Encoded(np.ascontiguousarray(block, dtype=np.float32))
     if encoding == "float16":
         peak = float(np.max(np.abs(block))) if block.size else 0.0
         if peak > _F16_MAX:
-            raise OverflowError(
+            raise EncodingOverflowError(
                 f"a value of magnitude {peak:.4g} exceeds float16's range (65504); "
                 "capture with encoding='float32'"
             )
@@ -68,14 +73,14 @@ def encode(block: np.ndarray, encoding: str) -> Encoded:
         q = np.rint((block - lo) / safe)
         np.clip(q, 0, 255, out=q)
         return Encoded(q.astype(np.uint8), np.stack([lo, scale]).astype(np.float32))
-    raise ValueError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
+    raise InvalidParameterError(f"unknown encoding {encoding!r}; expected one of {ENCODINGS}")
 
 
 def decode(values: np.ndarray, encoding: str, params: np.ndarray | None = None) -> np.ndarray:
     """Decode to float32. ``params`` is the (2, neurons) pair stored with a uint8 chunk."""
     if encoding == "uint8":
         if params is None:
-            raise ValueError("uint8 values need their (offset, scale) parameters to decode")
+            raise InvalidParameterError("uint8 values need their (offset, scale) parameters to decode")
         out = values.astype(np.float32)
         out *= params[1]
         out += params[0]

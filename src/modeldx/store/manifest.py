@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modeldx._atomic import atomic_write
+from modeldx.errors import StoreCorruptError, StoreError
+
 FORMAT = "modeldx-store"
-FORMAT_VERSION = 1
+# 2: every chunk is written (a missing chunk file is damage) with a CRC32C after zstd, arrays
+# carry dimension names and attributes, the group holds ``item_id``, the manifest a store id.
+# Version 1 stores are still read (without the missing-chunk check: they skip all-zero chunks).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+RECOVER = ("delete the store and run the same capture again (`modeldx capture` resumes an "
+           "interrupted capture from the chunks it has)")
 
 STATUS_CAPTURING = "capturing"
 STATUS_COMPLETE = "complete"
@@ -53,6 +59,7 @@ class Manifest:
     modeldx_version: str = ""
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    store_id: str = ""  # a random id, new for every store created at a path ("" before format 2)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,25 +96,88 @@ class Manifest:
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
     """Replace ``manifest.json`` atomically so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".manifest.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(manifest.to_json(), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, root / MANIFEST)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(root / MANIFEST, "w") as fh:
+        json.dump(manifest.to_json(), fh, indent=2)
+
+
+# field -> (accepted types, what is expected); bool is an int in Python, so ints exclude it below
+_REQUIRED: dict[str, tuple[tuple[type, ...], str]] = {
+    "n_items": ((int,), "an integer >= 0"),
+    "chunk_items": ((int,), "an integer >= 1"),
+    "encoding": ((str,), "an encoding name"),
+    "layers": ((list,), "a list of layer specs"),
+    "latent_layer": ((str, type(None)), "a layer name or null"),
+    "latent_dim": ((int,), "an integer >= 0"),
+    "num_classes": ((int,), "an integer >= 0"),
+    "gradients": ((bool,), "true or false"),
+    "model_fingerprint": ((str,), "a string"),
+    "dataset_fingerprint": ((str,), "a string"),
+    "status": ((str,), "a string"),
+}
+_LAYER_REQUIRED: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"),
+    "module": ((str,), "a string"),
+    "kind": ((str,), "a string"),
+    "raw_shape": ((list,), "a list of integers"),
+    "neurons": ((int,), "an integer >= 0"),
+    "reduction": ((str,), "a string"),
+}
+
+
+def _check_fields(data: dict, required: dict, where: str) -> str | None:
+    for key, (types, expected) in required.items():
+        if key not in data:
+            return f"{where} has no {key!r}"
+        value = data[key]
+        bad_int = int in types and (isinstance(value, bool) or (isinstance(value, int) and value < 0))
+        if not isinstance(value, types) or (bad_int and bool not in types):
+            return f"{where}'s {key!r} is {value!r}, expected {expected}"
+    return None
+
+
+def parse_manifest(data: Any, path: Path) -> Manifest:
+    """Check a decoded ``manifest.json`` and build the :class:`Manifest`.
+
+    Raises :class:`~modeldx.errors.StoreCorruptError` naming the first bad field.
+    """
+    def corrupt(what: str) -> StoreCorruptError:
+        return StoreCorruptError(f"the manifest {path} is damaged: {what}; {RECOVER}")
+
+    if not isinstance(data, dict):
+        raise corrupt(f"it holds a JSON {type(data).__name__}, expected an object")
+    if data.get("format") != FORMAT:
+        raise corrupt(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+    version = data.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise corrupt(f"format_version is {version!r}, expected an integer >= 1")
+    if version > FORMAT_VERSION:
+        raise StoreError(
+            f"{path.parent} was written by a newer modeldx (store format {version}, "
+            f"this one reads up to {FORMAT_VERSION}); upgrade modeldx to read it"
+        )
+    problem = _check_fields(data, _REQUIRED, "it")
+    if problem is None and data["chunk_items"] < 1:
+        problem = f"its 'chunk_items' is {data['chunk_items']}, expected an integer >= 1"
+    for i, spec in enumerate(data.get("layers") or []):
+        if problem is not None:
+            break
+        problem = (f"its layer {i} is {spec!r:.60}, expected an object" if not isinstance(spec, dict)
+                   else _check_fields(spec, _LAYER_REQUIRED, f"its layer {i}"))
+    if problem is not None:
+        raise corrupt(problem)
+    data = dict(data, format_version=version)
+    data["layers"] = [{k: v for k, v in spec.items() if k in LayerSpec.__dataclass_fields__}
+                      for spec in data["layers"]]
+    return Manifest.from_json(data)
 
 
 def read_manifest(root: Path) -> Manifest:
-    with (root / MANIFEST).open() as fh:
-        data = json.load(fh)
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{root / MANIFEST} is not a modeldx manifest (format={data.get('format')!r})")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{root} was written by a newer modeldx (store format {data['format_version']}, "
-            f"this one reads up to {FORMAT_VERSION})"
-        )
-    return Manifest.from_json(data)
+    """Read and check ``root/manifest.json`` (see :func:`parse_manifest`)."""
+    path = root / MANIFEST
+    try:
+        with path.open() as fh:
+            data = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreCorruptError(f"the manifest {path} is damaged: not valid JSON ({exc}); {RECOVER}") \
+            from None
+    return parse_manifest(data, path)

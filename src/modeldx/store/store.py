@@ -13,7 +13,9 @@ import errno
 import json
 import os
 import shutil
-import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,22 +25,31 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from modeldx._atomic import atomic_write
 from modeldx.errors import (
+    ArrayNotFoundError,
+    EncodingOverflowError,
+    InvalidParameterError,
     LayerNotFoundError,
-    StoreError,
+    SampleNotFoundError,
+    StoreCorruptError,
     StoreExistsError,
     StoreIncompleteError,
     StoreMismatchError,
     StoreNotFoundError,
     StoreReadOnlyError,
+    StoreReplacedError,
     StoreWriteError,
 )
 from modeldx.store.encoding import decode, encode, latent_encoding, storage_dtype
+from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.manifest import (
     MANIFEST,
+    RECOVER,
     STATUS_COMPLETE,
+    LayerSpec,
     Manifest,
     read_manifest,
     write_manifest,
@@ -53,7 +64,14 @@ ITEM_COLUMNS = ("item_id", "split", "label", "pred", "correct", "confidence", "l
 
 # zstd at level 1 compresses activations within 2% of the default level at ~70% of its CPU time;
 # capture's writer shares the cores with the model, so its CPU time is capture overhead.
-COMPRESSORS = (ZstdCodec(level=1),)
+# The CRC32C after zstd makes a changed or truncated chunk fail on read instead of decoding to
+# garbage (docs/benchmarks.md measures its cost).
+COMPRESSORS = (ZstdCodec(level=1), Crc32cCodec())
+# zarr skips chunks equal to the fill value by default; writing every chunk makes a missing
+# chunk file always damage, never "all zeros"
+WRITE_CONFIG = {"write_empty_chunks": True}
+# zarr raises these when a chunk does not decode (checksum mismatch, truncated zstd frame)
+_DECODE_ERRORS = (ValueError, RuntimeError, TypeError)
 
 
 def _now() -> str:
@@ -61,17 +79,43 @@ def _now() -> str:
 
 
 def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path) as fh:
+        pq.write_table(table, fh)
+
+
+def check_sample_name(name: Any) -> str:
+    """A sample name is a plain file name: not empty, no path separator, no leading dot."""
+    if not isinstance(name, str) or not name or any(ch in name for ch in "/\\\0") \
+            or name.startswith("."):
+        raise InvalidParameterError(
+            f"The sample name must be a plain file name (no '/', '\\', leading '.' or '..'). "
+            f"Got {name!r} instead."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One damaged part of a store, as :meth:`Store.verify` reports it."""
+
+    array: str  # array name, or the file ("items.parquet")
+    chunk: int | None
+    items: tuple[int, int] | None  # first and last item row of the chunk
+    what: str
+
+    def __str__(self) -> str:
+        where = self.array if self.chunk is None else (
+            f"{self.array} chunk {self.chunk} (items {self.items[0]}-{self.items[1]})")
+        return f"{where}: {self.what}"
 
 
 class Store:
     """Read access to a store; use :func:`open_store` to get one.
+
+    Opening checks that the manifest, the items table and the arrays agree; every
+    read checks the chunks it touches (a missing chunk or one that fails its
+    checksum raises :class:`~modeldx.errors.StoreCorruptError`) and that the store
+    was not replaced since it was opened (:class:`~modeldx.errors.StoreReplacedError`).
 
     Attributes
     ----------
@@ -84,9 +128,14 @@ class Store:
         self.path = Path(path)
         self.manifest = manifest
         self.read_only = read_only
-        self._group = zarr.open_group(self.path / ARRAYS, mode="r" if read_only else "r+")
         self._items: pd.DataFrame | None = None
         self._arrays: dict[str, zarr.Array] = {}
+        self._manifest_stat = self._stat_manifest()
+        try:
+            self._group = zarr.open_group(self.path / ARRAYS, mode="r" if read_only else "r+")
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            raise self._corrupt(f"its arrays ({ARRAYS}) cannot be opened: {exc}") from None
+        self._check_layout()
 
     # --- what is in it -------------------------------------------------------------
     @property
@@ -109,6 +158,10 @@ class Store:
     def chunk_items(self) -> int:
         return self.manifest.chunk_items
 
+    @property
+    def store_id(self) -> str:
+        return self.manifest.store_id
+
     def chunk_bounds(self) -> list[tuple[int, int]]:
         """``(start, stop)`` row ranges of the item chunks."""
         c, n = self.manifest.chunk_items, self.manifest.n_items
@@ -120,6 +173,22 @@ class Store:
         if self.manifest.gradients:
             names += [f"grads/{name}" for name in self.layers]
         return names
+
+    def _all_arrays(self) -> dict[str, tuple[int, ...]]:
+        """Every array on disk with the shape the manifest implies."""
+        m = self.manifest
+        dims = {"latent": m.latent_dim, "probs": m.num_classes}
+        for spec in m.layers:
+            dims[f"acts/{spec.name}"] = spec.neurons
+            if m.gradients:
+                dims[f"grads/{spec.name}"] = spec.neurons
+        shapes: dict[str, tuple[int, ...]] = {name: (m.n_items, d) for name, d in dims.items()}
+        if m.encoding == "uint8":
+            shapes.update({f"quant/{name}": (m.n_chunks, 2, d) for name, d in dims.items()
+                           if name.startswith(("acts/", "grads/"))})
+        if m.format_version >= 2:
+            shapes["item_id"] = (m.n_items,)
+        return shapes
 
     def neurons(self, layer: str) -> int:
         return self._layer_spec(layer).neurons
@@ -140,22 +209,119 @@ class Store:
                 f"{self.manifest.n_chunks} chunks written); run the same capture again to resume it"
             )
 
+    # --- integrity -----------------------------------------------------------------
+    def _corrupt(self, what: str) -> StoreCorruptError:
+        return StoreCorruptError(f"the store {self.path} is damaged: {what}; {RECOVER}")
+
+    def _items_rows(self) -> int:
+        path = self.path / ITEMS
+        if not path.is_file():
+            raise self._corrupt(f"its items table {ITEMS} is missing")
+        try:
+            return pq.read_metadata(path).num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise self._corrupt(f"its items table {ITEMS} cannot be read ({exc})") from None
+
+    def _check_layout(self) -> None:
+        """Cheap checks on open: the manifest agrees with the items table's row count (its
+        footer only) and with every array's shape (their metadata only)."""
+        m = self.manifest
+        if self.complete and (rows := self._items_rows()) != m.n_items:
+            raise self._corrupt(f"the manifest says {m.n_items} items, {ITEMS} has {rows} rows")
+        for name, shape in self._all_arrays().items():
+            got = tuple(self._array(name, corrupt_if_missing=True).shape)
+            if got != shape:
+                what = ("items" if got[0] != shape[0] else
+                        "neurons" if name.startswith(("acts/", "grads/")) else "columns")
+                raise self._corrupt(
+                    f"array {name!r} has shape {got}, the manifest implies {shape} "
+                    f"(its {what} disagree)")
+
+    def _stat_manifest(self) -> tuple[int, int, int] | None:
+        try:
+            st = (self.path / MANIFEST).stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def check_current(self) -> None:
+        """Raise :class:`~modeldx.errors.StoreReplacedError` if another capture replaced (or
+        deleted) the store since it was opened. A ``stat`` when nothing changed."""
+        stat = self._stat_manifest()
+        if stat is not None and stat == self._manifest_stat:
+            return
+        try:
+            current = read_manifest(self.path).store_id if stat is not None else None
+        except (OSError, StoreCorruptError):
+            current = None
+        if current is None or current != self.manifest.store_id:
+            raise StoreReplacedError(
+                f"the store at {self.path} was replaced by another capture (or deleted) since it "
+                "was opened; open it again"
+            )
+        self._manifest_stat = stat  # the same store: its status changed (a capture finished)
+
+    def _chunk_items_of(self, name: str, chunk: int) -> tuple[int, int]:
+        c = self.manifest.chunk_items
+        return chunk * c, min((chunk + 1) * c, self.manifest.n_items) - 1
+
+    def _chunk_file(self, name: str, arr: zarr.Array, chunk: int) -> Path:
+        return self.path / ARRAYS / name / arr.metadata.encode_chunk_key((chunk,) + (0,) * (arr.ndim - 1))
+
+    def _bad_chunk(self, name: str, chunk: int, what: str) -> StoreCorruptError:
+        lo, hi = self._chunk_items_of(name, chunk)
+        return self._corrupt(f"chunk {chunk} (items {lo}-{hi}) of array {name!r} {what}")
+
+    def _read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of an array as stored, each chunk touched checked."""
+        arr = self._array(name)
+        if stop <= start:
+            return arr[start:stop]
+        per = arr.chunks[0]
+        chunks = range(start // per, (stop - 1) // per + 1)
+        if self.manifest.format_version >= 2:  # every chunk is written: an absent file is damage
+            for chunk in chunks:
+                if not self._chunk_file(name, arr, chunk).is_file():
+                    raise self._bad_chunk(name, chunk, "is missing")
+        try:
+            return arr[start:stop]
+        except _DECODE_ERRORS as exc:
+            for chunk in chunks:  # name the chunk that fails
+                try:
+                    arr[chunk * per:(chunk + 1) * per]
+                except _DECODE_ERRORS as one:
+                    raise self._bad_chunk(name, chunk, f"does not decode ({one})") from None
+            raise self._corrupt(f"array {name!r} rows {start}-{stop - 1} do not decode ({exc})") \
+                from None
+
     # --- reading -------------------------------------------------------------------
     def items(self) -> pd.DataFrame:
         """The items table: one row per stored item, in store order."""
         if self._items is None:
             self.require_complete()
-            self._items = pq.read_table(self.path / ITEMS).to_pandas()
+            if (rows := self._items_rows()) != self.manifest.n_items:
+                raise self._corrupt(f"the manifest says {self.manifest.n_items} items, {ITEMS} has "
+                                    f"{rows} rows")
+            try:
+                items = pq.read_table(self.path / ITEMS).to_pandas()
+            except (OSError, pa.ArrowException) as exc:
+                raise self._corrupt(f"its items table {ITEMS} cannot be read ({exc})") from None
+            self.check_current()
+            self._items = items
         return self._items
 
-    def _array(self, name: str) -> zarr.Array:
+    def _array(self, name: str, *, corrupt_if_missing: bool = False) -> zarr.Array:
         if name not in self._arrays:  # opening reads the array's metadata from disk
             try:
                 self._arrays[name] = self._group[name]
             except KeyError:
-                raise KeyError(
+                if corrupt_if_missing:
+                    raise self._corrupt(f"its array {name!r} is missing") from None
+                raise ArrayNotFoundError(
                     f"array {name!r} is not in the store {self.path}; it holds {self.array_names()}"
                 ) from None
+            except (ValueError, TypeError) as exc:  # unreadable zarr.json
+                raise self._corrupt(f"the metadata of array {name!r} cannot be read ({exc})") from None
         return self._arrays[name]
 
     def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -166,17 +332,60 @@ class Store:
         stop = self.manifest.n_items if stop is None else stop
         if name.startswith(("acts/", "grads/")):
             self._layer_spec(name.split("/", 1)[1])
-        values = self._array(name)[start:stop]
+        self._array(name)
+        values = self._read_rows(name, start, stop)
         if self.manifest.encoding == "uint8" and name.startswith(("acts/", "grads/")):
             c = self.manifest.chunk_items
-            params = self._array(f"quant/{name}")
+            first, last = start // c, ((stop - 1) // c if stop > start else start // c - 1)
+            params = self._read_rows(f"quant/{name}", first, last + 1)
             out = np.empty(values.shape, np.float32)
-            for chunk in range(start // c, (stop - 1) // c + 1 if stop > start else start // c):
+            for chunk in range(first, last + 1):
                 lo, hi = max(start, chunk * c), min(stop, (chunk + 1) * c)
                 out[lo - start:hi - start] = decode(values[lo - start:hi - start], "uint8",
-                                                    params[chunk])
+                                                    params[chunk - first])
+            self.check_current()
             return out
+        # checked after the read: a replacing capture writes its manifest before any chunk, so
+        # rows read from its chunks are always caught here
+        self.check_current()
         return decode(values, "float32")
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> list[Problem]:
+        """Read every chunk of every array and the items table; return what is damaged.
+
+        ``progress(done, total)`` is called after each chunk. An empty list means the store
+        is whole.
+
+        Examples
+        --------
+        >>> for problem in open_store("runs/mnist").verify():  # doctest: +SKIP
+        ...     print(problem)
+        """
+        problems: list[Problem] = []
+        m = self.manifest
+        if self.complete:
+            try:
+                self.items()
+            except StoreCorruptError as exc:
+                problems.append(Problem(ITEMS, None, None, str(exc)))
+        shapes = self._all_arrays()
+        total = sum(-(-shape[0] // self._array(name).chunks[0]) for name, shape in shapes.items())
+        done_chunks = self.done_chunks()
+        done = 0
+        for name, shape in shapes.items():
+            per = self._array(name).chunks[0]
+            for chunk in range(-(-shape[0] // per)):
+                item_chunk = chunk if name.startswith("quant/") else chunk * per // m.chunk_items
+                if item_chunk in done_chunks:
+                    try:
+                        self._read_rows(name, chunk * per, min((chunk + 1) * per, shape[0]))
+                    except StoreCorruptError as exc:
+                        problems.append(Problem(name, item_chunk, self._chunk_items_of(name, item_chunk),
+                                                _problem_text(str(exc))))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        return problems
 
     def stored_bytes(self, name: str | None = None) -> int:
         """Bytes on disk of one array (with its quantization parameters), or of the whole store."""
@@ -205,12 +414,11 @@ class Store:
                     info: dict[str, Any], *, overwrite: bool = False) -> Path:
         """Store a named sample: its item ids, inclusion weights and how it was made."""
         self._check_writable()
-        if not name or any(ch in name for ch in "/\\") or name.startswith("."):
-            raise ValueError(f"sample name must be a plain file name. Got {name!r}.")
+        check_sample_name(name)
         item_ids = np.asarray(item_ids, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float64)
         if item_ids.shape != weights.shape:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"item_ids and weights must have one shape; got {item_ids.shape} and {weights.shape}"
             )
         path = self.path / SAMPLES / f"{name}.parquet"
@@ -223,13 +431,18 @@ class Store:
         return path
 
     def load_sample(self, name: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        path = self.path / SAMPLES / f"{name}.parquet"
+        path = self.path / SAMPLES / f"{check_sample_name(name)}.parquet"
         if not path.is_file():
-            raise KeyError(f"no sample {name!r} in {self.path}; it has {self.samples()}")
-        table = pq.read_table(path)
-        meta = table.schema.metadata or {}
-        info = json.loads(meta.get(b"modeldx", b"{}"))
-        return (table.column("item_id").to_numpy(), table.column("weight").to_numpy(), info)
+            raise SampleNotFoundError(f"no sample {name!r} in {self.path}; it has {self.samples()}")
+        try:
+            table = pq.read_table(path)
+            meta = table.schema.metadata or {}
+            info = json.loads(meta.get(b"modeldx", b"{}"))
+            return (table.column("item_id").to_numpy(), table.column("weight").to_numpy(), info)
+        except (OSError, pa.ArrowException, KeyError, json.JSONDecodeError) as exc:
+            raise StoreCorruptError(
+                f"the sample {name!r} of {self.path} is damaged ({exc}); delete {path} and make "
+                "the sample again") from None
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -262,13 +475,21 @@ class Store:
                 f"layers={self.layers})")
 
 
+def _problem_text(message: str) -> str:
+    # the per-chunk line names array and items itself; keep what is wrong, drop the advice
+    what = message.split(" is damaged: ", 1)[-1].split(f"; {RECOVER}")[0]
+    return what.split("' ", 1)[-1] if what.startswith("chunk ") else what
+
+
 def _is_store(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-def open_store(path: str | os.PathLike, *, mode: str = "r",
-               expect: dict[str, str] | None = None) -> Store:
-    """Open a store, optionally checking the fingerprints it was captured from.
+def open_store(path: str | os.PathLike, *, mode: str = "r", model=None, dataset=None) -> Store:
+    """Open a store; with ``model`` or ``dataset``, check they are the ones it was captured from.
+
+    Opening checks the manifest, the items table's row count and every array's
+    shape; a damaged store raises :class:`~modeldx.errors.StoreCorruptError`.
 
     Parameters
     ----------
@@ -276,30 +497,39 @@ def open_store(path: str | os.PathLike, *, mode: str = "r",
         The store's folder.
     mode
         ``"r"`` (read-only, the default) or ``"r+"`` (to save samples).
-    expect
-        ``{"model": fingerprint, "dataset": fingerprint}``; a value that differs
-        from the manifest's raises :class:`~modeldx.errors.StoreMismatchError`.
-        :func:`modeldx.open_store` computes these from a model and data set.
+    model, dataset
+        A ``torch.nn.Module`` and a data set (anything :func:`modeldx.data.as_dataset`
+        takes); a fingerprint that differs from the manifest's raises
+        :class:`~modeldx.errors.StoreMismatchError` naming the mismatch.
 
     Examples
     --------
-    >>> store = open_store("modeldx-demo/mnist-lenet5")  # doctest: +SKIP
+    >>> store = open_store("modeldx-demo/mnist-lenet5", model=model)  # doctest: +SKIP
     >>> store.layers
     ['act1', 'act2', 'act3', 'act4', 'fc3']
     """
     path = Path(path)
     if mode not in ("r", "r+"):
-        raise ValueError(f"The 'mode' parameter of open_store must be 'r' or 'r+'. Got {mode!r} instead.")
+        raise InvalidParameterError(
+            f"The 'mode' parameter of open_store must be 'r' or 'r+'. Got {mode!r} instead.")
     if not path.exists():
         raise StoreNotFoundError(f"no store at {path}")
     if not _is_store(path):
         raise StoreNotFoundError(f"{path} is not a modeldx store (it has no {MANIFEST})")
-    try:
-        manifest = read_manifest(path)
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise StoreError(f"cannot read the manifest of {path}: {exc}") from exc
+    manifest = read_manifest(path)
+    # the fingerprints need torch and the data loaders: imported only when asked for, so that
+    # the store itself stays free of them
+    expect = {}
+    if model is not None:
+        from modeldx.fingerprint import model_fingerprint
+
+        expect["model"] = model_fingerprint(model)
+    if dataset is not None:
+        from modeldx.data.arrays import as_dataset
+
+        expect["dataset"] = as_dataset(dataset).fingerprint()
     stored = {"model": manifest.model_fingerprint, "dataset": manifest.dataset_fingerprint}
-    for what, got in (expect or {}).items():
+    for what, got in expect.items():
         if got != stored[what]:
             raise StoreMismatchError(
                 f"the store {path} was captured from another {what}: its {what} fingerprint is "
@@ -308,8 +538,46 @@ def open_store(path: str | os.PathLike, *, mode: str = "r",
     return Store(path, manifest, read_only=(mode == "r"))
 
 
+def _array_attributes(name: str, spec: LayerSpec | None, m: Manifest, encoding: str) -> dict:
+    """What an array holds, for readers that are not modeldx (xarray, zarr, DuckDB users)."""
+    attrs: dict[str, Any] = {"encoding": encoding}
+    if name == "latent":
+        attrs.update(what="latent vector (input of the model's head)", layer=m.latent_layer)
+    elif name == "probs":
+        attrs.update(what="class probabilities (softmax of the model's output)", classes=m.classes)
+    elif spec is not None:
+        attrs.update(
+            what="activation" if name.startswith("acts/") else
+            f"gradient of the loss w.r.t. the layer's output, reduced by {m.extra.get('grad_reduction')}",
+            layer=spec.name, module=spec.module, module_type=spec.module_type, kind=spec.kind,
+            reduction=spec.reduction, raw_shape=spec.raw_shape)
+        if spec.kind == "conv" and spec.reduction == "none":
+            attrs["neuron_layout"] = {"dims": ["channel", "y", "x"], "shape": spec.raw_shape,
+                                      "order": "C (neuron = (channel * y_size + y) * x_size + x)"}
+        elif spec.kind == "conv":
+            attrs["neuron_layout"] = f"one neuron per channel: the {spec.reduction} over its map"
+        if encoding == "uint8":
+            attrs["decode"] = (
+                f"value[item, neuron] = quant/{name}[chunk, 0, neuron] + code[item, neuron] * "
+                f"quant/{name}[chunk, 1, neuron], with chunk = item // {m.chunk_items}")
+    return attrs
+
+
+def _dimension_names(name: str) -> tuple[str, ...]:
+    # a neuron axis is named per layer: layers differ in width, and xarray needs one size per name
+    if name == "latent":
+        return ("item", "latent")
+    if name == "probs":
+        return ("item", "class")
+    return ("item", f"neuron:{name.split('/', 1)[1]}")
+
+
 class StoreWriter:
     """Creates or resumes a store and writes it chunk by chunk; used by capture.
+
+    The writer holds the store's lock (:class:`~modeldx.store.lock.WriterLock`) from
+    construction until :meth:`finalize` or :meth:`close`; use it as a context manager
+    so that an error or a KeyboardInterrupt releases it.
 
     Parameters
     ----------
@@ -327,54 +595,102 @@ class StoreWriter:
         self.path = Path(path)
         self.manifest = manifest
         self.array_dims = array_dims  # array name -> columns
-        self._prepare(overwrite)
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreExistsError(f"{self.path} exists and is not a folder; choose a new path")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(exc, self.path, "creating the store") from exc
+        self._lock = WriterLock(self.path).acquire()
+        try:
+            self._prepare(overwrite, empty=not any(p.name != LOCK for p in self.path.iterdir()))
+        except BaseException:
+            self.close()
+            raise
 
-    def _prepare(self, overwrite: bool) -> None:
-        path = self.path
-        if path.exists():
-            if not _is_store(path):
-                if path.is_dir() and not any(path.iterdir()):
-                    path.rmdir()
-                else:
-                    raise StoreExistsError(
-                        f"{path} exists and is not a modeldx store; refusing to write there "
-                        "(choose an empty or new folder)"
-                    )
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the lock (idempotent); an unfinished store stays resumable."""
+        self._lock.release()
+
+    def _clear(self) -> None:
+        """Remove the folder's contents but the lock we hold."""
+        for p in self.path.iterdir():
+            if p.name == LOCK:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
             else:
+                p.unlink()
+
+    def _prepare(self, overwrite: bool, empty: bool) -> None:
+        path = self.path
+        if not empty:
+            if not _is_store(path):
+                raise StoreExistsError(
+                    f"{path} exists and is not a modeldx store; refusing to write there "
+                    "(choose an empty or new folder)"
+                )
+            try:
                 old = read_manifest(path)
-                if old.status == STATUS_COMPLETE and not overwrite:
-                    raise StoreExistsError(
-                        f"a complete store is already at {path}; pass overwrite=True to replace it"
-                    )
-                diff = _settings_diff(old.settings(), self.manifest.settings())
-                if diff and not overwrite:
-                    raise StoreMismatchError(
-                        f"an unfinished store at {path} was started with other settings "
-                        f"({diff}); pass overwrite=True to discard it and start again"
-                    )
-                if overwrite and (diff or old.status == STATUS_COMPLETE):
-                    shutil.rmtree(path)
-                else:
-                    self.manifest.created = old.created
-                    self.group = zarr.open_group(path / ARRAYS, mode="r+")
-                    return
+            except StoreCorruptError:
+                if not overwrite:
+                    raise
+                old = None
+            if old is not None and old.status == STATUS_COMPLETE and not overwrite:
+                raise StoreExistsError(
+                    f"a complete store is already at {path}; pass overwrite=True to replace it"
+                )
+            diff = _settings_diff(old.settings(), self.manifest.settings()) if old else "damaged"
+            if diff and not overwrite:
+                raise StoreMismatchError(
+                    f"an unfinished store at {path} was started with other settings "
+                    f"({diff}); pass overwrite=True to discard it and start again"
+                )
+            if old is None or (overwrite and (diff or old.status == STATUS_COMPLETE)):
+                self._clear()
+            else:  # resume: the store keeps its identity and the format it was started in
+                self.manifest.created = old.created
+                self.manifest.store_id = old.store_id
+                self.manifest.format_version = old.format_version
+                self.group = zarr.open_group(path / ARRAYS, mode="r+")
+                return
         self._create()
 
     def _create(self) -> None:
         m = self.manifest
         try:
-            self.path.mkdir(parents=True)
             (self.path / PROGRESS).mkdir()
             m.created = _now()
+            m.store_id = uuid.uuid4().hex
             self.group = zarr.open_group(self.path / ARRAYS, mode="w")
             for name, dim in self.array_dims.items():
                 layered = name.startswith(("acts/", "grads/"))
-                dtype = storage_dtype(self._encoding_of(name))
-                self.group.create_array(name, shape=(m.n_items, dim), chunks=(m.chunk_items, dim),
-                                        dtype=dtype, fill_value=0, compressors=COMPRESSORS)
+                encoding = self._encoding_of(name)
+                spec = m.layer(name.split("/", 1)[1]) if layered else None
+                dims = _dimension_names(name)
+                self.group.create_array(
+                    name, shape=(m.n_items, dim), chunks=(m.chunk_items, dim),
+                    dtype=storage_dtype(encoding), fill_value=0, compressors=COMPRESSORS,
+                    config=WRITE_CONFIG, dimension_names=dims,
+                    attributes=_array_attributes(name, spec, m, encoding))
                 if layered and m.encoding == "uint8":
-                    self.group.create_array(f"quant/{name}", shape=(m.n_chunks, 2, dim),
-                                            chunks=(1, 2, dim), dtype="float32", fill_value=0)
+                    self.group.create_array(
+                        f"quant/{name}", shape=(m.n_chunks, 2, dim), chunks=(1, 2, dim),
+                        dtype="float32", fill_value=0, compressors=COMPRESSORS, config=WRITE_CONFIG,
+                        dimension_names=("chunk", "param", dims[1]),
+                        attributes={"what": f"per-chunk uint8 decoding of {name}: param 0 is the "
+                                            "offset, param 1 the scale", "chunk_items": m.chunk_items})
+            self.group.create_array(
+                "item_id", shape=(m.n_items,), chunks=(m.chunk_items,), dtype="int64", fill_value=-1,
+                compressors=COMPRESSORS, config=WRITE_CONFIG, dimension_names=("item",),
+                attributes={"what": "the data set's item id of each row (also items.parquet's "
+                                    "item_id column, in the same order)"})
             write_manifest(self.path, m)
         except OSError as exc:
             raise _write_error(exc, self.path, "creating the store") from exc
@@ -383,6 +699,10 @@ class StoreWriter:
         if name.startswith(("acts/", "grads/")):
             return self.manifest.encoding
         return latent_encoding(self.manifest.encoding) if name == "latent" else "float32"
+
+    def _target(self, name: str) -> zarr.Array:
+        # write_empty_chunks is a runtime setting, not stored with the array: set it per write
+        return self.group[name].with_config(WRITE_CONFIG)
 
     def done_chunks(self) -> set[int]:
         folder = self.path / PROGRESS
@@ -396,22 +716,27 @@ class StoreWriter:
         try:
             for name, block in arrays.items():
                 if block.shape != (stop - start, self.array_dims[name]):
-                    raise ValueError(f"chunk {index} of {name} has shape {block.shape}, expected "
-                                     f"{(stop - start, self.array_dims[name])}")
+                    raise InvalidParameterError(
+                        f"chunk {index} of {name} has shape {block.shape}, expected "
+                        f"{(stop - start, self.array_dims[name])}")
                 try:
                     enc = encode(block, self._encoding_of(name))
                 except OverflowError as exc:
-                    raise OverflowError(f"{name}, items {start}-{stop - 1}: {exc}") from None
-                self.group[name][start:stop] = enc.values
+                    raise EncodingOverflowError(
+                        f"{name}, items {start}-{stop - 1}: {exc}. Nothing of this chunk was "
+                        "written; capture again with encoding='float32'") from None
+                self._target(name)[start:stop] = enc.values
                 if enc.params is not None:
-                    self.group[f"quant/{name}"][index] = enc.params
+                    self._target(f"quant/{name}")[index] = enc.params
+            if m.format_version >= 2:
+                self._target("item_id")[start:stop] = np.asarray(items["item_id"], dtype=np.int64)
             _write_parquet_atomic(pa.table(items), self.path / PROGRESS / f"items-{index:06d}.parquet")
             (self.path / PROGRESS / f"chunk-{index:06d}.done").touch()
         except OSError as exc:
             raise _write_error(exc, self.path, f"writing chunk {index}") from exc
 
     def finalize(self) -> Store:
-        """Join the item rows, then mark the store complete (the last write)."""
+        """Join the item rows, then mark the store complete (the last write); releases the lock."""
         m = self.manifest
         missing = sorted(set(range(m.n_chunks)) - self.done_chunks())
         if missing:
@@ -426,6 +751,7 @@ class StoreWriter:
         except OSError as exc:
             raise _write_error(exc, self.path, "finishing the store") from exc
         shutil.rmtree(self.path / PROGRESS, ignore_errors=True)
+        self.close()
         return open_store(self.path)
 
 

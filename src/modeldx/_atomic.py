@@ -1,0 +1,37 @@
+"""Atomic file replacement: write a temporary file beside the target, then rename it over.
+
+A reader sees the old file or the new one, never half of either, and a crash leaves at most a
+``.part`` file that the next write removes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file for writing; on a clean exit it is synced and renamed to ``path``.
+
+    On an exception the target is untouched and the temporary file removed.
+
+    Examples
+    --------
+    >>> with atomic_write(tmp / "a.json", "w") as fh:  # doctest: +SKIP
+    ...     fh.write("{}")
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
