@@ -230,3 +230,32 @@ def test_unknown_sample_and_array_are_store_errors(digits_store):
     assert isinstance(info.value, KeyError)
     with pytest.raises(StoreError, match="^array 'grads/act1' is not in the store"):
         digits_store.read("grads/act1")
+
+
+def test_one_open_store_and_no_torch_in_the_store():
+    import ast
+    from pathlib import Path
+
+    import modeldx
+    import modeldx.api
+    import modeldx.store
+
+    assert modeldx.open_store is modeldx.api.open_store is modeldx.store.open_store
+    # the store reads without torch: no module-level import of it, nor of modeldx above the store
+    for path in Path(modeldx.store.__file__).parent.glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                for name in names:
+                    assert name.split(".")[0] != "torch", path
+                    if name.startswith("modeldx."):
+                        assert name.split(".")[1] in ("store", "errors", "_atomic"), (path, name)
+
+
+def test_open_store_checks_model_and_dataset(digits_store, tiny_model, digits):
+    from modeldx.errors import StoreMismatchError
+    from tests.conftest import TinyNet
+
+    assert open_store(digits_store.path, model=tiny_model, dataset=digits).complete
+    with pytest.raises(StoreMismatchError, match="another model"):
+        open_store(digits_store.path, model=TinyNet())

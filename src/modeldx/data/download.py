@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from modeldx._atomic import atomic_write
 from modeldx.errors import ChecksumError, DataNotFoundError
+
+
+class _WrongChecksum(Exception):
+    """A mirror served other bytes; try the next one."""
 
 
 def cache_dir() -> Path:
@@ -53,26 +56,24 @@ def download_file(
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            # the MD5 is checked inside the atomic write: a bad file never replaces ``dest``
+            with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                h = hashlib.md5()
                 total = int(resp.headers.get("Content-Length") or 0) or None
                 with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
                           disable=not progress) as bar:
                     while chunk := resp.read(1 << 16):
                         out.write(chunk)
+                        h.update(chunk)
                         bar.update(len(chunk))
-            got = file_md5(tmp)
-            if got != md5:
-                errors.append(f"{url}: MD5 {got}, expected {md5}")
-                continue
-            shutil.move(tmp, dest)
+                if h.hexdigest() != md5:
+                    raise _WrongChecksum(f"{url}: MD5 {h.hexdigest()}, expected {md5}")
             return dest
+        except _WrongChecksum as exc:
+            errors.append(str(exc))
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             errors.append(f"{url}: {exc}")
-        finally:
-            tmp.unlink(missing_ok=True)
     if errors and all("MD5" in e for e in errors):
         raise ChecksumError(f"no mirror served {dest.name} with the published checksum: " + "; ".join(errors))
     raise DataNotFoundError(f"could not download {dest.name}: " + "; ".join(errors))

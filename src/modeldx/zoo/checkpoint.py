@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from modeldx._atomic import atomic_write
 from modeldx.errors import CheckpointError
 from modeldx.zoo.models import MODELS
 
@@ -20,13 +20,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, arch: str, meta: 
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": 1, "arch": arch, "meta": meta,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
     return path
 
 
