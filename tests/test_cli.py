@@ -133,3 +133,42 @@ def test_serve_refuses_to_expose_a_session_without_a_token():
     result = runner.invoke(app, ["serve", "kmeans", "--split", "test", "--k", "1",
                                  "--data-root", str(MNIST_DIR)])
     assert result.exit_code == 2 and "'k'" in result.output
+
+
+def _damaged_copy(digits_store, tmp_path):
+    path = tmp_path / "damaged"
+    shutil.copytree(digits_store.path, path)
+    (path / "arrays.zarr" / "acts" / "act2" / "c" / "3" / "0").unlink()
+    chunk = path / "arrays.zarr" / "latent" / "c" / "6" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    return path
+
+
+def test_info_says_damaged_and_check_lists_every_bad_chunk(digits_store, tmp_path):
+    result = runner.invoke(app, ["check", str(digits_store.path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "no damage" in result.output
+    path = _damaged_copy(digits_store, tmp_path)
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 1 and "damaged" in result.output and "complete" not in result.output
+    assert "acts/act2 chunk 3 (items 768-1023): is missing" in result.output
+    result = runner.invoke(app, ["check", str(path), "--quiet"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("damaged:")]
+    assert len(lines) == 2, result.output
+    assert lines[0] == "damaged: latent chunk 6 (items 1536-1791): does not decode " + \
+        lines[0].split("does not decode ", 1)[1]
+    assert lines[1] == "damaged: acts/act2 chunk 3 (items 768-1023): is missing"
+
+
+def test_info_and_check_on_a_damaged_manifest_fail_in_one_line(digits_store, tmp_path):
+    path = tmp_path / "damaged"
+    shutil.copytree(digits_store.path, path)
+    (path / "items.parquet").unlink()
+    for command in ("info", "check"):
+        result = runner.invoke(app, [command, str(path)])
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert "items.parquet is missing" in result.output
+        assert "complete" not in result.output

@@ -102,26 +102,69 @@ def info(
     store: Annotated[Path, typer.Argument(help="A store folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show what a store holds."""
+    """Show what a store holds (exit 1 if it is damaged; `modeldx check` reads every chunk)."""
     from modeldx.store import open_store
 
     try:
-        summary = open_store(store).summary()
+        st = open_store(store)
+        summary = st.summary()
+        problems = st.verify(read=False)  # every chunk file there: cheap, unlike `check`
     except ModeldxError as exc:
         _fail(exc)
+    if problems:
+        summary["status"] = f"damaged ({len(problems)} problems; run `modeldx check {store}`)"
     if as_json:
-        console.print_json(json.dumps(summary))
-        return
-    for key, value in summary.items():
-        if key == "bytes":
-            value = f"{value / 1e6:.1f} MB on disk"
-        if key != "layers":
-            console.print(f"[bold]{key:>10}[/] {value}")
-    table = Table("layer", "kind", "raw shape", "neurons", "reduction")
-    for spec in summary["layers"]:
-        table.add_row(spec["name"], spec["kind"], "x".join(map(str, spec["raw_shape"])),
-                      str(spec["neurons"]), spec["reduction"])
-    console.print(table)
+        console.print_json(json.dumps({**summary, "problems": [str(p) for p in problems]}))
+    else:
+        for key, value in summary.items():
+            if key == "bytes":
+                value = f"{value / 1e6:.1f} MB on disk"
+            if key != "layers":
+                console.print(f"[bold]{key:>10}[/] {value}", highlight=False)
+        table = Table("layer", "kind", "raw shape", "neurons", "reduction")
+        for spec in summary["layers"]:
+            table.add_row(spec["name"], spec["kind"], "x".join(map(str, spec["raw_shape"])),
+                          str(spec["neurons"]), spec["reduction"])
+        console.print(table)
+    for problem in problems:
+        err.print(f"damaged: {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def check(
+    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    quiet: Quiet = False,
+) -> None:
+    """Read every chunk of every array; print each missing or damaged one. Exit 0 if the store
+    is whole, 1 if not."""
+    from tqdm.auto import tqdm
+
+    from modeldx.errors import StoreCorruptError
+    from modeldx.store import open_store
+
+    try:
+        st = open_store(store)
+    except StoreCorruptError as exc:
+        err.print(f"damaged: {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
+    except ModeldxError as exc:
+        _fail(exc)
+    with tqdm(unit="chunk", desc="check", disable=quiet) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        problems = st.verify(progress)
+    for problem in problems:
+        err.print(f"damaged: {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        err.print(f"{store}: {len(problems)} problems; delete the store and run the same capture "
+                  "again", highlight=False)
+        raise typer.Exit(code=1)
+    console.print(f"{store}: every chunk of {len(st.stored_arrays())} arrays read, no damage",
+                  highlight=False, soft_wrap=True)
 
 
 def _parse_value(text: str):

@@ -174,7 +174,7 @@ class Store:
             names += [f"grads/{name}" for name in self.layers]
         return names
 
-    def _all_arrays(self) -> dict[str, tuple[int, ...]]:
+    def stored_arrays(self) -> dict[str, tuple[int, ...]]:
         """Every array on disk with the shape the manifest implies."""
         m = self.manifest
         dims = {"latent": m.latent_dim, "probs": m.num_classes}
@@ -228,7 +228,7 @@ class Store:
         m = self.manifest
         if self.complete and (rows := self._items_rows()) != m.n_items:
             raise self._corrupt(f"the manifest says {m.n_items} items, {ITEMS} has {rows} rows")
-        for name, shape in self._all_arrays().items():
+        for name, shape in self.stored_arrays().items():
             got = tuple(self._array(name, corrupt_if_missing=True).shape)
             if got != shape:
                 what = ("items" if got[0] != shape[0] else
@@ -350,11 +350,13 @@ class Store:
         self.check_current()
         return decode(values, "float32")
 
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> list[Problem]:
+    def verify(self, progress: Callable[[int, int], None] | None = None, *,
+               read: bool = True) -> list[Problem]:
         """Read every chunk of every array and the items table; return what is damaged.
 
         ``progress(done, total)`` is called after each chunk. An empty list means the store
-        is whole.
+        is whole. ``read=False`` only checks that every chunk file exists (a quick look,
+        ``modeldx info``'s); reading finds changed and truncated chunks too.
 
         Examples
         --------
@@ -363,12 +365,12 @@ class Store:
         """
         problems: list[Problem] = []
         m = self.manifest
-        if self.complete:
+        if self.complete and read:
             try:
                 self.items()
             except StoreCorruptError as exc:
                 problems.append(Problem(ITEMS, None, None, str(exc)))
-        shapes = self._all_arrays()
+        shapes = self.stored_arrays()
         total = sum(-(-shape[0] // self._array(name).chunks[0]) for name, shape in shapes.items())
         done_chunks = self.done_chunks()
         done = 0
@@ -378,7 +380,11 @@ class Store:
                 item_chunk = chunk if name.startswith("quant/") else chunk * per // m.chunk_items
                 if item_chunk in done_chunks:
                     try:
-                        self._read_rows(name, chunk * per, min((chunk + 1) * per, shape[0]))
+                        if read:
+                            self._read_rows(name, chunk * per, min((chunk + 1) * per, shape[0]))
+                        elif m.format_version >= 2 and \
+                                not self._chunk_file(name, self._array(name), chunk).is_file():
+                            raise self._bad_chunk(name, item_chunk, "is missing")
                     except StoreCorruptError as exc:
                         problems.append(Problem(name, item_chunk, self._chunk_items_of(name, item_chunk),
                                                 _problem_text(str(exc))))
