@@ -59,3 +59,24 @@ def test_memory_is_bounded_by_the_chunk(digits_store, monkeypatch):
 def test_subset_errors(digits_store, items, weights, match):
     with pytest.raises(InvalidParameterError, match=match):
         make_subset(digits_store, items, weights)
+
+
+def test_a_query_on_a_replaced_store_raises_before_reading(tmp_path, digits_store):
+    import json
+    import shutil
+
+    from modeldx.errors import StoreReplacedError
+    from modeldx.store import open_store
+
+    path = tmp_path / "s"
+    shutil.copytree(digits_store.path, path)
+    st = open_store(path)
+    assert LocalEngine().run(st, Sum()).shape == (16,)
+    meta = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**meta, "store_id": "another"}))
+    with pytest.raises(StoreReplacedError, match=f"the store at {path} was replaced.*open it again"):
+        LocalEngine().run(st, Sum())
+    (path / "manifest.json").unlink()
+    with pytest.raises(StoreReplacedError):
+        next(iter_chunks(st, ["acts/act2"]))
+    assert LocalEngine().run(open_store(digits_store.path), Sum()).shape == (16,)

@@ -70,6 +70,7 @@ def iter_chunks(store, arrays: Sequence[str], subset: Subset | None = None,
     works on the current one, so at most two chunks are in memory.
     """
     store.require_complete()
+    store.check_current()  # a store replaced by another capture since it was opened must not answer
     table = store.items()
     bounds = store.chunk_bounds()
     if subset is not None:

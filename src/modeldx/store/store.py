@@ -299,12 +299,14 @@ class Store:
         """The items table: one row per stored item, in store order."""
         if self._items is None:
             self.require_complete()
+            self.check_current()
             if (rows := self._items_rows()) != self.manifest.n_items:
                 raise self._corrupt(f"the manifest says {self.manifest.n_items} items, {ITEMS} has "
                                     f"{rows} rows")
             try:
                 items = pq.read_table(self.path / ITEMS).to_pandas()
             except (OSError, pa.ArrowException) as exc:
+                self.check_current()
                 raise self._corrupt(f"its items table {ITEMS} cannot be read ({exc})") from None
             self.check_current()
             self._items = items
@@ -333,22 +335,26 @@ class Store:
         if name.startswith(("acts/", "grads/")):
             self._layer_spec(name.split("/", 1)[1])
         self._array(name)
-        values = self._read_rows(name, start, stop)
-        if self.manifest.encoding == "uint8" and name.startswith(("acts/", "grads/")):
-            c = self.manifest.chunk_items
-            first, last = start // c, ((stop - 1) // c if stop > start else start // c - 1)
-            params = self._read_rows(f"quant/{name}", first, last + 1)
-            out = np.empty(values.shape, np.float32)
-            for chunk in range(first, last + 1):
-                lo, hi = max(start, chunk * c), min(stop, (chunk + 1) * c)
-                out[lo - start:hi - start] = decode(values[lo - start:hi - start], "uint8",
-                                                    params[chunk - first])
-            self.check_current()
-            return out
+        quantized = self.manifest.encoding == "uint8" and name.startswith(("acts/", "grads/"))
+        c = self.manifest.chunk_items
+        first, last = start // c, ((stop - 1) // c if stop > start else start // c - 1)
+        try:
+            values = self._read_rows(name, start, stop)
+            params = self._read_rows(f"quant/{name}", first, last + 1) if quantized else None
+        except StoreCorruptError:
+            self.check_current()  # a store being replaced looks damaged: say what happened
+            raise
         # checked after the read: a replacing capture writes its manifest before any chunk, so
         # rows read from its chunks are always caught here
         self.check_current()
-        return decode(values, "float32")
+        if not quantized:
+            return decode(values, "float32")
+        out = np.empty(values.shape, np.float32)
+        for chunk in range(first, last + 1):
+            lo, hi = max(start, chunk * c), min(stop, (chunk + 1) * c)
+            out[lo - start:hi - start] = decode(values[lo - start:hi - start], "uint8",
+                                                params[chunk - first])
+        return out
 
     def verify(self, progress: Callable[[int, int], None] | None = None, *,
                read: bool = True) -> list[Problem]:
