@@ -259,3 +259,50 @@ def test_open_store_checks_model_and_dataset(digits_store, tiny_model, digits):
     assert open_store(digits_store.path, model=tiny_model, dataset=digits).complete
     with pytest.raises(StoreMismatchError, match="another model"):
         open_store(digits_store.path, model=TinyNet())
+
+
+def test_xarray_and_duckdb_read_the_same_numbers(copy):
+    import duckdb
+    import xarray as xr
+
+    st = open_store(copy, mode="r+")
+    top = xr.open_zarr(copy / "arrays.zarr", consolidated=False)
+    acts = xr.open_zarr(copy / "arrays.zarr", group="acts", consolidated=False)
+    act2 = acts["act2"]
+    assert act2.dims == ("item", "neuron:act2") and top["latent"].dims == ("item", "latent")
+    assert {k: act2.attrs[k] for k in ("layer", "module", "module_type", "kind", "reduction", "encoding")} \
+        == {"layer": "act2", "module": "act2", "module_type": "ReLU", "kind": "dense",
+            "reduction": "none", "encoding": "float32"}
+    assert acts["act1"].attrs["kind"] == "conv" and "max over its map" in acts["act1"].attrs["neuron_layout"]
+
+    items = duckdb.sql(f"SELECT item_id, label FROM '{copy / 'items.parquet'}' ORDER BY item_id").df()
+    np.testing.assert_array_equal(top["item_id"].values, items.item_id)  # row i is item item_id[i]
+    labels = xr.DataArray(items.label.to_numpy(), dims="item")
+    class_means = act2.groupby(labels.rename("label")).mean("item").values
+    ours = st.read("acts/act2")
+    expected = np.stack([ours[st.items().label.to_numpy() == c].mean(0) for c in range(10)])
+    np.testing.assert_allclose(class_means, expected, rtol=1e-6)
+
+    ids = np.array([4, 17, 400, 1796])
+    st.save_sample("few", ids, np.full(4, 449.25), {"method": "hand"})
+    joined = duckdb.sql(
+        f"SELECT s.item_id, i.label, s.weight FROM '{copy / 'samples' / 'few.parquet'}' s "
+        f"JOIN '{copy / 'items.parquet'}' i USING (item_id) ORDER BY s.item_id").df()
+    got_ids, weights, _ = st.load_sample("few")
+    assert joined.item_id.tolist() == got_ids.tolist() and joined.weight.tolist() == weights.tolist()
+    assert joined.label.tolist() == st.items().set_index("item_id").loc[ids, "label"].tolist()
+
+
+def test_uint8_arrays_say_how_to_decode(tmp_path, tiny_model, digits):
+    import xarray as xr
+
+    from modeldx import capture
+
+    st = capture(tiny_model, digits, tmp_path / "q", encoding="uint8", chunk_items=256, progress=False)
+    acts = xr.open_zarr(st.path / "arrays.zarr", group="acts", consolidated=False)
+    quant = xr.open_zarr(st.path / "arrays.zarr", group="quant/acts", consolidated=False)
+    assert "quant/acts/act2[chunk, 0, neuron]" in acts["act2"].attrs["decode"]
+    assert quant["act2"].dims == ("chunk", "param", "neuron:act2")
+    code = acts["act2"].values.astype(np.float32)
+    params = quant["act2"].values[np.arange(st.n_items) // 256]  # chunk = item // chunk_items
+    np.testing.assert_allclose(params[:, 0] + code * params[:, 1], st.read("acts/act2"), rtol=1e-6)
