@@ -96,7 +96,7 @@ def test_latent_pass_stores_no_layers(tmp_path, tiny_model, digits, digits_store
     np.testing.assert_allclose(st.read("latent"), digits_store.read("latent"), rtol=1e-3, atol=1e-3)
     assert st._array("latent").dtype == np.float16
     assert sorted(p.name for p in (tmp_path / "lat" / "arrays.zarr").iterdir()) == [
-        "latent", "probs", "zarr.json"]
+        "item_id", "latent", "probs", "zarr.json"]
 
 
 def test_model_state_is_restored(tmp_path, digits):
