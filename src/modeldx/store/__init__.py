@@ -1,4 +1,5 @@
-"""The on-disk store (uses nothing else of modeldx but its errors)."""
+"""The on-disk store (uses nothing else of modeldx but its errors and ``_atomic``; the model and
+data set fingerprints that :func:`open_store` can check are imported only when asked for)."""
 
 from modeldx.store.encoding import ENCODINGS
 from modeldx.store.manifest import LayerSpec, Manifest
