@@ -1,6 +1,6 @@
 """What the store's integrity checks cost: capture and the headline query, with and without.
 
-    .venv/bin/python benchmarks/store_checksums.py [--repeat 3]
+    .venv/bin/python benchmarks/store_checksums.py [--repeat 3] [--chunk-items N]
 
 "With" is the store as written now: a CRC32C after zstd on every chunk, every chunk written
 (also all-zero ones), a read checking that each chunk file it touches exists and that the
@@ -50,6 +50,8 @@ def clock(fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chunk-items", type=int, default=None,
+                        help="items per chunk (default: capture's auto, 10,000 here)")
     args = parser.parse_args()
     model, data = mnist_model(), mnist_all()
     work = Path(tempfile.mkdtemp(prefix="modeldx-checks-"))
@@ -61,12 +63,13 @@ def main() -> None:
             for on, path in paths.items():
                 with checks(on):
                     times[f"capture {on}"].append(clock(lambda p=path: capture(
-                        model, data, p, overwrite=True, progress=False, device="cpu")))
+                        model, data, p, overwrite=True, progress=False, device="cpu",
+                        chunk_items=args.chunk_items or "auto")))
         meta = json.loads((paths[False] / "manifest.json").read_text())
         (paths[False] / "manifest.json").write_text(json.dumps({**meta, "format_version": 1}))
         stores = {on: open_store(path) for on, path in paths.items()}
         answers = {}
-        for _ in range(args.repeat + 2):
+        for _ in range(5 * args.repeat):  # queries are short: more runs against the noise
             for on, st in stores.items():
                 with checks(on):
                     times[f"query {on}"].append(clock(lambda s=st, o=on: answers.__setitem__(
