@@ -130,7 +130,10 @@ class Store:
         self.read_only = read_only
         self._items: pd.DataFrame | None = None
         self._arrays: dict[str, zarr.Array] = {}
-        self._manifest_stat = self._stat_manifest()
+        # the manifest read before this object existed may be older than the file now: the
+        # first check parses it again and records the stat later checks compare with
+        self._manifest_stat: tuple[int, int, int] | None = None
+        self.check_current()
         try:
             self._group = zarr.open_group(self.path / ARRAYS, mode="r" if read_only else "r+")
         except (FileNotFoundError, ValueError, KeyError) as exc:
