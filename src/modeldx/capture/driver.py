@@ -26,12 +26,12 @@ from modeldx.capture.hooks import hook_group
 from modeldx.capture.layers import LayerSelector, head_module, select_layers
 from modeldx.capture.reduce import REDUCTIONS, layer_kind, neuron_count, reduce_output
 from modeldx.data.arrays import as_dataset
+from modeldx.device import resolve_device
 from modeldx.errors import InputShapeError, InvalidParameterError, NonFiniteActivationError
 from modeldx.fingerprint import model_fingerprint
 from modeldx.store.encoding import ENCODINGS
 from modeldx.store.manifest import LayerSpec, Manifest
 from modeldx.store.store import Store, StoreWriter
-from modeldx.zoo.training import resolve_device
 
 _LIMITS = {
     "reduction": OneOf(*REDUCTIONS),
