@@ -69,3 +69,15 @@ class StoreReadOnlyError(StoreError, PermissionError):
 
 class CheckpointError(ModeldxError, ValueError):
     """A checkpoint file is missing, corrupt or for another architecture."""
+
+
+class InvalidLabelError(InvalidParameterError):
+    """A label is not an integer class index in ``[0, number of logits)``."""
+
+
+class EmptyDatasetError(ModeldxError, ValueError):
+    """The data set (or the selection of items) holds no item."""
+
+
+class ModelOutputError(ModeldxError, ValueError):
+    """The model's output is not one ``(batch, classes)`` tensor of logits modeldx can read."""
