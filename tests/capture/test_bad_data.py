@@ -11,8 +11,8 @@ from modeldx.capture import hook_count
 from modeldx.errors import (
     EmptyDatasetError,
     InvalidLabelError,
-    ModelOutputError,
     ModeldxError,
+    ModelOutputError,
     StoreIncompleteError,
 )
 

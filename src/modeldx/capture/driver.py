@@ -99,9 +99,10 @@ class _Recorder:
                 return None
             out = output_tensor(output)
             seq = out.transpose(0, 1) if layer.time_major else out
-            # a copy, so that an in-place op later in the forward cannot change it
-            self.acts[layer.name] = reduce_output(seq.detach(), layer.reduction, layer.kind).to(
-                torch.float32, copy=True)
+            act = reduce_output(seq.detach(), layer.reduction, layer.kind).float()
+            if act.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+                act = act.clone()  # a dense output: an in-place op later must not change it
+            self.acts[layer.name] = act
             if not self.gradients:
                 return None
             if out.requires_grad:
