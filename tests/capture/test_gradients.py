@@ -36,3 +36,19 @@ def test_a_frozen_model_gives_the_same_gradients(tmp_path, digits):
     assert np.abs(st.read("grads/act1")).sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in model.parameters())
     assert hook_count(model) == 0
+
+
+def test_an_in_place_op_after_a_layer_changes_neither_its_activation_nor_its_gradient(tmp_path, digits):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16),
+                                torch.nn.ReLU(inplace=True), torch.nn.Linear(16, 10))
+    x, y = digits.get_batch(np.arange(300))
+    h = model[1](model[0](x))
+    loss = F.cross_entropy(model[3](torch.relu(h)), y, reduction="sum")
+    (want,) = torch.autograd.grad(loss, h)
+    for frozen in (False, True):
+        model.requires_grad_(not frozen)
+        st = capture(model, (x.numpy(), y.numpy()), tmp_path / f"s{frozen}", layers=["1"],
+                     gradients=True, encoding="float32", batch_size=100, progress=False)
+        np.testing.assert_allclose(st.read("acts/1"), h.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(st.read("grads/1"), want.numpy(), rtol=1e-5, atol=1e-7)

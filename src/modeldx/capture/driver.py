@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 from tqdm.auto import tqdm
 
 from modeldx import __version__
@@ -81,7 +82,8 @@ class _Recorder:
         self.gradients = gradients
         self.acts: dict[str, torch.Tensor] = {}
         self.grads: dict[str, torch.Tensor] = {}
-        self.outputs: dict[str, torch.Tensor] = {}  # what gradients are taken with respect to
+        # what gradients are taken with respect to: a graph edge or a leaf tensor
+        self.outputs: dict[str, GradientEdge | torch.Tensor] = {}
         self.calls: dict[str, int] = {}
         self.latent: torch.Tensor | None = None
 
@@ -106,7 +108,9 @@ class _Recorder:
             if not self.gradients:
                 return None
             if out.requires_grad:
-                self.outputs[layer.name] = out
+                # the edge, not the tensor: an in-place op later in the forward (ReLU(inplace))
+                # rebases the tensor's history, and its gradient would be the op's output's
+                self.outputs[layer.name] = get_gradient_edge(out)
                 return None
             # a frozen model (or one frozen up to here): differentiate with respect to a
             # leaf standing in for this output; the clone lets later in-place ops run
