@@ -110,6 +110,13 @@ def test_transformer_encoder_auto_takes_modules_that_run(tmp_path, batch_first):
     st2 = capture(model, token_seqs(), tmp_path / "s2", layers=["encoder.layers.0", "embed"],
                   reduction="mean", encoding="float32", batch_size=16, progress=False)
     np.testing.assert_allclose(st2.read("acts/encoder.layers.0"), layer0.mean(1).numpy(), **close)
+    st3 = capture(model, token_seqs(), tmp_path / "s3", layers=["encoder.layers.0.self_attn"],
+                  reduction="last", encoding="float32", batch_size=16, progress=False)
+    with torch.no_grad():
+        attn = model.encoder.layers[0].self_attn(h, h, h, need_weights=False)[0]
+        attn = attn if batch_first else attn.transpose(0, 1)
+    np.testing.assert_allclose(st3.read("acts/encoder.layers.0.self_attn"), attn[:, -1].numpy(),
+                               **close)
     np.testing.assert_allclose(st2.read("acts/embed"), model.embed(tokens).mean(1).detach().numpy(),
                                **close)
     for name in ("encoder.layers.0", "embed", "encoder.layers.0.linear1"):
