@@ -610,7 +610,8 @@ def capture(
 def latent_pass(model: nn.Module, data, path: str | os.PathLike, **kwargs) -> Store:
     """The cheap first step: predictions, confidences, losses and latent vectors only.
 
-    Same parameters as :func:`capture`, with no layers captured.
+    Same parameters as :func:`capture`, with no layers captured (``output=``
+    picks the logits of a model that returns a tuple or dict).
 
     Examples
     --------
