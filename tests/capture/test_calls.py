@@ -8,7 +8,7 @@ from torch import nn
 
 from modeldx import capture
 from modeldx.capture import hook_count
-from modeldx.errors import LayerNotFoundError
+from modeldx.errors import LayerNotFoundError, ModeldxError
 
 
 class Reuse(nn.Module):
@@ -69,3 +69,29 @@ def test_auto_and_single_calls(tmp_path):
     with pytest.raises(LayerNotFoundError, match="ran 2 times"):
         capture(model, data(), tmp_path / "c", layers=["relu#2"], progress=False)
     assert not (tmp_path / "c").exists()
+
+
+def test_the_latent_vector_can_be_one_call(tmp_path):
+    model = Reuse().eval()
+    x, y = data()
+    with torch.no_grad():
+        r0 = model.relu(model.inp(torch.from_numpy(x)))
+    st = capture(model, (x, y), tmp_path / "s", layers=None, latent_layer="relu#0", encoding="float32",
+                 progress=False)
+    np.testing.assert_allclose(st.read("latent"), r0.numpy(), rtol=1e-5, atol=1e-6)
+    assert st.manifest.latent_layer == "relu#0"
+
+
+class InputDependent(Reuse):
+    def forward(self, x):
+        h = self.relu(self.inp(x))
+        if x.shape[0] <= 2:  # the probe runs two items
+            h = self.relu(self.shared(h))
+        return self.head(h)
+
+
+def test_a_layer_that_stops_running_after_the_probe_is_an_error(tmp_path):
+    model = InputDependent().eval()
+    with pytest.raises(ModeldxError, match=r"relu#1'\] produced no output for items \[0, 1, 2"):
+        capture(model, data(), tmp_path / "s", layers=["relu"], batch_size=10, progress=False)
+    assert hook_count(model) == 0

@@ -140,9 +140,17 @@ class _Recorder:
     def latent_input_hook(self, module, inputs):
         self.latent = inputs[0].detach().flatten(1).float()
 
-    def latent_output_hook(self, module, inputs, output):
-        out = output_tensor(output)
-        self.latent = out.detach().flatten(1).float()
+    def latent_output_hook(self, module_name: str, call: int | None):
+        """Keep call ``call`` of the module's output as the latent vector (``None``: the last)."""
+        key = f"latent:{module_name}"  # counted apart from the layer hooks on the same module
+
+        def hook(module, inputs, output):
+            index = self.calls.get(key, 0)
+            self.calls[key] = index + 1
+            if call is None or index == call:
+                self.latent = output_tensor(output).detach().flatten(1).float()
+
+        return hook
 
 
 def _item_ids(items, n_total: int) -> np.ndarray:
@@ -281,6 +289,13 @@ class _Capture:
             logits = self._logits(x)
             # checked before the loss: an out-of-range label is a device-side assert on CUDA
             _check_labels(y.cpu().numpy(), logits.shape[1], ids)
+            missing = [layer.name for layer in self.layers if layer.name not in rec.acts]
+            if missing:
+                raise InvalidParameterError(
+                    f"layers {missing} produced no output for items {ids[:5].tolist()} (they ran "
+                    "in the probe forward pass on the first items: the model's control flow "
+                    "depends on its input); capture other layers"
+                )
             losses = F.cross_entropy(logits, y, reduction="none")
             if self.gradients:
                 rec.take_gradients(losses.sum())
@@ -365,9 +380,10 @@ class _Capture:
         if self.head is not None:
             hooks.add(self.modules[self.head].register_forward_pre_hook(rec.latent_input_hook))
         else:
-            latent = self.modules[split_call(self.latent_layer)[0]
-                                  if self.latent_layer not in self.modules else self.latent_layer]
-            hooks.add(latent.register_forward_hook(rec.latent_output_hook))
+            module, call = split_call(self.latent_layer)
+            if self.latent_layer in self.modules:
+                module, call = self.latent_layer, None
+            hooks.add(self.modules[module].register_forward_hook(rec.latent_output_hook(module, call)))
         return group
 
     def _probe(self, rec: _Recorder) -> dict:
@@ -378,11 +394,6 @@ class _Capture:
         except RuntimeError as exc:
             raise self._model_error(exc) from exc
         names = [layer.name for layer in self.layers]
-        missing = [n for n in names if n not in rec.acts]
-        if missing:
-            raise InvalidParameterError(
-                f"layers {missing} produced no output during the forward pass (are they used?)"
-            )
         if self.gradients:
             no_grad = [n for n in names if n not in rec.grads]
             if no_grad:
