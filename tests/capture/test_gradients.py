@@ -52,3 +52,14 @@ def test_an_in_place_op_after_a_layer_changes_neither_its_activation_nor_its_gra
                      gradients=True, encoding="float32", batch_size=100, progress=False)
         np.testing.assert_allclose(st.read("acts/1"), h.detach().numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(st.read("grads/1"), want.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_a_whole_conv_map_keeps_its_gradient_whole(tmp_path, digits):
+    model = TinyNet()
+    x, y = digits.get_batch(np.arange(100))
+    a1 = model.act1(model.conv(x))
+    logits = model.fc2(model.act2(model.fc1(model.flat(model.pool(a1)))))
+    (want,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), a1)
+    st = capture(model, (x.numpy(), y.numpy()), tmp_path / "s", layers=["act1"], reduction="none",
+                 gradients=True, encoding="float32", progress=False)
+    np.testing.assert_allclose(st.read("grads/act1"), want.flatten(1).numpy(), rtol=1e-5, atol=1e-7)

@@ -7,7 +7,7 @@ from torch import nn
 
 from modeldx import capture
 from modeldx.capture import hook_count
-from modeldx.errors import LayerNotFoundError
+from modeldx.errors import InvalidParameterError, LayerNotFoundError
 
 N, T, D, V, C = 40, 7, 6, 11, 3
 close = dict(rtol=1e-5, atol=1e-6)
@@ -59,6 +59,7 @@ def test_rnn_neurons_are_features_reduced_over_time(tmp_path, cell, batch_first,
 
 
 def test_whole_sequence_map_and_gradients(tmp_path):
+    """Before: the gradient was reduced while the map was not, and the store refused the shapes."""
     model = RNNClassifier(nn.LSTM, False).eval()
     x, y = float_seqs()
     st = capture(model, (x, y), tmp_path / "s", layers=["rnn"], reduction="none", gradients=True,
@@ -69,7 +70,9 @@ def test_whole_sequence_map_and_gradients(tmp_path):
     loss = nn.functional.cross_entropy(model.head(out_bf[:, -1]), torch.from_numpy(y), reduction="sum")
     (grad,) = torch.autograd.grad(loss, out)
     np.testing.assert_allclose(st.read("acts/rnn"), out_bf.detach().reshape(N, -1).numpy(), **close)
-    np.testing.assert_allclose(st.read("grads/rnn"), grad.transpose(0, 1)[:, -1].numpy(), **close)
+    # kept whole, its gradient is kept whole too (grad_reduction is for reduced layers)
+    np.testing.assert_allclose(st.read("grads/rnn"), grad.transpose(0, 1).reshape(N, -1).numpy(),
+                               **close)
     assert st.manifest.layer("rnn").neurons == T * 5
 
 
@@ -241,3 +244,26 @@ def test_no_hook_left_when_a_sequence_model_raises_mid_way(tmp_path):
                 progress=False)
     assert hook_count(model) == 0
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("grad_reduction", ["last", "mean"])
+def test_sequence_gradients_are_reduced_over_time(tmp_path, grad_reduction):
+    model = RNNClassifier(nn.GRU, True).eval()
+    x, y = float_seqs()
+    st = capture(model, (x, y), tmp_path / "s", layers=["rnn"], gradients=True,
+                 grad_reduction=grad_reduction, encoding="float32", batch_size=16, progress=False)
+    out, _ = model.rnn(torch.from_numpy(x))
+    loss = nn.functional.cross_entropy(model.head(out[:, -1]), torch.from_numpy(y), reduction="sum")
+    (grad,) = torch.autograd.grad(loss, out)
+    want = grad[:, -1] if grad_reduction == "last" else grad.mean(1)
+    np.testing.assert_allclose(st.read("grads/rnn"), want.numpy(), **close)
+
+
+def test_kinds_must_name_modules_that_run(tmp_path):
+    with pytest.raises(LayerNotFoundError, match="nope"):
+        capture(RNNClassifier(nn.LSTM, True), float_seqs(), tmp_path / "s", kinds={"nope": "conv"},
+                progress=False)
+    with pytest.raises(InvalidParameterError, match="'sequence' or 'conv'"):
+        capture(RNNClassifier(nn.LSTM, True), float_seqs(), tmp_path / "s", kinds={"rnn": "dense"},
+                progress=False)
+    assert not (tmp_path / "s").exists()

@@ -38,6 +38,7 @@ from modeldx.errors import (
     InputShapeError,
     InvalidLabelError,
     InvalidParameterError,
+    LayerNotFoundError,
     ModeldxError,
     ModelOutputError,
     NonFiniteActivationError,
@@ -135,7 +136,9 @@ class _Recorder:
                 continue
             layer = by_name[name]
             grad = grad.transpose(0, 1) if layer.time_major else grad
-            self.grads[name] = reduce_output(grad, self.grad_reduction, layer.kind).float()
+            # a layer kept whole keeps its gradient whole: grads/<layer> matches acts/<layer>
+            red = "none" if layer.reduction == "none" else self.grad_reduction
+            self.grads[name] = reduce_output(grad, red, layer.kind).float()
 
     def latent_input_hook(self, module, inputs):
         self.latent = inputs[0].detach().flatten(1).float()
@@ -193,6 +196,14 @@ def _check_labels(labels: np.ndarray, num_classes: int, item_ids: np.ndarray) ->
             f"({values.size} items) is not a class index in [0, {num_classes}): the model returns "
             f"{num_classes} logits; fix the labels (or the model's output size) and capture again"
         )
+
+
+def _runs(name: str, counts: Mapping[str, int]) -> bool:
+    """Whether ``name`` (a module, or ``module#k``) ran in the probe forward pass."""
+    if counts.get(name, 0) > 0:
+        return True
+    module, index = split_call(name)
+    return index is not None and index < counts.get(module, 0)
 
 
 @contextlib.contextmanager
@@ -327,6 +338,10 @@ class _Capture:
         except RuntimeError as exc:
             raise self._model_error(exc) from exc
         counts = call_counts(calls)
+        unknown = [k for k in self.kinds if not _runs(k, counts)]
+        if unknown:
+            raise LayerNotFoundError(
+                f"kinds names modules that do not run in {type(self.model).__name__}: {unknown}")
         names = select_layers(self.model, self.selector, counts)
         by_key = {(c.module, c.index): c for c in calls}
         self.head = None
@@ -438,8 +453,7 @@ class _Capture:
         for spec in specs:
             dims[f"acts/{spec.name}"] = spec.neurons
             if self.gradients:
-                red = self.grad_reduction if spec.kind != "dense" else "none"
-                dims[f"grads/{spec.name}"] = neuron_count(tuple(spec.raw_shape), red, spec.kind)
+                dims[f"grads/{spec.name}"] = spec.neurons
         return m, dims
 
     def _chunk(self, rec: _Recorder, index: int, bar) -> tuple[dict, dict]:
@@ -570,8 +584,10 @@ def capture(
     gradients
         Also store the gradient of each item's cross-entropy loss (w.r.t. its
         label) with respect to each layer's output, reduced by
-        ``grad_reduction``. Taken with ``torch.autograd.grad``: no parameter's
-        ``.grad`` changes, and frozen models work.
+        ``grad_reduction`` (a layer kept whole, ``reduction="none"``, keeps its
+        gradient whole: ``grads/<layer>`` has the columns of ``acts/<layer>``).
+        Taken with ``torch.autograd.grad``: no parameter's ``.grad`` changes,
+        and frozen models work.
     items
         Item ids (positions in ``data``) to capture; default all.
     encoding

@@ -58,7 +58,6 @@ class Call:
     raw: tuple[int, ...] | None  # output shape as the module returned it
     kind: str  # "dense", "conv" or "sequence"
     time_major: bool  # the module returns (time, batch, features)
-    ruled: bool  # the kind came from the module's type, not from a neighbour
 
 
 def output_tensor(output) -> torch.Tensor | None:
@@ -92,22 +91,21 @@ def time_major(name: str, modules: Mapping[str, nn.Module]) -> bool:
 
 
 def call_kind(name: str, module: nn.Module, shape: tuple[int, ...], previous: list[Call],
-              modules: Mapping[str, nn.Module]) -> tuple[str, bool, bool]:
-    """The kind of an output of ``shape`` (batch included); see the module docstring.
+              modules: Mapping[str, nn.Module]) -> tuple[str, bool]:
+    """The kind of an output of ``shape`` (batch included), and whether it is time-major.
 
-    Returns the kind, whether the output is time-major, and whether the module's
-    type decided the kind (else it was taken from an earlier call).
+    See the module docstring for the rule.
     """
     if len(shape) <= 2:
-        return "dense", False, True
+        return "dense", False
     if len(shape) > 3 or isinstance(module, CONV_MODULES):
-        return "conv", False, True
+        return "conv", False
     if isinstance(module, SEQUENCE_MODULES):
-        return "sequence", time_major(name, modules), True
+        return "sequence", time_major(name, modules)
     same = next((c for c in reversed(previous) if c.raw == shape and c.kind != "dense"), None)
     if same is not None:
-        return same.kind, same.time_major, False
-    return "sequence", time_major(name, modules), False
+        return same.kind, same.time_major
+    return "sequence", time_major(name, modules)
 
 
 def probe_calls(model: nn.Module, forward: Callable[[], object],
@@ -124,15 +122,15 @@ def probe_calls(model: nn.Module, forward: Callable[[], object],
             counts[name] = index + 1
             out = output_tensor(output)
             if out is None or out.dim() == 0:
-                calls.append(Call(name, index, None, None, "dense", False, True))
+                calls.append(Call(name, index, None, None, "dense", False))
                 return
             raw = tuple(out.shape)
-            kind, tm, ruled = call_kind(name, module, raw, calls, modules)
+            kind, tm = call_kind(name, module, raw, calls, modules)
             override = kinds.get(f"{name}#{index}", kinds.get(name))
             if override is not None and out.dim() == 3:
-                kind, ruled = override, True
+                kind = override
             shape = (raw[1], raw[0], raw[2]) if tm else raw
-            calls.append(Call(name, index, shape, raw, kind, tm, ruled))
+            calls.append(Call(name, index, shape, raw, kind, tm))
 
         return hook
 
