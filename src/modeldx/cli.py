@@ -72,7 +72,8 @@ def capture(
     dataset: str = "mnist",
     splits: Annotated[str, typer.Option(help="Comma-separated splits.")] = "train,test",
     layers: Annotated[str | None, typer.Option(help="Comma-separated layer names (default: auto).")] = None,
-    reduction: Annotated[str, typer.Option(help="Conv maps: max, mean or none.")] = "max",
+    reduction: Annotated[str, typer.Option(
+        help="Conv maps: max, mean or none; sequences also last.")] = "max",
     encoding: Annotated[str, typer.Option(help="float16, float32 or uint8.")] = "float16",
     gradients: Annotated[bool, typer.Option(help="Also store gradients of the loss.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished store at STORE.")] = False,

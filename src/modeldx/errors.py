@@ -101,3 +101,15 @@ class SampleNotFoundError(_PlainKeyMessage, StoreError, KeyError):
 
 class EncodingOverflowError(ModeldxError, OverflowError):
     """A value does not fit the store's encoding (float16 holds magnitudes up to 65504)."""
+
+
+class InvalidLabelError(InvalidParameterError):
+    """A label is not an integer class index in ``[0, number of logits)``."""
+
+
+class EmptyDatasetError(ModeldxError, ValueError):
+    """The data set (or the selection of items) holds no item."""
+
+
+class ModelOutputError(ModeldxError, ValueError):
+    """The model's output is not one ``(batch, classes)`` tensor of logits modeldx can read."""

@@ -71,3 +71,53 @@ def test_unknown_layer_creates_nothing(tmp_path, digits):
     with pytest.raises(LayerNotFoundError):
         capture(TinyNet(), digits, tmp_path / "s", layers=["fc9"], progress=False)
     assert not (tmp_path / "s").exists()
+
+
+class ReusedReLU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.relu = nn.Linear(64, 8), nn.Linear(8, 10), nn.ReLU()
+
+    def forward(self, x):
+        return self.fc2(self.relu(self.relu(self.fc1(x.flatten(1)))))
+
+
+class TupleOut(TinyNet):
+    def forward(self, x):
+        return super().forward(x), x
+
+
+@pytest.mark.parametrize("case", ["reused module", "frozen gradients", "bad label", "tuple output",
+                                  "never ran", "single logit", "reduction last on a conv map"])
+def test_no_hook_left_on_the_new_paths(case, tmp_path, digits):
+    x, y = digits.get_batch(np.arange(200))
+    data, kwargs, fails = (x.numpy(), y.numpy()), {}, True
+    model = TinyNet()
+    if case == "reused module":
+        model, fails = ReusedReLU(), False
+        kwargs = {"gradients": True}
+    elif case == "frozen gradients":
+        model.requires_grad_(False)
+        kwargs, fails = {"gradients": True}, False
+    elif case == "bad label":
+        labels = y.numpy().copy()
+        labels[150] = 10
+        data = [(x[i], int(labels[i])) for i in range(200)]
+    elif case == "tuple output":
+        model = TupleOut()
+    elif case == "never ran":
+        model.unused = nn.Linear(2, 2)
+        kwargs = {"layers": ["unused"]}
+    elif case == "single logit":
+        model.fc2 = nn.Linear(16, 1)
+    else:
+        kwargs = {"layers": ["act1"], "reduction": "last"}
+    run = lambda: capture(model, data, tmp_path / "s", batch_size=50, chunk_items=100,  # noqa: E731
+                          progress=False, **kwargs)
+    if fails:
+        with pytest.raises(ModeldxError):
+            run()
+    else:
+        run()
+    assert hook_count(model) == 0
+    assert all(p.grad is None for p in model.parameters())

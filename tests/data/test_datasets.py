@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from modeldx.data import (
     ArrayDataset,
@@ -12,7 +12,7 @@ from modeldx.data import (
     load_fashion_mnist,
     load_mnist,
 )
-from modeldx.errors import DataNotFoundError, InvalidParameterError
+from modeldx.errors import DataNotFoundError, InvalidLabelError, InvalidParameterError
 from tests.conftest import MNIST_DIR, other_data_root
 
 
@@ -98,3 +98,58 @@ def test_array_dataset_rejects_bad_arrays(inputs, labels, match):
 def test_as_dataset_rejects_other_things():
     with pytest.raises(InvalidParameterError, match="Got list"):
         as_dataset([1, 2, 3])
+
+
+def test_integer_inputs_stay_integers_unless_normalised():
+    x = np.arange(12).reshape(4, 3).astype(np.int32)
+    y = np.array([0, 1, 0, 1])
+    got, _ = ArrayDataset(x, y).get_batch(np.arange(4))
+    assert got.dtype == torch.int64 and got.tolist() == x.tolist()
+    assert ArrayDataset(x, y, scale=1 / 255).get_batch(np.arange(4))[0].dtype == torch.float32
+    got, _ = as_dataset(TensorDataset(torch.from_numpy(x), torch.from_numpy(y))).get_batch(np.arange(4))
+    assert got.dtype == torch.int32  # a torch data set's dtype is kept as it is
+
+
+def test_a_dataloader_stands_for_its_dataset():
+    x, y = np.arange(10.0).reshape(5, 2), np.arange(5) % 2
+    base = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    ds = as_dataset(DataLoader(base, batch_size=2, shuffle=True))
+    assert isinstance(ds, TorchDatasetAdapter) and len(ds) == 5
+    assert ds.get_batch(np.array([4, 0]))[0].tolist() == [[8.0, 9.0], [0.0, 1.0]]
+    arrays = ArrayDataset(x, y)
+    assert as_dataset(DataLoader(arrays, batch_size=2)) is arrays
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            yield from zip(x, y, strict=True)
+
+    with pytest.raises(InvalidParameterError, match="IterableDataset"):
+        as_dataset(DataLoader(Stream()))
+
+
+def test_a_list_of_pairs():
+    pairs = [(np.array([i, i + 1]), i % 3) for i in range(6)]
+    ds = as_dataset(pairs)
+    x, y = ds.get_batch(np.array([5, 1]))
+    assert x.tolist() == [[5, 6], [1, 2]] and y.tolist() == [2, 1]
+    assert len(as_dataset([])) == 0
+    with pytest.raises(InvalidParameterError, match="Got list"):
+        as_dataset([1, 2, 3])
+
+
+@pytest.mark.parametrize("label", ["2", "cat", 1.0, None])
+def test_labels_must_be_integers(label):
+    ds = as_dataset([(np.zeros(2), 0), (np.zeros(2), label)])
+    with pytest.raises(InvalidLabelError, match=r"item 1 has the label"):
+        ds.get_batch(np.array([0, 1]))
+    assert ds.get_batch(np.array([0]))[1].tolist() == [0]
+    assert as_dataset([(np.zeros(2), torch.tensor(2)), (np.zeros(2), np.int8(1))]).get_batch(
+        np.arange(2))[1].tolist() == [2, 1]
+
+
+def test_labels_of_without_reading_inputs():
+    a = ArrayDataset(np.zeros((3, 2)), np.array([0, 1, 2]), split="train")
+    b = ArrayDataset(np.zeros((2, 2)), np.array([3, 4]), split="test")
+    assert SplitDataset({"train": a, "test": b}).labels_of(np.array([4, 0])).tolist() == [4, 0]
+    pairs = as_dataset([(np.zeros(2), 0)])
+    assert SplitDataset({"a": a, "b": pairs}).labels_of(np.array([0, 3])) is None

@@ -11,27 +11,43 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 from tqdm.auto import tqdm
 
 from modeldx import __version__
 from modeldx._params import Interval, OneOf, check_params
 from modeldx.capture.hooks import hook_group
-from modeldx.capture.layers import LayerSelector, head_module, select_layers
-from modeldx.capture.reduce import REDUCTIONS, layer_kind, neuron_count, reduce_output
+from modeldx.capture.layers import LayerSelector, head_module, select_layers, split_call
+from modeldx.capture.output import OutputPicker, check_picker, pick_logits
+from modeldx.capture.probe import Call, call_counts, check_kinds, output_tensor, probe_calls
+from modeldx.capture.reduce import REDUCTIONS, neuron_count, reduce_output
 from modeldx.data.arrays import as_dataset
-from modeldx.errors import InputShapeError, InvalidParameterError, NonFiniteActivationError
+from modeldx.device import resolve_device
+from modeldx.errors import (
+    EmptyDatasetError,
+    InputShapeError,
+    InvalidLabelError,
+    InvalidParameterError,
+    LayerNotFoundError,
+    ModeldxError,
+    ModelOutputError,
+    NonFiniteActivationError,
+    StoreError,
+)
 from modeldx.fingerprint import model_fingerprint
 from modeldx.store.encoding import ENCODINGS
 from modeldx.store.manifest import LayerSpec, Manifest
 from modeldx.store.store import Store, StoreWriter
-from modeldx.zoo.training import resolve_device
 
 _LIMITS = {
     "reduction": OneOf(*REDUCTIONS),
@@ -45,42 +61,99 @@ _LIMITS = {
 }
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """One captured layer: a module, or one call of a module that runs more than once."""
+
+    name: str  # what the store calls it: the module name, or "<module>#<call>"
+    module: str
+    call: int  # which call of the module in one forward
+    kind: str  # "dense", "conv" or "sequence"
+    time_major: bool  # the module returns (time, batch, features)
+    raw_shape: tuple[int, ...]  # one item's output, batch first
+    reduction: str
+
+
 class _Recorder:
     """Collects each hooked layer's reduced output (and gradient) for the current batch."""
 
-    def __init__(self, names: list[str], reductions: dict[str, str], grad_reduction: str,
-                 gradients: bool) -> None:
-        self.names = names
-        self.reductions = reductions
+    def __init__(self, layers: list[_Layer], grad_reduction: str, gradients: bool) -> None:
+        self.layers = layers
         self.grad_reduction = grad_reduction
         self.gradients = gradients
         self.acts: dict[str, torch.Tensor] = {}
         self.grads: dict[str, torch.Tensor] = {}
-        self.raw_shapes: dict[str, tuple[int, ...]] = {}
+        # what gradients are taken with respect to: a graph edge or a leaf tensor
+        self.outputs: dict[str, GradientEdge | torch.Tensor] = {}
+        self.calls: dict[str, int] = {}
         self.latent: torch.Tensor | None = None
 
-    def forward_hook(self, name: str):
+    def reset(self) -> None:
+        for d in (self.acts, self.grads, self.outputs, self.calls):
+            d.clear()
+        self.latent = None
+
+    def forward_hook(self, module_name: str, by_call: dict[int, _Layer]):
         def hook(module, inputs, output):
-            out = output[0] if isinstance(output, tuple | list) else output
-            self.raw_shapes[name] = tuple(out.shape[1:])
-            self.acts[name] = reduce_output(out.detach(), self.reductions[name]).float()
-            if self.gradients and out.requires_grad:
-                out.register_hook(self.grad_hook(name))
+            index = self.calls.get(module_name, 0)
+            self.calls[module_name] = index + 1
+            layer = by_call.get(index)
+            if layer is None:
+                return None
+            out = output_tensor(output)
+            seq = out.transpose(0, 1) if layer.time_major else out
+            act = reduce_output(seq.detach(), layer.reduction, layer.kind).float()
+            if act.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+                act = act.clone()  # a dense output: an in-place op later must not change it
+            self.acts[layer.name] = act
+            if not self.gradients:
+                return None
+            if out.requires_grad:
+                # the edge, not the tensor: an in-place op later in the forward (ReLU(inplace))
+                # rebases the tensor's history, and its gradient would be the op's output's
+                self.outputs[layer.name] = get_gradient_edge(out)
+                return None
+            # a frozen model (or one frozen up to here): differentiate with respect to a
+            # leaf standing in for this output; the clone lets later in-place ops run
+            leaf = out.detach().requires_grad_()
+            self.outputs[layer.name] = leaf
+            new = leaf.clone()
+            if isinstance(output, torch.Tensor):
+                return new
+            return type(output)([new, *output[1:]])
 
         return hook
 
-    def grad_hook(self, name: str):
-        def hook(grad):
-            self.grads[name] = reduce_output(grad.detach(), self.grad_reduction).float()
-
-        return hook
+    def take_gradients(self, loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` w.r.t. the captured outputs only: no parameter's ``.grad`` changes."""
+        if not self.outputs:
+            return
+        names = list(self.outputs)
+        grads = torch.autograd.grad(loss, [self.outputs[n] for n in names], allow_unused=True)
+        by_name = {layer.name: layer for layer in self.layers}
+        for name, grad in zip(names, grads, strict=True):
+            if grad is None:
+                continue
+            layer = by_name[name]
+            grad = grad.transpose(0, 1) if layer.time_major else grad
+            # a layer kept whole keeps its gradient whole: grads/<layer> matches acts/<layer>
+            red = "none" if layer.reduction == "none" else self.grad_reduction
+            self.grads[name] = reduce_output(grad, red, layer.kind).float()
 
     def latent_input_hook(self, module, inputs):
         self.latent = inputs[0].detach().flatten(1).float()
 
-    def latent_output_hook(self, module, inputs, output):
-        out = output[0] if isinstance(output, tuple | list) else output
-        self.latent = out.detach().flatten(1).float()
+    def latent_output_hook(self, module_name: str, call: int | None):
+        """Keep call ``call`` of the module's output as the latent vector (``None``: the last)."""
+        key = f"latent:{module_name}"  # counted apart from the layer hooks on the same module
+
+        def hook(module, inputs, output):
+            index = self.calls.get(key, 0)
+            self.calls[key] = index + 1
+            if call is None or index == call:
+                self.latent = output_tensor(output).detach().flatten(1).float()
+
+        return hook
 
 
 def _item_ids(items, n_total: int) -> np.ndarray:
@@ -112,27 +185,74 @@ def _check_finite(name: str, block: np.ndarray, item_ids: np.ndarray, chunk: int
         )
 
 
+def _check_labels(labels: np.ndarray, num_classes: int, item_ids: np.ndarray) -> None:
+    """Labels must index the model's logits; -100 (``ignore_index``) is refused too."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        values, ids = labels[bad], item_ids[bad]
+        what = f"label {values[0]}" if values.size == 1 else f"labels {values[:5].tolist()}"
+        raise InvalidLabelError(
+            f"{what} for item ids {ids[:5].tolist()}{' ...' if ids.size > 5 else ''} "
+            f"({values.size} items) is not a class index in [0, {num_classes}): the model returns "
+            f"{num_classes} logits; fix the labels (or the model's output size) and capture again"
+        )
+
+
+def _runs(name: str, counts: Mapping[str, int]) -> bool:
+    """Whether ``name`` (a module, or ``module#k``) ran in the probe forward pass."""
+    if counts.get(name, 0) > 0:
+        return True
+    module, index = split_call(name)
+    return index is not None and index < counts.get(module, 0)
+
+
+@contextlib.contextmanager
+def _module_attention() -> Iterator[None]:
+    """Turn off PyTorch's fused attention fast path, which skips the submodules' forward
+    (and so their hooks) in eval mode; restored on exit."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(was)
+
+
 class _Capture:
     """One capture run; see :func:`capture` for the parameters."""
 
     def __init__(self, model: nn.Module, data, path, *, layers: LayerSelector, reduction,
                  gradients: bool, grad_reduction: str, items, encoding: str, batch_size: int,
                  chunk_items: int, device, overwrite: bool, progress: bool,
-                 latent_layer: str | None) -> None:
+                 latent_layer: str | None, output: OutputPicker, kinds) -> None:
         self.model = model
         self.ds = as_dataset(data)
+        if len(self.ds) == 0:
+            raise EmptyDatasetError(
+                f"the data set {getattr(self.ds, 'name', type(self.ds).__name__)!r} has no items; "
+                "there is nothing to capture"
+            )
         self.path = path
-        self.names = select_layers(model, layers)
-        if isinstance(reduction, Mapping):
-            unknown = set(reduction) - set(self.names)
-            if unknown:
-                raise InvalidParameterError(f"reduction names layers not captured: {sorted(unknown)}")
-            self.reductions = {n: reduction.get(n, "max") for n in self.names}
+        self.selector = layers
+        # a bad name fails here, before the model runs ("relu#1" names a call of relu)
+        if isinstance(layers, str) and layers != "auto":
+            select_layers(model, split_call(layers)[0])
+        elif isinstance(layers, list | tuple) and all(isinstance(n, str) for n in layers):
+            select_layers(model, list(dict.fromkeys(split_call(n)[0] for n in layers)))
         else:
-            self.reductions = dict.fromkeys(self.names, reduction)
-        for n, r in self.reductions.items():
-            check_params("capture", {"reduction": r}, _LIMITS)
-            del n
+            select_layers(model, layers)
+        self.reduction = reduction
+        if not isinstance(reduction, Mapping):
+            check_params("capture", {"reduction": reduction}, _LIMITS)
+        else:
+            for r in reduction.values():
+                check_params("capture", {"reduction": r}, _LIMITS)
+        self.kinds = check_kinds(kinds)
+        self.output = check_picker(output)
         self.gradients = gradients
         self.grad_reduction = grad_reduction
         self.item_ids = _item_ids(items, len(self.ds))
@@ -142,69 +262,162 @@ class _Capture:
         self.device = resolve_device(device)
         self.overwrite = overwrite
         self.progress = progress
-        if latent_layer in (None, "auto"):
-            head, _ = head_module(model)
-            self.latent_module, self.latent_name, self.latent_is_input = head, f"input:{head}", True
-        else:
-            select_layers(model, [latent_layer])  # validates the name
-            self.latent_module, self.latent_name, self.latent_is_input = latent_layer, latent_layer, False
+        self.latent_layer = latent_layer
+        if latent_layer not in (None, "auto"):
+            select_layers(model, [split_call(latent_layer)[0]])  # validates the name
         self.modules = dict(model.named_modules())
+        floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
+        self.float_dtype = floats[0] if floats else torch.float32
+        self.layers: list[_Layer] = []
 
     # --- model execution -------------------------------------------------------
-    def _run_batch(self, rec: _Recorder, ids: np.ndarray):
+    def _inputs(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.ds.get_batch(ids)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device)
-        rec.acts.clear()
-        rec.grads.clear()
+        # integers (token ids) keep their dtype; floats take the model's
+        dtype = self.float_dtype if x.is_floating_point() else None
+        return x.to(self.device, dtype=dtype, non_blocking=True), y.to(self.device)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        logits = pick_logits(self.model(x), self.output)
+        if logits.dim() != 2:
+            raise InputShapeError(
+                f"the model must return class scores of shape (batch, classes); it returned "
+                f"{tuple(logits.shape)} for inputs of shape {tuple(x.shape)}"
+            )
+        if logits.shape[1] < 2:
+            raise ModelOutputError(
+                f"the model returns {logits.shape[1]} logit per item; modeldx needs one logit per "
+                "class (predictions, confidences and losses are a softmax over them). For a "
+                "binary model with one output z, return torch.cat([-z, z], 1) / 2 or pass "
+                "output=lambda z: torch.cat([torch.zeros_like(z), z], 1)"
+            )
+        return logits
+
+    def _run_batch(self, rec: _Recorder, ids: np.ndarray):
+        x, y = self._inputs(ids)
+        rec.reset()
         with torch.set_grad_enabled(self.gradients):
-            logits = self.model(x)
-            if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-                shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
-                raise InputShapeError(
-                    f"the model must return class scores of shape (batch, classes); it returned "
-                    f"{shape} for inputs of shape {tuple(x.shape)}"
+            logits = self._logits(x)
+            # checked before the loss: an out-of-range label is a device-side assert on CUDA
+            _check_labels(y.cpu().numpy(), logits.shape[1], ids)
+            missing = [layer.name for layer in self.layers if layer.name not in rec.acts]
+            if missing:
+                raise InvalidParameterError(
+                    f"layers {missing} produced no output for items {ids[:5].tolist()} (they ran "
+                    "in the probe forward pass on the first items: the model's control flow "
+                    "depends on its input); capture other layers"
                 )
             losses = F.cross_entropy(logits, y, reduction="none")
             if self.gradients:
-                losses.sum().backward()
+                rec.take_gradients(losses.sum())
         probs = torch.softmax(logits.detach().float(), dim=1)
         conf, pred = probs.max(dim=1)
         return y, probs, conf, pred, losses.detach()
 
+    def _probe_ids(self) -> np.ndarray:
+        return self.item_ids[: min(2, self.item_ids.size)]
+
+    def _model_error(self, exc: RuntimeError) -> InputShapeError:
+        x, _ = self.ds.get_batch(self._probe_ids())
+        hint = ("; integer inputs are passed as they are (token ids): give the model float "
+                "inputs if it expects them") if not x.is_floating_point() else ""
+        return InputShapeError(
+            f"the model could not run on a batch of inputs of shape {tuple(x.shape)} "
+            f"(dtype {x.dtype}): {exc}{hint}"
+        )
+
+    def _discover(self) -> list[_Layer]:
+        """One forward pass with every module hooked: choose layers among the calls that ran."""
+        def forward():
+            x, _ = self._inputs(self._probe_ids())
+            with torch.set_grad_enabled(self.gradients):
+                self._logits(x)
+
+        try:
+            calls = probe_calls(self.model, forward, self.kinds)
+        except RuntimeError as exc:
+            raise self._model_error(exc) from exc
+        counts = call_counts(calls)
+        unknown = [k for k in self.kinds if not _runs(k, counts)]
+        if unknown:
+            raise LayerNotFoundError(
+                f"kinds names modules that do not run in {type(self.model).__name__}: {unknown}")
+        names = select_layers(self.model, self.selector, counts)
+        by_key = {(c.module, c.index): c for c in calls}
+        self.head = None
+        if self.latent_layer in (None, "auto"):
+            self.head = head_module(self.model, counts)[0]
+        else:
+            select_layers(self.model, [self.latent_layer], counts)  # it must run
+        layers = []
+        for name in names:
+            module, index = split_call(name)
+            if module not in self.modules or (name in self.modules and index is not None):
+                module, index = name, None
+            call: Call = by_key[(module, index or 0)]
+            if call.shape is None:
+                raise InvalidParameterError(
+                    f"layer {name!r} returns no tensor (nor a tuple starting with one); choose "
+                    "a module whose output is a tensor"
+                )
+            layers.append(_Layer(name, module, index or 0, call.kind, call.time_major,
+                                 tuple(call.shape[1:]), self._reduction(name, module, call.kind)))
+        if isinstance(self.reduction, Mapping):
+            known = {n for layer in layers for n in (layer.name, layer.module)}
+            unknown = set(self.reduction) - known
+            if unknown:
+                raise InvalidParameterError(
+                    f"reduction names layers not captured: {sorted(unknown)}; the layers are "
+                    f"{[layer.name for layer in layers]}")
+        return layers
+
+    def _reduction(self, name: str, module: str, kind: str) -> str:
+        r = self.reduction
+        red = r.get(name, r.get(module, "max")) if isinstance(r, Mapping) else r
+        if kind == "dense":
+            return "none"
+        for what, value in (("reduction", red), ("grad_reduction", self.grad_reduction)):
+            if value == "last" and kind != "sequence" and (what == "reduction" or self.gradients):
+                raise InvalidParameterError(
+                    f"{what}='last' is for sequence outputs (batch, time, features); layer "
+                    f"{name!r} is a {kind} map. Use 'max' or 'mean', or a dict per layer"
+                )
+        return red
+
     def _hooked(self, rec: _Recorder):
         group = contextlib.ExitStack()
         hooks = group.enter_context(hook_group())
-        for name in self.names:
-            hooks.add(self.modules[name].register_forward_hook(rec.forward_hook(name)))
-        latent = self.modules[self.latent_module]
-        if self.latent_is_input:
-            hooks.add(latent.register_forward_pre_hook(rec.latent_input_hook))
+        by_module: dict[str, dict[int, _Layer]] = {}
+        for layer in self.layers:
+            by_module.setdefault(layer.module, {})[layer.call] = layer
+        for module, by_call in by_module.items():
+            hooks.add(self.modules[module].register_forward_hook(rec.forward_hook(module, by_call)))
+        if self.head is not None:
+            hooks.add(self.modules[self.head].register_forward_pre_hook(rec.latent_input_hook))
         else:
-            hooks.add(latent.register_forward_hook(rec.latent_output_hook))
+            module, call = split_call(self.latent_layer)
+            if self.latent_layer in self.modules:
+                module, call = self.latent_layer, None
+            hooks.add(self.modules[module].register_forward_hook(rec.latent_output_hook(module, call)))
         return group
 
     def _probe(self, rec: _Recorder) -> dict:
-        """Run two items to learn output shapes and check the model accepts the inputs."""
-        ids = self.item_ids[: min(2, self.item_ids.size)]
+        """Run the first items with the capture's hooks: check what comes out and learn sizes."""
+        ids = self._probe_ids()
         try:
             _, probs, *_ = self._run_batch(rec, ids)
         except RuntimeError as exc:
-            x, _ = self.ds.get_batch(ids)
-            raise InputShapeError(
-                f"the model could not run on a batch of inputs of shape {tuple(x.shape)} "
-                f"(dtype {x.dtype}): {exc}"
-            ) from exc
-        missing = [n for n in self.names if n not in rec.acts]
-        if missing:
-            raise InvalidParameterError(
-                f"layers {missing} produced no output during the forward pass (are they used?)"
-            )
+            raise self._model_error(exc) from exc
+        names = [layer.name for layer in self.layers]
         if self.gradients:
-            no_grad = [n for n in self.names if n not in rec.grads]
+            no_grad = [n for n in names if n not in rec.grads]
             if no_grad:
                 raise InvalidParameterError(
                     f"no gradient reaches layers {no_grad}; capture them with gradients=False"
                 )
+        labels = getattr(self.ds, "labels_of", lambda ids: None)(self.item_ids)
+        if labels is not None:  # every label, before anything is written
+            _check_labels(np.asarray(labels), probs.shape[1], self.item_ids)
         return {"num_classes": probs.shape[1], "latent_dim": rec.latent.shape[1]}
 
     def _chunk_items(self, columns: int) -> int:
@@ -213,21 +426,21 @@ class _Capture:
         fit = (16 << 20) // (4 * max(columns, 1))
         return int(min(10_000, max(self.batch_size, fit // self.batch_size * self.batch_size)))
 
-    def _manifest(self, rec: _Recorder, probe: dict) -> tuple[Manifest, dict[str, int]]:
+    def _manifest(self, probe: dict) -> tuple[Manifest, dict[str, int]]:
         specs = []
-        for name in self.names:
-            raw = rec.raw_shapes[name]
-            kind = layer_kind((0, *raw))
-            red = self.reductions[name] if kind == "conv" else "none"
-            specs.append(LayerSpec(name=name, module=name, kind=kind, raw_shape=list(raw),
-                                   neurons=neuron_count(raw, red), reduction=red,
-                                   module_type=type(self.modules[name]).__name__))
+        for layer in self.layers:
+            specs.append(LayerSpec(name=layer.name, module=layer.module, kind=layer.kind,
+                                   raw_shape=list(layer.raw_shape),
+                                   neurons=neuron_count(layer.raw_shape, layer.reduction, layer.kind),
+                                   reduction=layer.reduction,
+                                   module_type=type(self.modules[layer.module]).__name__))
         ids_hash = hashlib.blake2b(self.item_ids.tobytes(), digest_size=16).hexdigest()
         columns = sum(s.neurons for s in specs) * (2 if self.gradients else 1)
         self.chunk_items = self._chunk_items(columns + probe["latent_dim"] + probe["num_classes"])
+        latent_name = f"input:{self.head}" if self.head is not None else self.latent_layer
         m = Manifest(
             n_items=int(self.item_ids.size), chunk_items=self.chunk_items, encoding=self.encoding,
-            layers=specs, latent_layer=self.latent_name, latent_dim=int(probe["latent_dim"]),
+            layers=specs, latent_layer=latent_name, latent_dim=int(probe["latent_dim"]),
             num_classes=int(probe["num_classes"]), gradients=self.gradients,
             model_fingerprint=model_fingerprint(self.model),
             dataset_fingerprint=self.ds.fingerprint(), dataset_name=getattr(self.ds, "name", ""),
@@ -251,7 +464,7 @@ class _Capture:
         for b in range(0, ids.size, self.batch_size):
             batch = ids[b:b + self.batch_size]
             y, probs, conf, pred, loss = self._run_batch(rec, batch)
-            for name in self.names:
+            for name in (layer.name for layer in self.layers):
                 parts.setdefault(f"acts/{name}", []).append(rec.acts[name].cpu())
                 if self.gradients:
                     parts.setdefault(f"grads/{name}", []).append(rec.grads[name].cpu())
@@ -281,33 +494,44 @@ class _Capture:
         model = self.model
         was_training = model.training
         old_device = next(iter(model.parameters()), torch.empty(0)).device
-        rec = _Recorder(self.names, self.reductions, self.grad_reduction, self.gradients)
         pending: Future | None = None
+        writer: StoreWriter | None = None
+        fresh = not Path(self.path).exists()
         try:
             model.eval().to(self.device)
-            with self._hooked(rec), ThreadPoolExecutor(max_workers=1) as pool, \
-                    contextlib.ExitStack() as held:
-                manifest, dims = self._manifest(rec, self._probe(rec))
-                # the writer holds the store's lock until it finishes or this block is left
-                writer = held.enter_context(
-                    StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims))
-                todo = sorted(set(range(manifest.n_chunks)) - writer.done_chunks())
-                done_items = manifest.n_items - sum(
-                    min(self.chunk_items, manifest.n_items - i * self.chunk_items) for i in todo)
-                with tqdm(total=manifest.n_items, initial=done_items, unit="item",
-                          desc=f"capture {os.path.basename(str(self.path))}",
-                          disable=not self.progress) as bar:
-                    try:
-                        for index in todo:
-                            arrays, items = self._chunk(rec, index, bar)
+            with _module_attention():
+                self.layers = self._discover()
+                rec = _Recorder(self.layers, self.grad_reduction, self.gradients)
+                with self._hooked(rec), ThreadPoolExecutor(max_workers=1) as pool, \
+                        contextlib.ExitStack() as held:
+                    manifest, dims = self._manifest(self._probe(rec))
+                    # the writer holds the store's lock until it finishes or this block is left
+                    writer = held.enter_context(
+                        StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims))
+                    todo = sorted(set(range(manifest.n_chunks)) - writer.done_chunks())
+                    done_items = manifest.n_items - sum(
+                        min(self.chunk_items, manifest.n_items - i * self.chunk_items) for i in todo)
+                    with tqdm(total=manifest.n_items, initial=done_items, unit="item",
+                              desc=f"capture {os.path.basename(str(self.path))}",
+                              disable=not self.progress) as bar:
+                        try:
+                            for index in todo:
+                                arrays, items = self._chunk(rec, index, bar)
+                                if pending is not None:
+                                    pending.result()
+                                pending = pool.submit(writer.write_chunk, index, arrays, items)
+                        finally:
+                            # let the chunk in flight land (or report its error) before leaving
                             if pending is not None:
                                 pending.result()
-                            pending = pool.submit(writer.write_chunk, index, arrays, items)
-                    finally:
-                        # let the chunk in flight land (or report its error) before leaving
-                        if pending is not None:
-                            pending.result()
-                return writer.finalize()
+                    return writer.finalize()
+        except ModeldxError as exc:
+            # bad data found in the first chunk: a store this run created and never wrote a
+            # chunk of would only block the path (a failed write keeps it, to resume)
+            if (fresh and writer is not None and not isinstance(exc, StoreError)
+                    and not writer.done_chunks()):
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
         finally:
             model.to(old_device)
             model.train(was_training)
@@ -330,6 +554,8 @@ def capture(
     overwrite: bool = False,
     progress: bool = True,
     latent_layer: str | None = "auto",
+    output: OutputPicker = None,
+    kinds: Mapping[str, str] | None = None,
 ) -> Store:
     """Capture a model's activations over a data set into a store at ``path``.
 
@@ -338,21 +564,32 @@ def capture(
     model
         Any ``nn.Module`` that maps a batch of inputs to class scores.
     data
-        A data set (see :func:`modeldx.data.as_dataset`); a mapping
-        ``{"train": ds1, "test": ds2}`` stores both with a ``split`` column.
+        A data set (see :func:`modeldx.data.as_dataset`: torch data sets, a
+        ``DataLoader``'s data set, lists of ``(input, label)`` pairs, arrays); a
+        mapping ``{"train": ds1, "test": ds2}`` stores both with a ``split``
+        column. Labels must be class indices in ``[0, number of logits)``.
     path
         The store's folder. An unfinished capture with the same settings there is
         resumed; a finished one is only replaced with ``overwrite=True``.
     layers
         Which layers: ``"auto"`` (every nonlinearity and the output layer), a
         name, names, a module type, or ``callable(name, module)``. ``None``
-        captures no layer: a latent pass.
+        captures no layer: a latent pass. A probe forward pass on the first
+        items finds the modules that run: others are left out (or, named, are
+        an error), and a module called *k* > 1 times in one forward is stored
+        as *k* layers ``name#0`` ... ``name#{k-1}`` (``"name#1"`` picks one).
     reduction
-        How a conv map becomes one value per channel: ``"max"``, ``"mean"``, or
-        ``"none"`` to keep the whole map; a dict sets it per layer.
+        How a conv map becomes one value per channel (``"max"``, ``"mean"``),
+        and a sequence (batch, time, features) one value per feature, over time
+        (``"max"``, ``"mean"``, ``"last"``); ``"none"`` keeps the whole map or
+        sequence. A dict sets it per layer.
     gradients
-        Also store the gradient of the loss with respect to each layer's output,
-        reduced by ``grad_reduction``.
+        Also store the gradient of each item's cross-entropy loss (w.r.t. its
+        label) with respect to each layer's output, reduced by
+        ``grad_reduction`` (a layer kept whole, ``reduction="none"``, keeps its
+        gradient whole: ``grads/<layer>`` has the columns of ``acts/<layer>``).
+        Taken with ``torch.autograd.grad``: no parameter's ``.grad`` changes,
+        and frozen models work.
     items
         Item ids (positions in ``data``) to capture; default all.
     encoding
@@ -364,6 +601,15 @@ def capture(
         write call makes small chunks slow, and a query holds one chunk in memory.
     device
         ``"auto"`` uses CUDA when available. The model is moved back afterwards.
+        Float inputs are cast to the model's dtype; integer inputs (token ids)
+        keep theirs.
+    output
+        How to find the logits in what the model returns: ``None`` (it returns
+        the tensor), a key of a dict, an index of a tuple, or a callable.
+    kinds
+        Overrides how a 3-d output is read, per layer or module name:
+        ``"sequence"`` (batch, time, features) or ``"conv"`` (batch, channels,
+        length). The rule is in :mod:`modeldx.capture.probe`.
 
     Returns
     -------
@@ -386,13 +632,15 @@ def capture(
     return _Capture(model, data, path, layers=layers, reduction=reduction, gradients=gradients,
                     grad_reduction=grad_reduction, items=items, encoding=encoding,
                     batch_size=batch_size, chunk_items=chunk_items, device=device,
-                    overwrite=overwrite, progress=progress, latent_layer=latent_layer).run()
+                    overwrite=overwrite, progress=progress, latent_layer=latent_layer,
+                    output=output, kinds=kinds).run()
 
 
 def latent_pass(model: nn.Module, data, path: str | os.PathLike, **kwargs) -> Store:
     """The cheap first step: predictions, confidences, losses and latent vectors only.
 
-    Same parameters as :func:`capture`, with no layers captured.
+    Same parameters as :func:`capture`, with no layers captured (``output=``
+    picks the logits of a model that returns a tuple or dict).
 
     Examples
     --------

@@ -9,13 +9,14 @@ capture overhead small; any torch ``Dataset`` still works through
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from modeldx.errors import InvalidParameterError
+from modeldx.errors import InvalidLabelError, InvalidParameterError
 
 
 class ArrayDataset(Dataset):
@@ -30,6 +31,7 @@ class ArrayDataset(Dataset):
         Integer labels, shape ``(n,)``.
     scale, mean, std
         Batches are returned as ``float32((inputs * scale - mean) / std)``.
+        Integer inputs with none of these set (token ids) stay integers (int64).
     add_channel
         Insert a channel axis after the item axis (``(n, H, W) -> (n, 1, H, W)``).
     classes
@@ -66,13 +68,16 @@ class ArrayDataset(Dataset):
                 f"labels must have shape ({inputs.shape[0]},) to match inputs. Got shape {labels.shape}."
             )
         if not np.issubdtype(labels.dtype, np.integer):
-            raise InvalidParameterError(f"labels must be integers. Got dtype {labels.dtype}.")
+            raise InvalidLabelError(f"labels must be integers (class indices). Got dtype {labels.dtype}.")
         if std == 0:
             raise InvalidParameterError("std must be non-zero. Got 0.")
         self.inputs = inputs
         self.labels = labels.astype(np.int64, copy=False)
         self.scale, self.mean, self.std = float(scale), float(mean), float(std)
         self.add_channel = add_channel
+        # token ids must reach an Embedding as integers; anything normalised is float
+        self.integer = (np.issubdtype(inputs.dtype, np.integer)
+                        and (self.scale, self.mean, self.std) == (1.0, 0.0, 1.0))
         self.classes = list(classes) if classes is not None else None
         self.name = name
         self.split = split
@@ -89,7 +94,8 @@ class ArrayDataset(Dataset):
 
     def get_batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and labels of ``indices`` as tensors, in one slice."""
-        x = torch.from_numpy(np.ascontiguousarray(self.inputs[indices])).float()
+        x = torch.from_numpy(np.ascontiguousarray(self.inputs[indices]))
+        x = x.long() if self.integer else x.float()
         if self.scale != 1.0:
             x.mul_(self.scale)
         if self.mean != 0.0 or self.std != 1.0:
@@ -97,6 +103,10 @@ class ArrayDataset(Dataset):
         if self.add_channel:
             x = x.unsqueeze(1)
         return x, torch.from_numpy(self.labels[indices])
+
+    def labels_of(self, indices: np.ndarray) -> np.ndarray:
+        """Labels of ``indices`` without reading the inputs."""
+        return self.labels[indices]
 
     @property
     def num_classes(self) -> int:
@@ -121,7 +131,10 @@ class ArrayDataset(Dataset):
 
 
 class TorchDatasetAdapter(Dataset):
-    """Wraps any map-style torch ``Dataset`` whose items are ``(input, label)``."""
+    """Wraps any map-style torch ``Dataset`` (or a list) whose items are ``(input, label)``.
+
+    Inputs keep their dtype (token ids stay integers); labels must be integers.
+    """
 
     def __init__(self, dataset: Dataset, name: str | None = None) -> None:
         try:
@@ -154,8 +167,12 @@ class TorchDatasetAdapter(Dataset):
                     f"{type(item).__name__}."
                 )
             xs.append(torch.as_tensor(item[0]))
-            ys.append(int(item[1]))
-        return torch.stack(xs).float(), torch.tensor(ys, dtype=torch.int64)
+            ys.append(_label(item[1], self.name, int(i)))
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
+
+    def labels_of(self, indices: np.ndarray) -> None:
+        """Labels are only known by reading items: ``None``."""
+        return None
 
     def fingerprint(self, probe: int = 64) -> str:
         """A hash of the length and of ``probe`` evenly spaced items.
@@ -170,6 +187,19 @@ class TorchDatasetAdapter(Dataset):
         h.update(x.numpy().tobytes())
         h.update(y.numpy().tobytes())
         return h.hexdigest()
+
+
+def _label(value, name: str, index: int) -> int:
+    """An item's label as an int; strings, floats and None are refused (``"3"`` is not 3)."""
+    try:
+        if isinstance(value, str | bytes):
+            raise TypeError(value)
+        return operator.index(value)
+    except TypeError:
+        raise InvalidLabelError(
+            f"labels of {name} must be integers (class indices); item {index} has the label "
+            f"{value!r:.40} ({type(value).__name__})"
+        ) from None
 
 
 class SplitDataset(Dataset):
@@ -213,6 +243,20 @@ class SplitDataset(Dataset):
         perm = torch.from_numpy(np.argsort(np.concatenate(order), kind="stable"))
         return torch.cat(xs)[perm], torch.cat(ys)[perm]
 
+    def labels_of(self, indices: np.ndarray) -> np.ndarray | None:
+        """Labels of ``indices`` when every split knows them without reading inputs."""
+        indices = np.asarray(indices)
+        codes = np.searchsorted(self.offsets, indices, side="right") - 1
+        out = np.empty(indices.size, np.int64)
+        for code in np.unique(codes):
+            where = np.flatnonzero(codes == code)
+            part = self.parts[self.names[code]]
+            labels = part.labels_of(indices[where] - self.offsets[code])
+            if labels is None:
+                return None
+            out[where] = labels
+        return out
+
     def fingerprint(self) -> str:
         h = hashlib.blake2b(digest_size=16)
         for name, part in self.parts.items():
@@ -225,9 +269,14 @@ def as_dataset(data) -> Dataset:
     """Turn user data into a data set capture can read in batches.
 
     Accepts an :class:`ArrayDataset`, any map-style torch ``Dataset`` of
-    ``(input, label)`` pairs, a ``(inputs, labels)`` tuple of arrays, or a
-    mapping ``{split_name: data}`` whose splits become one data set with a
-    ``split`` column.
+    ``(input, label)`` pairs, a list of such pairs, a ``DataLoader`` over a
+    map-style data set, a ``(inputs, labels)`` tuple of arrays, or a mapping
+    ``{split_name: data}`` whose splits become one data set with a ``split``
+    column.
+
+    A ``DataLoader`` stands for its data set: capture reads items by id (to
+    capture a subset, resume a chunk, or compare stores), so the loader's
+    batching, shuffling, sampler and collate function are not used.
 
     Examples
     --------
@@ -239,11 +288,22 @@ def as_dataset(data) -> Dataset:
         return data
     if isinstance(data, Mapping):
         return SplitDataset(data)
+    if isinstance(data, DataLoader):
+        if isinstance(data.dataset, IterableDataset):
+            raise InvalidParameterError(
+                f"a DataLoader over an IterableDataset ({type(data.dataset).__name__}) cannot be "
+                "read by item id; give a map-style data set (with __len__ and __getitem__)"
+            )
+        return as_dataset(data.dataset)
+    if isinstance(data, list) and all(isinstance(p, tuple | list) and len(p) == 2
+                                      for p in data[:1]):
+        return TorchDatasetAdapter(data, name="list")
     if isinstance(data, tuple) and len(data) == 2:
         return ArrayDataset(np.asarray(data[0]), np.asarray(data[1]))
     if isinstance(data, Dataset):
         return TorchDatasetAdapter(data)
     raise InvalidParameterError(
-        "data must be an ArrayDataset, a torch Dataset, an (inputs, labels) tuple or a "
-        f"mapping of split names to those. Got {type(data).__name__}."
+        "data must be an ArrayDataset, a torch Dataset or DataLoader, a list of (input, label) "
+        "pairs, an (inputs, labels) tuple or a mapping of split names to those. Got "
+        f"{type(data).__name__}."
     )

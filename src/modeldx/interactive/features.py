@@ -10,7 +10,7 @@ from torch import nn
 
 from modeldx.capture.hooks import hook_group
 from modeldx.capture.layers import leaf_modules, select_layers
-from modeldx.zoo.training import resolve_device
+from modeldx.device import resolve_device
 
 
 def pixel_features(dataset) -> tuple[np.ndarray, list[int], list[str]]:

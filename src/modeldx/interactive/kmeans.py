@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from modeldx._params import Interval, check_params
+from modeldx.device import resolve_device
 from modeldx.errors import InvalidParameterError
-from modeldx.zoo.training import resolve_device
 
 
 @dataclass

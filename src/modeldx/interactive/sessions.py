@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from modeldx.device import resolve_device
 from modeldx.interactive.kmeans import InteractiveKMeans
 from modeldx.live import LiveSession, StepContext
 from modeldx.zoo.models import MODELS
-from modeldx.zoo.training import resolve_device
 
 SILHOUETTE_ITEMS = 1000
 

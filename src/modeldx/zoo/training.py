@@ -14,16 +14,10 @@ from tqdm.auto import tqdm
 
 from modeldx._params import Interval, OneOf, check_params
 from modeldx.data.arrays import ArrayDataset
+from modeldx.device import resolve_device
 from modeldx.fingerprint import model_fingerprint
 from modeldx.zoo.checkpoint import save_checkpoint
 from modeldx.zoo.models import MODELS
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @torch.no_grad()
