@@ -9,7 +9,9 @@ and an HTML report.
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -31,26 +33,23 @@ from modeldx.zoo import load_checkpoint, train
 
 def _model(out: Path, arch: str, dataset: str, train_set, test_set, progress: bool, console: Console):
     path = out / f"{arch}-{dataset}.pt"
-    try:
-        model, meta = load_checkpoint(path)
-        console.print(f"[green]reusing[/] {path} (test accuracy {meta['test_accuracy']:.2%})")
-        return model, meta
-    except CheckpointError:
-        pass
-    with console.status(f"training {arch} on {dataset} ...") if not progress else _null():
+    if path.exists():
+        try:
+            model, meta = load_checkpoint(path)
+            console.print(f"[green]reusing[/] {path} (test accuracy {meta['test_accuracy']:.2%})")
+            return model, meta
+        except CheckpointError as exc:
+            # never train over a file silently: keep it for inspection and say why it was not used
+            damaged = path.with_name(path.name + ".damaged")
+            os.replace(path, damaged)
+            console.print(f"[yellow]warning:[/] {exc}; kept as {damaged}, training a new model",
+                          highlight=False)
+    with console.status(f"training {arch} on {dataset} ...") if not progress else nullcontext():
         result = train(arch, train_set, test_set, checkpoint=path, dataset_name=dataset,
                        progress=progress)
     console.print(f"[green]trained[/] {arch}: test accuracy {result.test_accuracy:.2%} in "
                   f"{result.seconds:.0f} s -> {path}")
     return result.model, load_checkpoint(path)[1]
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _overlap(top: pd.DataFrame) -> pd.DataFrame:

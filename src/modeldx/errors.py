@@ -69,3 +69,26 @@ class StoreReadOnlyError(StoreError, PermissionError):
 
 class CheckpointError(ModeldxError, ValueError):
     """A checkpoint file is missing, corrupt or for another architecture."""
+
+
+class IDXFormatError(ModeldxError, ValueError):
+    """A file is not a well-formed IDX file."""
+
+
+class UnknownNameError(ModeldxError, KeyError):
+    """No query, sampler or other registered thing goes by the given name."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateNameError(ModeldxError, ValueError):
+    """A registry already holds an entry under the name being registered."""
+
+
+class DeviceUnavailableError(ModeldxError, RuntimeError):
+    """The requested torch device (e.g. ``cuda``) does not exist on this machine."""
+
+
+class OutputError(ModeldxError, OSError):
+    """An answer could not be written where the user asked (a bad path, a permission, a full disk)."""

@@ -93,3 +93,14 @@ def test_eb_tree_reports_how_much_came_from_trees(digits_store):
     items = digits_store.items()
     sel = get("eb-tree")(seed=0).fit(digits_store.read("latent"), items.pred.to_numpy()).select(0.5)
     assert 0 < sel.info["tree_nodes"] <= sel.rows.size
+
+
+def test_registry_and_settings_errors_are_modeldx_errors(digits_store):
+    from modeldx.errors import DuplicateNameError, InvalidParameterError
+    from modeldx.sampling import SAMPLERS, register, sample
+
+    with pytest.raises(DuplicateNameError, match="'uniform' is already registered"):
+        register(SAMPLERS["uniform"])
+    # a setting the sampler does not take: a user error naming it and the ones it takes
+    with pytest.raises(InvalidParameterError, match=r"latent-gmm has no setting 'jj'.*\bj\b"):
+        sample(digits_store, "latent-gmm", 0.1, jj=0.3, save=False)

@@ -13,6 +13,7 @@ from modeldx._params import Interval, Satisfies, check_params
 from modeldx.errors import InvalidParameterError
 from modeldx.evaluate.workload import WORKLOAD
 from modeldx.sampling import Sample, available, get
+from modeldx.sampling.base import build
 
 COLUMNS = ["method", "fraction", "seed", "query", "layer", "label", "correct", "metric", "value"]
 PAPER_FRACTIONS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
@@ -67,7 +68,7 @@ def sweep(store, methods: Sequence[str] | None = None, fractions: Sequence[float
             cls = get(method)
             for seed in seeds:
                 start = time.perf_counter()
-                sampler = cls(seed=seed, **params.get(method, {})).fit(
+                sampler = build(method, seed=seed, **params.get(method, {})).fit(
                     latent, pred, labels if cls.supervised else None)
                 fit_seconds = time.perf_counter() - start
                 for fraction in fractions:

@@ -6,6 +6,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from modeldx.errors import DuplicateNameError, UnknownNameError
+
 QUERIES: dict[str, QueryInfo] = {}
 
 
@@ -26,7 +28,7 @@ def register(name: str):
 
     def add(func: Callable) -> Callable:
         if name in QUERIES:
-            raise ValueError(f"a query named {name!r} is already registered")
+            raise DuplicateNameError(f"a query named {name!r} is already registered")
         doc = (func.__doc__ or "").strip().splitlines()
         QUERIES[name] = QueryInfo(name, func, doc[0] if doc else "")
         return func
@@ -45,5 +47,5 @@ def get(name: str) -> QueryInfo:
 
         close = difflib.get_close_matches(name, QUERIES, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"no query named {name!r}.{hint} Queries: {', '.join(available())}")
+        raise UnknownNameError(f"no query named {name!r}.{hint} Queries: {', '.join(available())}")
     return QUERIES[name]

@@ -13,8 +13,8 @@ from modeldx.sampling import (  # noqa: F401  (imported to register the samplers
     uniform,
     vas,
 )
-from modeldx.sampling.base import SAMPLERS, Sampler, Selection, available, get, register
+from modeldx.sampling.base import SAMPLERS, Sampler, Selection, available, build, get, register
 from modeldx.sampling.sample import Sample, load_sample, sample
 
-__all__ = ["SAMPLERS", "Sampler", "Selection", "available", "get", "register", "Sample", "sample",
+__all__ = ["SAMPLERS", "Sampler", "Selection", "available", "build", "get", "register", "Sample", "sample",
            "load_sample"]

@@ -11,6 +11,7 @@ weighted sums estimate full-data sums) and a record of how the sample was made.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modeldx._params import Interval, check_params
-from modeldx.errors import InvalidParameterError
+from modeldx.errors import DuplicateNameError, InvalidParameterError
 
 SAMPLERS: dict[str, type[Sampler]] = {}
 
@@ -26,7 +27,7 @@ SAMPLERS: dict[str, type[Sampler]] = {}
 def register(cls: type[Sampler]) -> type[Sampler]:
     """Class decorator: adds ``cls`` to the registry under ``cls.name``."""
     if cls.name in SAMPLERS:
-        raise ValueError(f"a sampler named {cls.name!r} is already registered")
+        raise DuplicateNameError(f"a sampler named {cls.name!r} is already registered")
     SAMPLERS[cls.name] = cls
     return cls
 
@@ -41,6 +42,20 @@ def get(name: str) -> type[Sampler]:
         raise InvalidParameterError(
             f"The 'method' parameter must be one of {available()}. Got {name!r} instead.")
     return SAMPLERS[name]
+
+
+def build(name: str, *, seed: int = 0, **params: Any) -> Sampler:
+    """The sampler ``name`` with settings ``params``; an unknown setting is a user error naming it.
+
+    >>> build("latent-gmm", seed=1, j=0.3)  # doctest: +SKIP
+    """
+    cls = get(name)
+    settings = inspect.signature(cls).parameters
+    unknown = [key for key in params if key not in settings]
+    if unknown:
+        raise InvalidParameterError(
+            f"the sampler {name} has no setting {unknown[0]!r}; its settings are {', '.join(settings)}")
+    return cls(seed=seed, **params)
 
 
 @dataclass

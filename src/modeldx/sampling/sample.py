@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from modeldx.sampling.base import get
+from modeldx.errors import InvalidParameterError, UnknownNameError
+from modeldx.sampling.base import build
 from modeldx.store.store import Store, open_store
 
 
@@ -65,8 +66,12 @@ def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, n
     >>> s = modeldx.sample("runs/mnist-latent", "latent-svm", 0.01, j=0.3)  # doctest: +SKIP
     >>> top_k_neurons(full_store, items=s)  # doctest: +SKIP
     """
-    cls = get(method)
-    sampler = cls(seed=seed, **params)
+    if name is not None and not _plain_name(name):
+        # checked before any work; the store refuses such names too, this only says it sooner
+        raise InvalidParameterError(f"a sample name must be a plain file name (no '/', '\\' or leading "
+                                    f"'.'). Got {name!r}.")
+    sampler = build(method, seed=seed, **params)
+    cls = type(sampler)
     st = open_store(store.path if isinstance(store, Store) else store, mode="r+" if save else "r")
     st.require_complete()
     items = st.items()
@@ -88,8 +93,14 @@ def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, n
     return result
 
 
+def _plain_name(name: str) -> bool:
+    return bool(name) and not any(ch in name for ch in "/\\") and not name.startswith(".")
+
+
 def load_sample(store: Store | str, name: str) -> Sample:
     """A sample saved in a store by :func:`sample`."""
     st = store if isinstance(store, Store) else open_store(store)
+    if name not in st.samples():
+        raise UnknownNameError(f"no sample {name!r} in {st.path}; it has {st.samples() or 'none'}")
     ids, weights, info = st.load_sample(name)
     return Sample(name, ids, weights, info)
