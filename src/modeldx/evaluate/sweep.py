@@ -76,7 +76,8 @@ def sweep(store, methods: Sequence[str] | None = None, fractions: Sequence[float
                     start = time.perf_counter()
                     sel = sampler.select(float(fraction))
                     seconds = fit_seconds + time.perf_counter() - start
-                    sample = Sample(f"{method}-{fraction:g}-s{seed}", ids[sel.rows], sel.weights, sel.info)
+                    sample = Sample(ids[sel.rows], sel.weights,
+                                    {**sel.info, "sample": f"{method}-{fraction:g}-s{seed}"}, rows=sel.rows)
                     key = (method, float(fraction), seed)
                     rows.append((*key, "sampling", "", -1, None, "items", float(sample.size)))
                     rows.append((*key, "sampling", "", -1, None, "seconds", seconds))

@@ -2,7 +2,8 @@
 
 A sampler is fitted on what the latent pass produced — latent vectors,
 predictions and, for supervised samplers, true labels — and never on other
-activations. ``select`` then returns an exact budget of distinct item rows, an
+activations. ``select`` then returns a :class:`~modeldx.engine.subset.Sample`: an
+exact budget of distinct rows of the fitted data (their positions), an
 inclusion weight per row (how many items of the full data it stands for, so that
 weighted sums estimate full-data sums) and a record of how the sample was made.
 
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from modeldx._params import Interval, check_params
+from modeldx.engine.subset import Sample
 from modeldx.errors import DuplicateNameError, InvalidParameterError
 
 SAMPLERS: dict[str, type[Sampler]] = {}
@@ -56,15 +57,6 @@ def build(name: str, *, seed: int = 0, **params: Any) -> Sampler:
         raise InvalidParameterError(
             f"the sampler {name} has no setting {unknown[0]!r}; its settings are {', '.join(settings)}")
     return cls(seed=seed, **params)
-
-
-@dataclass
-class Selection:
-    """Rows chosen from the fitted data, their inclusion weights, and how they were chosen."""
-
-    rows: np.ndarray
-    weights: np.ndarray
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 class Sampler(ABC):
@@ -118,7 +110,7 @@ class Sampler(ABC):
                   None if labels is None else np.asarray(labels).astype(np.int64))
         return self
 
-    def select(self, fraction: float) -> Selection:
+    def select(self, fraction: float) -> Sample:
         """An exact budget of ``round(fraction * n_items)`` distinct rows (at least 1)."""
         if not hasattr(self, "n_items_"):
             raise InvalidParameterError(f"{type(self).__name__} is not fitted; call fit() first.")
@@ -132,7 +124,9 @@ class Sampler(ABC):
             raise RuntimeError(f"bug: sampler {self.name} returned {rows.size} rows ({np.unique(rows).size} "
                                  f"distinct) for a budget of {budget}")  # a bug, not user input
         order = np.argsort(rows)
-        sel.rows, sel.weights = rows[order], np.asarray(sel.weights, dtype=np.float64)[order]
+        # the fitted data has no ids of its own: a row's id is its position
+        sel.item_ids = sel.rows = rows[order]
+        sel.weights = np.asarray(sel.weights, dtype=np.float64)[order]
         sel.info = {"method": self.name, "fraction": float(fraction), "budget": budget,
                     "n_items": self.n_items_, "seed": self.seed,
                     "params": {k: v for k, v in self.get_params().items() if k != "seed"},
@@ -144,7 +138,7 @@ class Sampler(ABC):
         """Learn from validated inputs (float64 latent, int64 predictions and labels)."""
 
     @abstractmethod
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         """Exactly ``budget`` distinct rows with their inclusion weights."""
 
 

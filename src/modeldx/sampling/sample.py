@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from modeldx.engine.subset import Sample
 from modeldx.errors import InvalidParameterError, UnknownNameError
 from modeldx.sampling.base import build
 from modeldx.store.store import Store, open_store
-
-
-@dataclass
-class Sample:
-    """Item ids chosen from a store, their inclusion weights, and how they were chosen.
-
-    Pass it to any query as ``items=sample`` (the weights come along), or to
-    :func:`modeldx.capture` as ``items=sample.item_ids`` to capture only it.
-    """
-
-    name: str
-    item_ids: np.ndarray
-    weights: np.ndarray
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return int(self.item_ids.size)
-
-    @property
-    def fraction(self) -> float:
-        return float(self.info.get("fraction", np.nan))
-
-    def __repr__(self) -> str:
-        return (f"Sample({self.name!r}, method={self.info.get('method')!r}, items={self.size}, "
-                f"fraction={self.fraction:g})")
 
 
 def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, name: str | None = None,
@@ -87,7 +60,7 @@ def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, n
     name = name or f"{method}-{fraction:g}-s{seed}"
     info["sample"] = name
     ids = items["item_id"].to_numpy()[sel.rows]
-    result = Sample(name, ids, sel.weights, info)
+    result = Sample(ids, sel.weights, info, rows=sel.rows)
     if save:
         st.save_sample(name, ids, sel.weights, info, overwrite=overwrite)
     return result
@@ -103,4 +76,4 @@ def load_sample(store: Store | str, name: str) -> Sample:
     if name not in st.samples():
         raise UnknownNameError(f"no sample {name!r} in {st.path}; it has {st.samples() or 'none'}")
     ids, weights, info = st.load_sample(name)
-    return Sample(name, ids, weights, info)
+    return Sample(ids, weights, {**info, "sample": name})
