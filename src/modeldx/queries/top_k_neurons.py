@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from modeldx._params import Interval, OneOf, check_params
+from modeldx.engine.groups import group_codes, n_groups
 from modeldx.engine.local import Chunk, run_reduction
 from modeldx.queries._common import answer, resolve_layers, subset_for, top_k_order
 from modeldx.queries.registry import register
@@ -26,12 +27,12 @@ class GroupNeuronStats:
 
     def __init__(self, layers: list[str], num_classes: int, by: str = "max") -> None:
         self.layers = layers
-        self.groups = 2 * num_classes
+        self.groups = n_groups(num_classes)
         self.by = by
         self.arrays = [f"acts/{layer}" for layer in layers]
 
     def map(self, chunk: Chunk) -> _GroupState:
-        codes = chunk.items["label"].to_numpy() * 2 + chunk.items["correct"].to_numpy().astype(int)
+        codes = group_codes(chunk.items)
         count = np.bincount(codes, minlength=self.groups)
         weight = np.bincount(codes, weights=chunk.weights, minlength=self.groups)
         # rows sorted by group once, then one reduceat per layer instead of a mask per group

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
+from modeldx.engine.groups import group_sizes
 from modeldx.engine.subset import Sample
 from modeldx.errors import InvalidParameterError, UnknownNameError
 from modeldx.sampling.base import build
@@ -55,8 +54,7 @@ def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, n
     info = {**sel.info, "seconds": round(time.perf_counter() - start, 3), "store": str(st.path)}
     # items per (true class, correct) group over all items: what a store holding only the sample
     # cannot tell, and what the confidence of a sampled top-k answer needs (top_k_confidence)
-    codes = items["label"].to_numpy() * 2 + items["correct"].to_numpy().astype(int)
-    info["group_items"] = np.bincount(codes, minlength=2 * st.manifest.num_classes).tolist()
+    info["group_items"] = group_sizes(items, st.manifest.num_classes).tolist()
     name = name or f"{method}-{fraction:g}-s{seed}"
     info["sample"] = name
     ids = items["item_id"].to_numpy()[sel.rows]
