@@ -383,8 +383,8 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Score samplers against exact answers: results.csv, summary, figures and an HTML report."""
-    from modeldx.demo import print_sampler_table
     from modeldx.evaluate import summarize, sweep, write_report
+    from modeldx.evaluate.report import print_sampler_table
     from modeldx.store import open_store
 
     try:

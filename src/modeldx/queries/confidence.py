@@ -42,7 +42,7 @@ from modeldx.engine.groups import group_code, group_codes, group_sizes, n_groups
 from modeldx.engine.local import Chunk, run_reduction
 from modeldx.errors import InvalidParameterError
 from modeldx.queries._common import answer, resolve_layers, subset_for
-from modeldx.queries.registry import register
+from modeldx.queries.registry import Evaluation, register
 from modeldx.queries.top_k_neurons import top_k_neurons
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -190,7 +190,12 @@ def inclusion_frequency(scores: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     return freq, int(valid.shape[0])
 
 
-@register("top-k-confidence")
+# thinning needs the population's group sizes, which a store of a subset lacks unless the subset is a
+# Sample that records them: the example bootstraps, tests/sampling/test_pipeline.py checks thinning
+@register("top-k-confidence", example={"k": 3, "replicates": 50, "scheme": "bootstrap"}, evaluate=(
+    Evaluation("top-k-confidence", "confidence", {"scheme": "thinning", "replicates": 100}, "top-k-neurons"),
+    Evaluation("top-k-confidence-bootstrap", "confidence", {"scheme": "bootstrap", "replicates": 100},
+               "top-k-neurons")))
 def top_k_confidence(store, *, k: int = 10, layers=None, by: str = "max", scheme: str = "thinning",
                      replicates: int = 200, seed: int = 0, items=None, weights=None, progress: bool = False,
                      engine=None) -> pd.DataFrame:

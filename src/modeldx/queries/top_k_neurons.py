@@ -11,7 +11,7 @@ from modeldx._params import Interval, OneOf, check_params
 from modeldx.engine.groups import group_codes, n_groups
 from modeldx.engine.local import Chunk, run_reduction
 from modeldx.queries._common import answer, resolve_layers, subset_for, top_k_order
-from modeldx.queries.registry import register
+from modeldx.queries.registry import Evaluation, register
 
 
 @dataclass
@@ -76,7 +76,9 @@ def group_scores(state: _GroupState, layer: str, by: str) -> np.ndarray:
     return scores
 
 
-@register("top-k-neurons")
+@register("top-k-neurons", example={"k": 3}, evaluate=(
+    Evaluation("top-k-neurons", "top-k", {"by": "max"}),
+    Evaluation("top-k-neurons-mean", "top-k", {"by": "mean"})))
 def top_k_neurons(store, *, k: int = 10, layers=None, by: str = "max", items=None, weights=None,
                   progress: bool = False, engine=None) -> pd.DataFrame:
     """Top-k neurons of each layer for the items of each (true class, correct/incorrect) group.
