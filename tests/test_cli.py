@@ -99,7 +99,7 @@ def test_sample_and_evaluate_commands(digits_store, tmp_path):
     assert "latent-gmm-0.1-s0: 180 items" in result.output
     result = runner.invoke(app, ["query", "top-k-neurons", store, "--sample", "latent-gmm-0.1-s0",
                                  "--format", "json"])
-    assert json.loads(result.output)["source"]["method"] == "latent-gmm"
+    assert json.loads(result.stdout)["source"]["method"] == "latent-gmm"  # progress goes to stderr
     out = tmp_path / "eval"
     result = runner.invoke(app, ["evaluate", store, "--methods", "uniform,eb-tree", "--fractions",
                                  "0.05,0.2", "--seeds", "2", "--out", str(out), "--quiet", "--k", "3"])
@@ -172,3 +172,129 @@ def test_info_and_check_on_a_damaged_manifest_fail_in_one_line(digits_store, tmp
         assert result.exit_code != 0 and "Traceback" not in result.output
         assert "items.parquet is missing" in result.output
         assert "complete" not in result.output
+
+
+# --- every error a user can make is one line on stderr, never a traceback ------------------------------
+
+def _leaf_commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group such as `serve`
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def _assert_one_line_error(result, needle: str = ""):
+    assert result.exit_code not in (0, None), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0], lines[0]
+
+
+def _bad_arguments(command) -> list[list[str]]:
+    """Arguments each command must refuse: an unknown option; nonexistent paths and data root."""
+    cases = [["--no-such-option"]]
+    positional = [p for p in command.params if p.param_type_name == "argument"]
+    options = {o for p in command.params if p.param_type_name == "option" for o in p.opts}
+    args = [f"/nonexistent/modeldx-{p.name}" for p in positional]
+    if "--data-root" in options:
+        args += ["--data-root", "/nonexistent/modeldx-data"]
+    if args:
+        cases.append(args)
+    if positional:
+        cases.append([])  # a missing argument
+    return cases
+
+
+def test_every_subcommand_refuses_bad_arguments_in_one_line(monkeypatch, tmp_path):
+    from typer.main import get_command
+
+    monkeypatch.chdir(tmp_path)  # commands with default output folders write nothing outside it
+    commands = list(_leaf_commands(get_command(app)))
+    assert {"query", "sample", "capture", "train", "evaluate", "demo", "ldam", "info"} <= {
+        path[-1] for path, _ in commands}
+    tried = 0
+    for path, command in commands:
+        for bad in _bad_arguments(command):
+            result = runner.invoke(app, [*path, *bad])
+            try:
+                _assert_one_line_error(result)
+            except AssertionError as exc:
+                raise AssertionError(f"modeldx {' '.join([*path, *bad])}: {exc}") from exc
+            tried += 1
+    assert tried >= 2 * len(commands)
+
+
+def test_query_output_errors(digits_store, tmp_path):
+    store = str(digits_store.path)
+    result = runner.invoke(app, ["query", "confusion-matrix", store, "--out", "/proc/nope/x.csv"])
+    _assert_one_line_error(result, "/proc/nope/x.csv")
+    result = runner.invoke(app, ["query", "confusion-matrix", store, "--format", "xml"])
+    _assert_one_line_error(result, "'xml'")
+    result = runner.invoke(app, ["query", "confusion-matrix", store, "--out", str(tmp_path / "x.xlsx")])
+    _assert_one_line_error(result, ".xlsx")
+    assert not (tmp_path / "x.xlsx").exists()
+    result = runner.invoke(app, ["query", "dead-neurons", store, "-p", "tol=abc"])
+    _assert_one_line_error(result, "'tol'")
+    assert "a float" in result.stderr and "'abc'" in result.stderr
+    result = runner.invoke(app, ["query", "top-k-neurons", store, "-p", "k=2.5"])
+    _assert_one_line_error(result, "'k'")
+    result = runner.invoke(app, ["query", "top-k-neurons", store, "--sample", "nope"])
+    _assert_one_line_error(result, "'nope'")
+
+
+def test_query_writes_parquet_with_its_provenance(digits_store, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "top.parquet"
+    result = runner.invoke(app, ["query", "top-k-neurons", str(digits_store.path), "-p", "k=2", "--out",
+                                 str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert frame["rank"].max() == 2 and set(frame.layer) == set(digits_store.layers)
+    meta = json.loads(pq.read_schema(out).metadata[b"modeldx"])
+    assert meta["query"] == "top-k-neurons" and meta["params"]["k"] == 2
+    # stdout formats need no --out; parquet does
+    result = runner.invoke(app, ["query", "confusion-matrix", str(digits_store.path), "--format", "parquet"])
+    _assert_one_line_error(result, "--out")
+
+
+def test_query_shows_progress_on_stderr_unless_quiet(digits_store):
+    args = ["query", "top-k-neurons", str(digits_store.path), "--format", "csv"]
+    loud = runner.invoke(app, args)
+    assert loud.exit_code == 0 and "query" in loud.stderr and "chunk" in loud.stderr
+    assert loud.stdout.startswith("layer,")  # the answer alone on stdout
+    quiet = runner.invoke(app, [*args, "--quiet"])
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == loud.stdout
+
+
+def test_sample_name_must_be_plain(digits_store, tmp_path):
+    shutil.copytree(digits_store.path, tmp_path / "store")
+    result = runner.invoke(app, ["sample", str(tmp_path / "store"), "uniform", "--name", "../evil"])
+    _assert_one_line_error(result, "'../evil'")
+    assert not list(tmp_path.rglob("evil*"))
+
+
+def test_capture_on_a_missing_cuda_device_is_one_line(tmp_path, monkeypatch):
+    import torch
+
+    from modeldx.zoo import LeNet5, save_checkpoint
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ckpt = save_checkpoint(LeNet5(), tmp_path / "m.pt", "lenet5", {})
+    result = runner.invoke(app, ["capture", str(ckpt), str(tmp_path / "s"), "--splits", "test", "--device",
+                                 "cuda", "--quiet", "--data-root", str(MNIST_DIR)])
+    _assert_one_line_error(result, "cuda")
+
+
+def test_a_bug_is_a_traceback_not_an_error_line(digits_store, monkeypatch):
+    import modeldx.queries.confusion as confusion
+
+    def broken(store, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(confusion, "_table", broken)
+    result = runner.invoke(app, ["query", "confusion-matrix", str(digits_store.path)])
+    assert isinstance(result.exception, TypeError) and "error:" not in result.output

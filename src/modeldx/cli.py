@@ -2,31 +2,83 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
+import types
+import typing
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
-from modeldx.errors import ModeldxError
+from modeldx.errors import InvalidParameterError, ModeldxError, OutputError
 
-app = typer.Typer(help="Diagnose deep-learning models: capture activations into a store, query them.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(exc: Exception) -> typing.NoReturn:
+    """Print a user error as one line on stderr and exit with code 2."""
+    err.print(f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+# typer >= 0.2x vendors its own click: take click's UsageError from typer's public BadParameter
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _shows_help(exc: Exception) -> bool:
+    return type(exc).__name__ == "NoArgsIsHelpError"  # `modeldx` alone prints its help, as it should
+
+
+class _UserErrorsInOneLine(TyperGroup):
+    """Every user error — a :class:`ModeldxError` or a command line click cannot parse — is one line
+    on stderr and exit code 2, in every subcommand. Anything else is a bug and keeps its traceback."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _UsageError as exc:
+            if _shows_help(exc):
+                raise
+            _usage_error(exc)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            if _shows_help(exc):
+                raise
+            _usage_error(exc)
+        except ModeldxError as exc:
+            _fail(exc)
+
+
+def _usage_error(exc) -> typing.NoReturn:
+    where = exc.ctx.command_path if exc.ctx is not None else "modeldx"
+    _fail(ModeldxError(f"{exc.format_message()} (see `{where} --help`)"))
+
+
+app = typer.Typer(help="Diagnose deep-learning models: capture activations into a store, query them.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_UserErrorsInOneLine)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 DataRoot = Annotated[str | None, typer.Option(help="Data root (else $MODELDX_DATA, ./data).")]
 
 
-def _fail(exc: Exception) -> None:
-    # KeyError quotes its message; show it as the sentence it is
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    err.print(f"[bold red]error:[/] {text}", highlight=False)
-    raise typer.Exit(code=2)
+def _numbers(text: str, option: str, kind: type = float) -> list:
+    """``"0.01,0.05"`` -> ``[0.01, 0.05]``; anything else is a user error naming the option."""
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        kind_name = "integers" if kind is int else "numbers"
+        raise InvalidParameterError(
+            f"{option} expects comma-separated {kind_name}. Got {text!r}.") from None
 
 
 def _splits(dataset: str, splits: str, data_root: str | None):
@@ -175,6 +227,103 @@ def _parse_value(text: str):
         return text
 
 
+# what a -p value may be, by the annotation of the parameter it sets
+_KINDS = {int: ((int,), "an int"), float: ((float, int), "a float"), str: ((str,), "a string"),
+          bool: ((bool,), "true or false"), type(None): ((type(None),), "null"),
+          list: ((list,), "a JSON list"), tuple: ((list,), "a JSON list")}
+
+
+def _accepted(hint, default) -> tuple[tuple[type, ...], str] | None:
+    """Python types a parsed value may have, and how to say so; ``None``: anything goes."""
+    if hint is None:  # unannotated: the default's type, if it says anything
+        if default is None or default is inspect.Parameter.empty:
+            return None
+        hint = type(default)
+    parts = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(
+        hint) is typing.Union else (hint,)
+    parts = [typing.get_origin(p) or p for p in parts]
+    if any(p not in _KINDS for p in parts):
+        return None
+    kinds = tuple(t for p in parts for t in _KINDS[p][0])
+    return kinds, " or ".join(_KINDS[p][1] for p in parts)
+
+
+def _typed_params(owner: str, func, items: list[str], skip: tuple[str, ...] = ()) -> dict:
+    """Parse ``KEY=VALUE`` strings against ``func``'s signature: an unknown key or a value of the
+    wrong type is a user error naming the parameter and what it expects."""
+    params = {n: p for n, p in inspect.signature(func).parameters.items() if n not in skip}
+    try:
+        hints = typing.get_type_hints(func.__init__ if isinstance(func, type) else func)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: check names only
+        hints = {}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise InvalidParameterError(f"--param expects KEY=VALUE. Got {item!r}.")
+        if key not in params:
+            raise InvalidParameterError(f"{owner} has no parameter {key!r}; it takes {', '.join(params)}")
+        value = _parse_value(text)
+        accepted = _accepted(hints.get(key), params[key].default)
+        if accepted is not None:
+            kinds, what = accepted
+            if str in kinds and not isinstance(value, str) and not any(
+                    isinstance(value, k) and not isinstance(value, bool) for k in kinds if k is not str):
+                value = text  # a name that looks like a number ("7") is still a name
+            if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+                raise InvalidParameterError(
+                    f"the parameter {key!r} of {owner} expects {what}. Got {text!r} (-p {item}).")
+        out[key] = value
+    return out
+
+
+_SUFFIXES = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def _output_format(fmt: str | None, out: Path | None) -> str:
+    """The format to print or write, checked before any work: from ``--format``, else ``--out``'s suffix."""
+    from_suffix = _SUFFIXES.get(out.suffix.lower()) if out else None
+    if out is not None and from_suffix is None:
+        raise InvalidParameterError(
+            f"--out {out}: cannot write a {out.suffix or 'suffix-less'!r} file; name it .csv, .json or "
+            ".parquet")
+    if fmt is None:
+        return from_suffix or "table"
+    if fmt not in FORMATS:
+        raise InvalidParameterError(f"--format must be one of {', '.join(FORMATS)}. Got {fmt!r}.")
+    if out is not None and fmt != from_suffix:
+        raise InvalidParameterError(f"--format {fmt} does not match --out {out}; drop one of them")
+    if fmt == "parquet" and out is None:
+        raise InvalidParameterError("--format parquet writes a file: pass --out FILE.parquet")
+    return fmt
+
+
+def _write_answer(frame, fmt: str, out: Path) -> None:
+    """Write a query's answer; its provenance (``frame.attrs``) goes along in every format."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "parquet":
+            table = pa.Table.from_pandas(frame.copy(deep=False).reset_index(drop=True),
+                                         preserve_index=False)
+            meta = {**(table.schema.metadata or {}), b"modeldx": json.dumps(frame.attrs, default=str)}
+            pq.write_table(table.replace_schema_metadata(meta), out)
+        else:
+            out.write_text(_answer_text(frame, fmt))
+    except OSError as exc:
+        raise OutputError(f"cannot write the answer to {out}: {exc.strerror or exc}") from exc
+
+
+def _answer_text(frame, fmt: str) -> str:
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    return json.dumps({"answer": json.loads(frame.to_json(orient="records")), **frame.attrs},
+                      indent=2, default=str)
+
+
 @app.command("queries")
 def list_queries() -> None:
     """List the queries and their parameters."""
@@ -195,45 +344,34 @@ def query(
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
                                                     help="KEY=VALUE (VALUE parsed as JSON).")] = None,
     sample: Annotated[str | None, typer.Option(help="Run on a named sample of the store.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the answer here (.csv or .json).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or json (default: from --out).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the answer here (.csv, .json or .parquet).")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="table, csv, json or parquet (default: from --out, else table).")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Run one query on a store and print or write its answer."""
     from modeldx.queries import get
     from modeldx.store import open_store
 
-    try:
-        q = get(name)
-        st = open_store(store)
-        kwargs = {}
-        for item in param or []:
-            key, value = _key_value(item)
-            if key not in q.parameters():
-                raise ModeldxError(f"query {name!r} has no parameter {key!r}; it takes "
-                                   f"{', '.join(q.parameters())}")
-            kwargs[key] = value
-        if sample:  # ids, weights and provenance travel together
-            from modeldx.sampling import load_sample
+    q = get(name)
+    fmt = _output_format(fmt, out)
+    kwargs = _typed_params(f"query {name!r}", q.func, param or [], skip=("store", "items", "weights",
+                                                                          "engine", "progress"))
+    st = open_store(store)
+    if sample:  # ids, weights and provenance travel together
+        from modeldx.sampling import load_sample
 
-            kwargs["items"] = load_sample(st, sample)
-        frame = q.func(st, **kwargs)
-    except (ModeldxError, KeyError, TypeError) as exc:
-        _fail(exc)
-    fmt = fmt or (out.suffix.lstrip(".") if out else "table")
-    if fmt == "csv":
-        text = frame.to_csv(index=False)
-    elif fmt == "json":
-        text = json.dumps({"answer": json.loads(frame.to_json(orient="records")), **frame.attrs},
-                          indent=2, default=str)
-    else:
-        console.print(frame.to_string(index=False, max_rows=60))
-        return
+        kwargs["items"] = load_sample(st, sample)
+    if "progress" in inspect.signature(q.func).parameters:
+        kwargs["progress"] = not quiet  # on stderr: stdout keeps the answer alone
+    frame = q.func(st, **kwargs)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        console.print(f"{len(frame)} rows -> {out}")
+        _write_answer(frame, fmt, out)
+        console.print(f"{len(frame)} rows -> {out}", highlight=False)
+    elif fmt == "table":
+        console.print(frame.to_string(index=False, max_rows=60), markup=False, highlight=False)
     else:
-        console.print(text, markup=False, highlight=False)
+        console.print(_answer_text(frame, fmt), markup=False, highlight=False)
 
 
 @app.command("sample")
@@ -248,12 +386,12 @@ def sample_command(
     overwrite: bool = False,
 ) -> None:
     """Choose a sample from a store's latent space and save it in the store."""
-    from modeldx.sampling import sample
+    from modeldx.sampling import get, sample
 
     try:
-        params = dict(_key_value(item) for item in param or [])
+        params = _typed_params(f"the sampler {method}", get(method), param or [], skip=("seed",))
         s = sample(store, method, fraction, seed=seed, name=name, overwrite=overwrite, **params)
-    except (ModeldxError, TypeError) as exc:
+    except ModeldxError as exc:
         _fail(exc)
     console.print(f"{s.name}: {s.size:,} items ({fraction:.2%}) by {method} in "
                   f"{s.info['seconds']:.2f} s -> {store}/samples/{s.name}.parquet")
@@ -289,28 +427,21 @@ def evaluate(
     quiet: Quiet = False,
 ) -> None:
     """Score samplers against exact answers: results.csv, summary, figures and an HTML report."""
-    from modeldx.demo import print_sampler_table
     from modeldx.evaluate import summarize, sweep, write_report
+    from modeldx.evaluate.report import print_sampler_table
     from modeldx.store import open_store
 
     try:
         st = open_store(store)
         results = sweep(st, methods.split(",") if methods else None,
-                        [float(f) for f in fractions.split(",")], list(range(seeds)),
+                        _numbers(fractions, "--fractions"), list(range(seeds)),
                         queries=queries.split(","), k=k, progress=not quiet)
         paths = write_report(results, out, context={"store": store, "items": st.n_items,
                                                     "model": st.manifest.model_name, "k": k})
-    except (ModeldxError, ValueError) as exc:
+    except ModeldxError as exc:
         _fail(exc)
     print_sampler_table(console, summarize(results), "top-k-neurons", "precision@k")
     console.print(f"results -> {paths['results']}; report -> {paths['report']}")
-
-
-def _key_value(item: str):
-    key, sep, value = item.partition("=")
-    if not sep:
-        raise ModeldxError(f"--param expects KEY=VALUE. Got {item!r}.")
-    return key, _parse_value(value)
 
 
 @app.command()
@@ -333,9 +464,9 @@ def demo(
 
     try:
         run_demo(out, dataset=dataset, arch=model, k=k, methods=methods.split(",") if methods else None,
-                 fractions=[float(f) for f in fractions.split(",")], seeds=tuple(range(seeds)),
+                 fractions=_numbers(fractions, "--fractions"), seeds=tuple(range(seeds)),
                  data_root=data_root, progress=not quiet, console=console)
-    except (ModeldxError, ValueError) as exc:
+    except ModeldxError as exc:
         _fail(exc)
 
 
@@ -367,14 +498,14 @@ def ldam(
     try:
         model, meta = load_checkpoint(checkpoint)
         shape = _image_shape(load_dataset(meta.get("dataset", "mnist"), "test", root=data_root))
-        chosen = None if neurons is None else [int(n) for n in neurons.split(",")]
+        chosen = None if neurons is None else _numbers(neurons, "--neurons", int)
         sampler = LDAM(model, shape, layer=layer, neurons=chosen, chains=chains, burn_in=burn_in, l2=l2,
                        beta=beta, sigma=sigma)
         from tqdm.auto import tqdm
 
         for _ in tqdm(range(steps), desc="ldam", unit="step", disable=quiet):
             sampler.step()
-    except (ModeldxError, ValueError) as exc:
+    except ModeldxError as exc:
         _fail(exc)
     out.mkdir(parents=True, exist_ok=True)
     name = f"{sampler.target.layer}-" + "-".join(map(str, sampler.target.neurons[:10]))

@@ -9,7 +9,9 @@ and an HTML report.
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from modeldx.data import load_dataset
 from modeldx.errors import CheckpointError, StoreMismatchError, StoreNotFoundError
 from modeldx.evaluate import PAPER_FRACTIONS, summarize, sweep, write_report
 from modeldx.evaluate.calibration import calibration_table
-from modeldx.evaluate.sweep import LOWER_IS_BETTER, sampler_table
+from modeldx.evaluate.report import print_sampler_table
 from modeldx.fingerprint import model_fingerprint
 from modeldx.queries import confusion_matrix, dead_neurons, top_k_neurons
 from modeldx.store import open_store
@@ -31,26 +33,23 @@ from modeldx.zoo import load_checkpoint, train
 
 def _model(out: Path, arch: str, dataset: str, train_set, test_set, progress: bool, console: Console):
     path = out / f"{arch}-{dataset}.pt"
-    try:
-        model, meta = load_checkpoint(path)
-        console.print(f"[green]reusing[/] {path} (test accuracy {meta['test_accuracy']:.2%})")
-        return model, meta
-    except CheckpointError:
-        pass
-    with console.status(f"training {arch} on {dataset} ...") if not progress else _null():
+    if path.exists():
+        try:
+            model, meta = load_checkpoint(path)
+            console.print(f"[green]reusing[/] {path} (test accuracy {meta['test_accuracy']:.2%})")
+            return model, meta
+        except CheckpointError as exc:
+            # never train over a file silently: keep it for inspection and say why it was not used
+            damaged = path.with_name(path.name + ".damaged")
+            os.replace(path, damaged)
+            console.print(f"[yellow]warning:[/] {exc}; kept as {damaged}, training a new model",
+                          highlight=False)
+    with console.status(f"training {arch} on {dataset} ...") if not progress else nullcontext():
         result = train(arch, train_set, test_set, checkpoint=path, dataset_name=dataset,
                        progress=progress)
     console.print(f"[green]trained[/] {arch}: test accuracy {result.test_accuracy:.2%} in "
                   f"{result.seconds:.0f} s -> {path}")
     return result.model, load_checkpoint(path)[1]
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _overlap(top: pd.DataFrame) -> pd.DataFrame:
@@ -144,21 +143,6 @@ def run_demo(out: Path, *, dataset: str = "mnist", arch: str = "lenet5", k: int 
     result["seconds"] = time.perf_counter() - began
     console.print(f"demo done in {result['seconds'] / 60:.1f} min")
     return result
-
-
-def print_sampler_table(console: Console, summary: pd.DataFrame, query: str, metric: str,
-                        title: str | None = None) -> pd.DataFrame:
-    """Print a sampler x fraction table of ``metric``, the best sampler of each fraction in green."""
-    wide = sampler_table(summary, query, metric)
-    if wide.empty:
-        return wide
-    best = (wide.min() if metric in LOWER_IS_BETTER else wide.max()).round(3)
-    table = Table("sampler", *[f"{f * 100:g}%" for f in wide.columns], title=title or f"{query}: {metric}")
-    for method, row in wide.iterrows():
-        table.add_row(method, *[f"[bold green]{v:.3f}[/]" if round(v, 3) == best[f] else f"{v:.3f}"
-                                for f, v in row.items()])
-    console.print(table)
-    return wide
 
 
 def _evaluate(store, report: Path, k: int, methods, fractions, seeds, context: dict, progress: bool,

@@ -113,3 +113,23 @@ class EmptyDatasetError(ModeldxError, ValueError):
 
 class ModelOutputError(ModeldxError, ValueError):
     """The model's output is not one ``(batch, classes)`` tensor of logits modeldx can read."""
+
+
+class IDXFormatError(ModeldxError, ValueError):
+    """A file is not a well-formed IDX file."""
+
+
+class UnknownNameError(_PlainKeyMessage, ModeldxError, KeyError):
+    """No query, sampler or other registered thing goes by the given name."""
+
+
+class DuplicateNameError(ModeldxError, ValueError):
+    """A registry already holds an entry under the name being registered."""
+
+
+class DeviceUnavailableError(ModeldxError, RuntimeError):
+    """The requested torch device (e.g. ``cuda``) does not exist on this machine."""
+
+
+class OutputError(ModeldxError, OSError):
+    """An answer could not be written where the user asked (a bad path, a permission, a full disk)."""

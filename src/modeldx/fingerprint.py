@@ -1,4 +1,7 @@
-"""Content hashes that tie a store to the model and data set it was captured from."""
+"""The content hash that ties a store to the model it was captured from.
+
+(A data set hashes itself: see ``fingerprint()`` in :mod:`modeldx.data.arrays`.)
+"""
 
 from __future__ import annotations
 
@@ -24,8 +27,3 @@ def model_fingerprint(model: nn.Module) -> str:
             t = t.view(torch.int16)
         h.update(t.numpy().tobytes())
     return h.hexdigest()
-
-
-def dataset_fingerprint(dataset) -> str:
-    """A data set's own ``fingerprint()`` (see :mod:`modeldx.data.arrays`)."""
-    return dataset.fingerprint()

@@ -47,3 +47,11 @@ def test_not_idx_is_an_error(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataNotFoundError, match="not found"):
         read_idx(tmp_path / "nope.gz")
+
+
+def test_idx_format_error_lives_in_errors_and_is_re_exported():
+    from modeldx import errors
+    from modeldx.data import idx
+
+    assert idx.IDXFormatError is errors.IDXFormatError is IDXFormatError
+    assert issubclass(IDXFormatError, errors.ModeldxError) and issubclass(IDXFormatError, ValueError)

@@ -57,3 +57,15 @@ def test_errors(digits_store, tmp_path, tiny_model, digits):
     latent = modeldx.latent_pass(tiny_model, digits, tmp_path / "lat", progress=False)
     with pytest.raises(InvalidParameterError, match="holds no layers"):
         sweep(latent, ["uniform"], [0.1], [0], progress=False)
+
+
+def test_the_console_table_marks_the_best_sampler_of_each_fraction(results):
+    from rich.console import Console
+
+    from modeldx.evaluate.report import print_sampler_table
+
+    console = Console(record=True, width=200)
+    wide = print_sampler_table(console, summarize(results), "top-k-neurons", "precision@k")
+    assert list(wide.columns) == [0.05, 1.0] and set(wide.index) == {"uniform", "latent-svm"}
+    text = console.export_text()
+    assert "uniform" in text and "100%" in text and "1.000" in text

@@ -134,6 +134,6 @@ def test_bad_parameters_name_the_value(digits_store, bad):
 def test_a_sample_whose_population_does_not_fit_the_store_is_an_error(digits_store):
     from modeldx.sampling import Sample
 
-    bad = Sample("s", np.arange(0, 1797, 2), np.full(899, 2.0), {"group_items": [1] * 20})
+    bad = Sample(np.arange(0, 1797, 2), np.full(899, 2.0), {"sample": "s", "group_items": [1] * 20})
     with pytest.raises(InvalidParameterError, match="group_items"):
         top_k_confidence(digits_store, items=bad)

@@ -8,22 +8,16 @@ import pytest
 from modeldx import capture
 from modeldx.queries import QUERIES
 
-ARGS = {
-    "top-k-neurons": {"k": 3},
-    # thinning needs the population's group sizes, which a store of the subset lacks unless the
-    # subset is a Sample that records them: tests/sampling/test_pipeline.py checks that case
-    "top-k-confidence": {"k": 3, "replicates": 50, "scheme": "bootstrap"},
-    "top-k-inputs": {"layer": "act2", "neurons": [0, 3], "k": 4},
-    "activation-profile": {"layer": "act2", "neuron": 1, "bins": 8, "range": (0.0, 10.0)},
-    "nearest-neighbors": {"layer": "act2", "item_id": 39, "k": 4},
-    "confusion-matrix": {},
-    "misclassified": {},
-    "boundary-inputs": {"class_a": 1, "class_b": 8, "k": 3},
-    "activation-aggregates": {"layer": "act2", "bins": 64},
-    "dead-neurons": {},
-    "linear-cka": {"layer_a": "act1", "layer_b": "act2"},
-}
 IDS = np.arange(0, 1797, 3)
+# what depends on the test store; everything else comes from each query's registered example
+STORE_ARGS = {"layer": "act2", "layer_a": "act1", "layer_b": "act2", "item_id": 39}
+
+
+def args_of(name: str) -> dict:
+    info = QUERIES[name]
+    required = [n for n, p in info.parameters().items() if p.default is p.empty]
+    args = {n: STORE_ARGS[n] for n in required if n in STORE_ARGS}
+    return {**args, **info.example}
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +26,24 @@ def subset_store(tmp_path_factory, tiny_model, digits):
                    encoding="float32", chunk_items=256, batch_size=100, progress=False)
 
 
-def test_every_query_has_conformance_arguments():
-    assert set(QUERIES) == set(ARGS)
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_every_registered_query_can_be_called_from_its_registration(name):
+    info = QUERIES[name]
+    missing = [n for n, p in info.parameters().items()
+               if p.default is p.empty and n not in STORE_ARGS and n not in info.example]
+    assert not missing, f"register {name!r} with example= values for {missing}"
 
 
-@pytest.mark.parametrize("name", sorted(ARGS))
+@pytest.mark.parametrize("name", sorted(QUERIES))
 def test_query_conformance(name, digits_store, subset_store):
     func = QUERIES[name].func
-    exact = func(digits_store, **ARGS[name])
+    args = args_of(name)
+    exact = func(digits_store, **args)
     assert isinstance(exact, pd.DataFrame) and len(exact) > 0
     assert exact.attrs["query"] == name and exact.attrs["source"]["exact"] is True
-    sub = func(digits_store, **ARGS[name], items=IDS)
+    sub = func(digits_store, **args, items=IDS)
     assert sub.attrs["source"]["exact"] is False
     assert sub.attrs["source"]["fraction"] == pytest.approx(IDS.size / 1797)
     # the same code on the subset as on a store holding only the subset's items
-    alone = func(subset_store, **ARGS[name])
+    alone = func(subset_store, **args)
     pd.testing.assert_frame_equal(sub, alone, check_exact=False, rtol=1e-6)

@@ -93,3 +93,37 @@ def test_eb_tree_reports_how_much_came_from_trees(digits_store):
     items = digits_store.items()
     sel = get("eb-tree")(seed=0).fit(digits_store.read("latent"), items.pred.to_numpy()).select(0.5)
     assert 0 < sel.info["tree_nodes"] <= sel.rows.size
+
+
+def test_registry_and_settings_errors_are_modeldx_errors(digits_store):
+    from modeldx.errors import DuplicateNameError, InvalidParameterError
+    from modeldx.sampling import SAMPLERS, register, sample
+
+    with pytest.raises(DuplicateNameError, match="'uniform' is already registered"):
+        register(SAMPLERS["uniform"])
+    # a setting the sampler does not take: a user error naming it and the ones it takes
+    with pytest.raises(InvalidParameterError, match=r"latent-gmm has no setting 'jj'.*\bj\b"):
+        sample(digits_store, "latent-gmm", 0.1, jj=0.3, save=False)
+
+
+def test_one_type_carries_ids_weights_and_info_everywhere(digits_store, tmp_path):
+    import shutil
+
+    import modeldx.engine
+    import modeldx.sampling
+    from modeldx.engine import Sample, make_subset
+    from modeldx.sampling import load_sample, sample
+
+    assert modeldx.sampling.Sample is Sample
+    assert not hasattr(modeldx.sampling, "Selection") and not hasattr(modeldx.engine, "Subset")
+    shutil.copytree(digits_store.path, tmp_path / "store")
+    s = sample(tmp_path / "store", "uniform", 0.1, name="u")
+    loaded = load_sample(tmp_path / "store", "u")
+    resolved = make_subset(digits_store, loaded)
+    selected = get("uniform")(seed=0).fit(digits_store.read("latent"),
+                                           digits_store.items().pred.to_numpy()).select(0.1)
+    for x in (s, loaded, resolved, selected):
+        assert type(x) is Sample
+    assert s.name == loaded.name == resolved.name == "u"
+    assert np.array_equal(s.item_ids, loaded.item_ids) and np.array_equal(resolved.item_ids, s.item_ids)
+    assert np.array_equal(selected.rows, s.rows) and np.array_equal(resolved.weights, s.weights)

@@ -51,3 +51,32 @@ def test_parameter_averaging_returns_the_mean_of_the_late_weights(mnist_test, tm
     assert load_checkpoint(tmp_path / "avg.pt")[1]["average_from"] == 1
     with pytest.raises(InvalidParameterError, match="average_from"):
         train("lenet5", small, small, epochs=2, average_from=2, progress=False)
+
+
+def test_a_device_the_machine_lacks_is_a_clear_error(monkeypatch):
+    import torch
+
+    from modeldx.errors import DeviceUnavailableError, InvalidParameterError, ModeldxError
+    from modeldx.zoo import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailableError, match="'cuda'.*CUDA is not available") as info:
+        resolve_device("cuda")
+    assert isinstance(info.value, ModeldxError)
+    with pytest.raises(InvalidParameterError, match="'gpu' is not a torch device"):
+        resolve_device("gpu")
+    assert resolve_device("auto") == torch.device("cpu") == resolve_device("cpu")
+
+
+@pytest.mark.parametrize("arch", ["lenet5", "deepcnn"])  # deepcnn trains with dropout
+def test_training_leaves_the_callers_rng_alone_and_is_reproducible(arch, mnist_test):
+    small = mnist_test.subset(np.arange(256))
+    torch.manual_seed(1234)
+    before = torch.random.get_rng_state()
+    first = train(arch, small, small, epochs=1, batch_size=64, seed=3, progress=False, device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(99)  # another caller state: the same seed still gives the same weights
+    again = train(arch, small, small, epochs=1, batch_size=64, seed=3, progress=False, device="cpu")
+    other = train(arch, small, small, epochs=1, batch_size=64, seed=4, progress=False, device="cpu")
+    assert model_fingerprint(first.model) == model_fingerprint(again.model)
+    assert model_fingerprint(first.model) != model_fingerprint(other.model)

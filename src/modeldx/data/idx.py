@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from modeldx.errors import DataNotFoundError, ModeldxError
+from modeldx.errors import DataNotFoundError, IDXFormatError
+
+__all__ = ["IDXFormatError", "read_idx"]  # IDXFormatError: re-exported from modeldx.errors
 
 # The third byte of an IDX magic number names the element type.
 _IDX_DTYPES = {
@@ -19,10 +21,6 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-
-
-class IDXFormatError(ModeldxError, ValueError):
-    """A file is not a well-formed IDX file."""
 
 
 def read_idx(path: str | Path) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from modeldx.engine.subset import Subset
+from modeldx.engine.subset import Sample
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Reduction(Protocol):
     def finalize(self, state: Any) -> Any: ...
 
 
-def _load(store, table, bounds, index: int, arrays: Sequence[str], subset: Subset | None) -> Chunk:
+def _load(store, table, bounds, index: int, arrays: Sequence[str], subset: Sample | None) -> Chunk:
     start, stop = bounds[index]
     if subset is None:
         rows = np.arange(start, stop)
@@ -62,7 +62,7 @@ def _load(store, table, bounds, index: int, arrays: Sequence[str], subset: Subse
     return Chunk(int(index), rows, items, blocks, weights)
 
 
-def iter_chunks(store, arrays: Sequence[str], subset: Subset | None = None,
+def iter_chunks(store, arrays: Sequence[str], subset: Sample | None = None,
                 progress: bool = False) -> Iterator[Chunk]:
     """Yield each chunk that holds rows of ``subset`` (or every chunk), decoded.
 
@@ -96,7 +96,7 @@ class LocalEngine:
 
     name = "local"
 
-    def run(self, store, reduction: Reduction, subset: Subset | None = None, *,
+    def run(self, store, reduction: Reduction, subset: Sample | None = None, *,
             progress: bool = False) -> Any:
         state = None
         for chunk in iter_chunks(store, reduction.arrays, subset, progress=progress):
@@ -105,7 +105,7 @@ class LocalEngine:
         return reduction.finalize(state)
 
 
-def run_reduction(store, reduction: Reduction, subset: Subset | None = None, *,
+def run_reduction(store, reduction: Reduction, subset: Sample | None = None, *,
                   engine: LocalEngine | None = None, progress: bool = False) -> Any:
     """Run ``reduction`` over ``store`` with ``engine`` (the local engine by default)."""
     return (engine or LocalEngine()).run(store, reduction, subset, progress=progress)

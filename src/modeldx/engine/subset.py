@@ -1,4 +1,4 @@
-"""A subset of a store's items with weights: what a sample hands to a query."""
+"""The one type of a weighted set of items (:class:`Sample`), and resolving one against a store."""
 
 from __future__ import annotations
 
@@ -10,35 +10,66 @@ import numpy as np
 from modeldx.errors import InvalidParameterError
 
 
-@dataclass(frozen=True)
-class Subset:
-    """Store rows to read and the weight of each (1 for an unweighted subset).
+@dataclass
+class Sample:
+    """Items chosen from a data set or store, their inclusion weights, and how they were chosen.
 
-    ``rows`` are positions in the store, sorted and unique; ``weights`` are
-    inclusion weights (how many items of the full data each row stands for), so
-    that weighted sums estimate full-data sums. ``info`` says where the subset
-    came from and travels into every answer computed on it.
+    The one type for every weighted set of items: what a sampler selects, what
+    :func:`modeldx.sample` saves and loads, and what a query runs on. ``weights``
+    are inclusion weights (how many items of the full data each one stands for,
+    so that weighted sums estimate full-data sums); ``info`` says where the items
+    came from and travels into every answer computed on them. ``rows`` are the
+    items' positions in the data they were drawn from (a store's rows, sorted
+    and unique); they default to ``item_ids``, which is what they are for data
+    without ids (the arrays a sampler is fitted on).
+
+    Pass a sample to any query as ``items=sample`` (the weights come along), or to
+    :func:`modeldx.capture` as ``items=sample.item_ids`` to capture only it.
+
+    Examples
+    --------
+    >>> s = Sample(np.array([3, 7]), np.array([5.0, 5.0]), {"sample": "mine"})
+    >>> s.size, s.name
+    (2, 'mine')
     """
 
-    rows: np.ndarray
+    item_ids: np.ndarray
     weights: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    rows: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            self.rows = self.item_ids
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("sample", ""))
 
     @property
     def size(self) -> int:
-        return int(self.rows.size)
+        return int(self.item_ids.size)
+
+    @property
+    def fraction(self) -> float:
+        return float(self.info.get("fraction", np.nan))
+
+    def __repr__(self) -> str:
+        return (f"Sample({self.name!r}, method={self.info.get('method')!r}, items={self.size}, "
+                f"fraction={self.fraction:g})")
 
 
-def make_subset(store, items=None, weights=None, info: dict[str, Any] | None = None) -> Subset | None:
+def make_subset(store, items=None, weights=None, info: dict[str, Any] | None = None) -> Sample | None:
     """Validate ``items`` (item ids of the store) and ``weights``; ``None`` means every item.
 
-    ``items`` may also be a sample object with ``item_ids``, ``weights`` and ``info``.
+    ``items`` may also be a :class:`Sample` (its weights and info come along).
+    Returns a :class:`Sample` sorted by its rows in ``store``.
     """
     if items is None:
         if weights is not None:
             raise InvalidParameterError("weights were given without items; pass the items they weigh")
         return None
-    if hasattr(items, "item_ids"):
+    if isinstance(items, Sample):
         weights = getattr(items, "weights", None) if weights is None else weights
         info = {**getattr(items, "info", {}), **(info or {})}
         items = items.item_ids
@@ -63,4 +94,4 @@ def make_subset(store, items=None, weights=None, info: dict[str, Any] | None = N
     if np.unique(rows).size != rows.size:
         raise InvalidParameterError("items must not repeat an id.")
     order = np.argsort(rows, kind="stable")
-    return Subset(rows[order], w[order], dict(info or {}))
+    return Sample(ids[order], w[order], dict(info or {}), rows=rows[order])

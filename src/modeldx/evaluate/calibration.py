@@ -114,11 +114,9 @@ def calibration_table(results: pd.DataFrame, query: str) -> pd.DataFrame:
 
 def plot_reliability(results: pd.DataFrame, queries: dict[str, str], path: str | Path) -> Path:
     """Reliability diagram: accuracy vs confidence per bin, one line per confidence scheme."""
-    import matplotlib.pyplot as plt
+    from modeldx.evaluate.figures import new_figure, save
 
-    from modeldx.evaluate.figures import save
-
-    fig, ax = plt.subplots(figsize=(5.2, 4.8), dpi=120)
+    fig, ax = new_figure((5.2, 4.8))
     ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="calibrated")
     for query, label in queries.items():
         bins = reliability(results, query)

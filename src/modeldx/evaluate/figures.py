@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; no display is needed or wanted
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from modeldx.errors import InvalidParameterError
 
 LABELS = {"precision@k": "precision of top-k", "js_divergence": "Jensen–Shannon divergence",
           "js_divergence_errors": "JS divergence, off-diagonal cells", "jaccard_dead": "Jaccard of dead sets",
@@ -21,8 +20,8 @@ def plot_metric(summary: pd.DataFrame, query: str, metric: str, path: str | Path
     """One line per sampler with its 95% band across seeds, fractions on a log axis."""
     data = summary[(summary["query"] == query) & (summary["metric"] == metric)]
     if data.empty:
-        raise ValueError(f"the summary has no rows for query {query!r} and metric {metric!r}")
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+        raise InvalidParameterError(f"the summary has no rows for query {query!r} and metric {metric!r}")
+    fig, ax = new_figure((7, 4.5))
     order = data.groupby("method")["mean"].mean().sort_values(ascending=False).index
     for method in order:
         d = data[data.method == method].sort_values("fraction")
@@ -40,11 +39,17 @@ def plot_metric(summary: pd.DataFrame, query: str, metric: str, path: str | Path
     return save(fig, path)
 
 
-def save(fig, path: str | Path) -> Path:
-    """Lay out, write and close a figure."""
+def new_figure(size: tuple[float, float], dpi: int = 120):
+    """A figure and its axes that pyplot never sees: no backend is chosen or switched, no figure is
+    left open in the user's session (a notebook keeps its own backend)."""
+    fig = Figure(figsize=size, dpi=dpi)
+    return fig, fig.subplots()
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Lay out and write a figure (rendered by Agg for files, whatever the user's backend)."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -7,12 +7,29 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
 from modeldx.evaluate.calibration import calibration_table, plot_reliability
 from modeldx.evaluate.figures import LABELS, plot_metric
 from modeldx.evaluate.sweep import LOWER_IS_BETTER, sampler_table, summarize
 
 CONFIDENCE = {"top-k-confidence": "thinning", "top-k-confidence-bootstrap": "Poisson bootstrap"}
+
+
+def print_sampler_table(console: Console, summary: pd.DataFrame, query: str, metric: str,
+                        title: str | None = None) -> pd.DataFrame:
+    """Print a sampler x fraction table of ``metric``, the best sampler of each fraction in green."""
+    wide = sampler_table(summary, query, metric)
+    if wide.empty:
+        return wide
+    best = (wide.min() if metric in LOWER_IS_BETTER else wide.max()).round(3)
+    table = Table("sampler", *[f"{f * 100:g}%" for f in wide.columns], title=title or f"{query}: {metric}")
+    for method, row in wide.iterrows():
+        table.add_row(method, *[f"[bold green]{v:.3f}[/]" if round(v, 3) == best[f] else f"{v:.3f}"
+                                for f, v in row.items()])
+    console.print(table)
+    return wide
 
 
 def _table(summary: pd.DataFrame, query: str, metric: str, highlight: bool = True) -> str:

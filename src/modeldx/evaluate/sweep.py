@@ -11,8 +11,9 @@ from tqdm.auto import tqdm
 
 from modeldx._params import Interval, Satisfies, check_params
 from modeldx.errors import InvalidParameterError
-from modeldx.evaluate.workload import WORKLOAD
+from modeldx.evaluate.workload import workload
 from modeldx.sampling import Sample, available, get
+from modeldx.sampling.base import build
 
 COLUMNS = ["method", "fraction", "seed", "query", "layer", "label", "correct", "metric", "value"]
 PAPER_FRACTIONS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
@@ -48,9 +49,10 @@ def sweep(store, methods: Sequence[str] | None = None, fractions: Sequence[float
         "k": Interval(int, 1, None),
         "seeds": Satisfies(lambda s: len(s) > 0 and all(isinstance(x, int) and x >= 0 for x in s),
                            "a non-empty list of non-negative ints")})
-    unknown = [q for q in queries if q not in WORKLOAD]
+    known = workload()
+    unknown = [q for q in queries if q not in known]
     if unknown:
-        raise InvalidParameterError(f"queries {unknown} cannot be evaluated; choose from {list(WORKLOAD)}")
+        raise InvalidParameterError(f"queries {unknown} cannot be evaluated; choose from {list(known)}")
     store.require_complete()
     if not store.layers:
         raise InvalidParameterError(
@@ -59,7 +61,7 @@ def sweep(store, methods: Sequence[str] | None = None, fractions: Sequence[float
     items = store.items()
     latent = store.read("latent")
     pred, labels, ids = items.pred.to_numpy(), items.label.to_numpy(), items.item_id.to_numpy()
-    exact = {q: WORKLOAD[q].run_exact(store, k) for q in queries}
+    exact = {q: known[q].run_exact(store, k) for q in queries}
     rows: list[tuple] = []
     total = len(methods) * len(seeds) * len(fractions)
     with tqdm(total=total, desc="evaluate", unit="sample", disable=not progress) as bar:
@@ -67,7 +69,7 @@ def sweep(store, methods: Sequence[str] | None = None, fractions: Sequence[float
             cls = get(method)
             for seed in seeds:
                 start = time.perf_counter()
-                sampler = cls(seed=seed, **params.get(method, {})).fit(
+                sampler = build(method, seed=seed, **params.get(method, {})).fit(
                     latent, pred, labels if cls.supervised else None)
                 fit_seconds = time.perf_counter() - start
                 for fraction in fractions:
@@ -75,13 +77,14 @@ def sweep(store, methods: Sequence[str] | None = None, fractions: Sequence[float
                     start = time.perf_counter()
                     sel = sampler.select(float(fraction))
                     seconds = fit_seconds + time.perf_counter() - start
-                    sample = Sample(f"{method}-{fraction:g}-s{seed}", ids[sel.rows], sel.weights, sel.info)
+                    sample = Sample(ids[sel.rows], sel.weights,
+                                    {**sel.info, "sample": f"{method}-{fraction:g}-s{seed}"}, rows=sel.rows)
                     key = (method, float(fraction), seed)
                     rows.append((*key, "sampling", "", -1, None, "items", float(sample.size)))
                     rows.append((*key, "sampling", "", -1, None, "seconds", seconds))
                     for q in queries:
-                        approx = WORKLOAD[q].run(store, sample, k)
-                        for layer, label, ok, metric, value in WORKLOAD[q].compare(exact[q], approx):
+                        approx = known[q].run(store, sample, k)
+                        for layer, label, ok, metric, value in known[q].compare(exact[q], approx):
                             rows.append((*key, q, layer, label, ok, metric, value))
                     bar.update()
     return pd.DataFrame(rows, columns=COLUMNS)

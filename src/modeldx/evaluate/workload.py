@@ -1,7 +1,10 @@
 """The queries an evaluation scores, each with the metric that fits its answer.
 
-Each entry runs a query on the full store (exact, or restricted to a sample's
-items with its weights) and compares two answers into rows of
+The workload is read from the query registry (each query's ``evaluate=``
+entries), so a new query is evaluated by registering it, with no edit here
+unless its answer needs a new kind of comparison (:data:`COMPARISONS`). Each
+entry runs a query on the full store (exact, or restricted to a sample's items
+with its weights) and compares two answers into rows of
 ``layer, label, correct, metric, value``.
 """
 
@@ -10,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from modeldx.errors import InvalidParameterError
 from modeldx.evaluate.calibration import compare_confidence
 from modeldx.evaluate.metrics import jaccard, js_divergence, precision_at_k
-from modeldx.queries import confusion_matrix, dead_neurons, top_k_confidence, top_k_neurons
+from modeldx.queries import QUERIES, QueryInfo
 
 
 @dataclass(frozen=True)
@@ -57,36 +60,35 @@ def _compare_dead(exact: pd.DataFrame, approx: pd.DataFrame) -> list:
     return rows
 
 
-CONFIDENCE_REPLICATES = 100
+# how an approximate answer is scored against the exact one, by the shape of the answer
+COMPARISONS: dict[str, Callable] = {"top-k": _compare_top_k, "confusion": _compare_confusion,
+                                    "dead": _compare_dead, "confidence": compare_confidence}
 
 
-def _confidence(scheme: str) -> Callable:
-    return lambda st, items, k: top_k_confidence(st, k=k, items=items, scheme=scheme,
-                                                 replicates=CONFIDENCE_REPLICATES)
+def _runner(info: QueryInfo, params: dict) -> Callable:
+    takes_k = "k" in info.parameters()
 
-WORKLOAD: dict[str, Evaluated] = {
-    "top-k-neurons": Evaluated(
-        "top-k-neurons", lambda st, items, k: top_k_neurons(st, k=k, by="max", items=items),
-        _compare_top_k),
-    "top-k-neurons-mean": Evaluated(
-        "top-k-neurons-mean", lambda st, items, k: top_k_neurons(st, k=k, by="mean", items=items),
-        _compare_top_k),
-    "confusion-matrix": Evaluated(
-        "confusion-matrix", lambda st, items, k: confusion_matrix(st, items=items), _compare_confusion),
-    "dead-neurons": Evaluated(
-        "dead-neurons", lambda st, items, k: dead_neurons(st, items=items), _compare_dead),
-    # how honest the confidence of a sampled top-k answer is, for each replicate scheme
-    "top-k-confidence": Evaluated("top-k-confidence", _confidence("thinning"), compare_confidence,
-                        lambda st, k: top_k_neurons(st, k=k)),
-    "top-k-confidence-bootstrap": Evaluated(
-        "top-k-confidence-bootstrap", _confidence("bootstrap"), compare_confidence,
-        lambda st, k: top_k_neurons(st, k=k)),
-}
+    def run(store, items, k: int):
+        return info.func(store, **params, **({"k": k} if takes_k else {}), items=items)
+
+    return run
 
 
-def evaluated() -> list[str]:
-    return list(WORKLOAD)
-
-
-def nan_to_none(value):
-    return None if isinstance(value, float) and np.isnan(value) else value
+def workload() -> dict[str, Evaluated]:
+    """Every evaluation entry of every registered query, by entry name."""
+    entries = {ev.name: (info, ev) for info in QUERIES.values() for ev in info.evaluations}
+    out = {}
+    for name, (info, ev) in entries.items():
+        if ev.compare not in COMPARISONS:
+            raise InvalidParameterError(f"query {info.name!r} is evaluated with {ev.compare!r}, which is not "
+                                        f"a comparison; expected one of {sorted(COMPARISONS)}")
+        exact = None
+        if ev.exact is not None and ev.exact not in entries:
+            raise InvalidParameterError(f"query {info.name!r} is scored against the exact answer of "
+                                        f"{ev.exact!r}, which no query evaluates; expected one of "
+                                        f"{sorted(entries)}")
+        if ev.exact is not None:
+            other_info, other = entries[ev.exact]
+            exact = (lambda run: lambda st, k: run(st, None, k))(_runner(other_info, other.params))
+        out[name] = Evaluated(name, _runner(info, ev.params), COMPARISONS[ev.compare], exact)
+    return out

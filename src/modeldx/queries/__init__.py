@@ -12,7 +12,7 @@ from modeldx.queries.confusion import confusion_matrix, misclassified
 from modeldx.queries.dead import dead_neurons
 from modeldx.queries.neighbors import nearest_neighbors
 from modeldx.queries.profile import activation_profile
-from modeldx.queries.registry import QUERIES, available, get, register
+from modeldx.queries.registry import QUERIES, Evaluation, QueryInfo, available, get, register
 from modeldx.queries.top_k_inputs import top_k_inputs
 from modeldx.queries.top_k_neurons import top_k_neurons
 
@@ -20,5 +20,5 @@ __all__ = [
     "activation_aggregates", "boundary_inputs", "linear_cka", "confusion_matrix", "misclassified",
     "dead_neurons", "nearest_neighbors", "activation_profile", "top_k_inputs", "top_k_neurons",
     "top_k_confidence",
-    "QUERIES", "available", "get", "register",
+    "QUERIES", "Evaluation", "QueryInfo", "available", "get", "register",
 ]

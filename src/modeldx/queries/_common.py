@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modeldx.engine.subset import Subset, make_subset
+from modeldx.engine.subset import Sample, make_subset
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
 
 
@@ -33,11 +33,11 @@ def check_neurons(store, layer: str, neurons) -> np.ndarray:
     return idx
 
 
-def subset_for(store, items, weights) -> Subset | None:
+def subset_for(store, items, weights) -> Sample | None:
     return make_subset(store, items, weights)
 
 
-def source(store, subset: Subset | None) -> dict[str, Any]:
+def source(store, subset: Sample | None) -> dict[str, Any]:
     """Where an answer came from: the full store, or which sample and fraction."""
     if subset is None:
         return {"exact": True, "items": store.n_items, "fraction": 1.0}
@@ -45,7 +45,7 @@ def source(store, subset: Subset | None) -> dict[str, Any]:
             **subset.info}
 
 
-def answer(frame: pd.DataFrame, query: str, store, subset: Subset | None, **params: Any) -> pd.DataFrame:
+def answer(frame: pd.DataFrame, query: str, store, subset: Sample | None, **params: Any) -> pd.DataFrame:
     """Attach the query's name, parameters and source to a result frame."""
     frame = frame.reset_index(drop=True)
     frame.attrs = {"query": query, "store": str(store.path), "params": params,

@@ -37,7 +37,7 @@ def _hist_quantiles(hist: np.ndarray, lo: np.ndarray, width: np.ndarray, qs,
     return out
 
 
-@register("activation-aggregates")
+@register("activation-aggregates", example={"bins": 64})
 def activation_aggregates(store, *, layer: str, quantiles=(0.25, 0.5, 0.75), bins: int = 4096,
                           items=None, weights=None, progress: bool = False, engine=None) -> pd.DataFrame:
     """Mean, variance and quantiles of each neuron of ``layer`` for the items of each true class.

@@ -13,7 +13,7 @@ from modeldx.queries.registry import register
 from modeldx.queries.top_k_inputs import TopRows
 
 
-@register("boundary-inputs")
+@register("boundary-inputs", example={"class_a": 1, "class_b": 8, "k": 3})
 def boundary_inputs(store, *, class_a: int, class_b: int, k: int = 20, items=None, weights=None,
                     progress: bool = False, engine=None) -> pd.DataFrame:
     """Items on the decision boundary between ``class_a`` and ``class_b``.

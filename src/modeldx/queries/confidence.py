@@ -38,10 +38,11 @@ import numpy as np
 import pandas as pd
 
 from modeldx._params import Interval, OneOf, check_params
+from modeldx.engine.groups import group_code, group_codes, group_sizes, n_groups
 from modeldx.engine.local import Chunk, run_reduction
 from modeldx.errors import InvalidParameterError
 from modeldx.queries._common import answer, resolve_layers, subset_for
-from modeldx.queries.registry import register
+from modeldx.queries.registry import Evaluation, register
 from modeldx.queries.top_k_neurons import top_k_neurons
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -79,11 +80,6 @@ def replicate_weights(item_ids: np.ndarray, replicates: int, seed: int,
     return (u < np.asarray(keep, dtype=np.float64).reshape(-1, 1)).astype(np.uint8)
 
 
-def group_codes(items: pd.DataFrame) -> np.ndarray:
-    """The headline query's group of each item: ``2 * true class + correct``."""
-    return items["label"].to_numpy() * 2 + items["correct"].to_numpy().astype(int)
-
-
 @dataclass
 class _State:
     values: dict  # max: (layer, group) -> (candidates, neurons) largest values, descending not implied
@@ -105,7 +101,7 @@ class ReplicateTopK:
     def __init__(self, layers, num_classes: int, by: str, replicates: int, seed: int,
                  keep: np.ndarray | None = None, miss: float = 1e-4) -> None:
         self.layers, self.by = layers, by
-        self.groups, self.replicates, self.seed, self.keep = 2 * num_classes, replicates, seed, keep
+        self.groups, self.replicates, self.seed, self.keep = n_groups(num_classes), replicates, seed, keep
         self.arrays = [f"acts/{layer}" for layer in layers]
         p = np.full(self.groups, 1 - np.exp(-1.0)) if keep is None else np.clip(keep, 1e-9, 1.0)
         self.candidates = np.ceil(np.log(1 / miss) / p).clip(1, 1 << 20).astype(np.int64)
@@ -194,7 +190,12 @@ def inclusion_frequency(scores: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     return freq, int(valid.shape[0])
 
 
-@register("top-k-confidence")
+# thinning needs the population's group sizes, which a store of a subset lacks unless the subset is a
+# Sample that records them: the example bootstraps, tests/sampling/test_pipeline.py checks thinning
+@register("top-k-confidence", example={"k": 3, "replicates": 50, "scheme": "bootstrap"}, evaluate=(
+    Evaluation("top-k-confidence", "confidence", {"scheme": "thinning", "replicates": 100}, "top-k-neurons"),
+    Evaluation("top-k-confidence-bootstrap", "confidence", {"scheme": "bootstrap", "replicates": 100},
+               "top-k-neurons")))
 def top_k_confidence(store, *, k: int = 10, layers=None, by: str = "max", scheme: str = "thinning",
                      replicates: int = 200, seed: int = 0, items=None, weights=None, progress: bool = False,
                      engine=None) -> pd.DataFrame:
@@ -245,13 +246,13 @@ def top_k_confidence(store, *, k: int = 10, layers=None, by: str = "max", scheme
     names = resolve_layers(store, layers)
     subset = subset_for(store, items, weights)
     point = top_k_neurons(store, k=k, layers=names, by=by, items=items, weights=weights, engine=engine)
-    groups = 2 * store.manifest.num_classes
+    groups = n_groups(store.manifest.num_classes)
     keep = None
     if scheme == "thinning":
         table = store.items()
-        population = np.bincount(group_codes(table), minlength=groups)
-        held = population if subset is None else np.bincount(group_codes(table.iloc[subset.rows]),
-                                                             minlength=groups)
+        population = group_sizes(table, store.manifest.num_classes)
+        held = population if subset is None else group_sizes(table.iloc[subset.rows],
+                                                             store.manifest.num_classes)
         if subset is not None and "group_items" in subset.info:
             # a sample made by modeldx.sample knows its population, which a store of the sample lacks
             population = np.asarray(subset.info["group_items"], dtype=np.int64)
@@ -264,7 +265,7 @@ def top_k_confidence(store, *, k: int = 10, layers=None, by: str = "max", scheme
     state = run_reduction(store, reduction, subset, engine=engine, progress=progress)
     confidence, valid = np.full(len(point), np.nan), np.zeros(len(point), dtype=np.int64)
     for (layer, label, ok), rows in point.groupby(["layer", "label", "correct"]).groups.items():
-        scores = reduction.replicate_scores(state, layer, int(label) * 2 + int(ok))
+        scores = reduction.replicate_scores(state, layer, int(group_code(label, ok)))
         freq, n = inclusion_frequency(scores, min(k, scores.shape[1]))
         confidence[rows] = freq[point.loc[rows, "neuron"].to_numpy()]
         valid[rows] = n

@@ -7,7 +7,7 @@ import pandas as pd
 
 from modeldx._params import Interval, check_params
 from modeldx.queries._common import answer, subset_for
-from modeldx.queries.registry import register
+from modeldx.queries.registry import Evaluation, register
 
 
 def _table(store, subset) -> tuple[pd.DataFrame, np.ndarray]:
@@ -17,7 +17,7 @@ def _table(store, subset) -> tuple[pd.DataFrame, np.ndarray]:
     return table.iloc[subset.rows], subset.weights
 
 
-@register("confusion-matrix")
+@register("confusion-matrix", evaluate=(Evaluation("confusion-matrix", "confusion"),))
 def confusion_matrix(store, *, items=None, weights=None) -> pd.DataFrame:
     """Counts of (true class, predicted class), weighted by the subset's inclusion weights.
 

@@ -8,7 +8,7 @@ import pandas as pd
 from modeldx._params import Interval, check_params
 from modeldx.engine.local import Chunk, run_reduction
 from modeldx.queries._common import answer, resolve_layers, subset_for
-from modeldx.queries.registry import register
+from modeldx.queries.registry import Evaluation, register
 
 # Where a bounded activation saturates: |a| >= level, or (sigmoid) a <= low or a >= high.
 _SATURATION = {
@@ -64,7 +64,7 @@ class ActivityStats:
         return state
 
 
-@register("dead-neurons")
+@register("dead-neurons", evaluate=(Evaluation("dead-neurons", "dead"),))
 def dead_neurons(store, *, layers=None, tol: float = 0.0, dead_fraction: float = 0.0,
                  saturation_level: float | None = None, saturated_fraction: float = 0.9,
                  items=None, weights=None, progress: bool = False, engine=None) -> pd.DataFrame:

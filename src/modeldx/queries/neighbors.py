@@ -21,7 +21,7 @@ def _row_of(store, item_id: int) -> int:
     return row
 
 
-@register("nearest-neighbors")
+@register("nearest-neighbors", example={"k": 4})
 def nearest_neighbors(store, *, layer: str, item_id: int, k: int = 10, metric: str = "euclidean",
                       items=None, weights=None, progress: bool = False, engine=None) -> pd.DataFrame:
     """The k items closest to ``item_id`` in ``layer``'s activation space (itself excluded).

@@ -74,7 +74,7 @@ class ClassHistograms:
         return state
 
 
-@register("activation-profile")
+@register("activation-profile", example={"neuron": 1, "bins": 8, "range": (0.0, 10.0)})
 def activation_profile(store, *, layer: str, neuron: int, bins: int = 30, range=None, items=None,
                        weights=None, progress: bool = False, engine=None) -> pd.DataFrame:
     """Histogram of one neuron's activation for the items of each true class.

@@ -35,7 +35,7 @@ class TopRows:
         return state if state is not None else (np.empty(0), np.empty(0, dtype=np.int64))
 
 
-@register("top-k-inputs")
+@register("top-k-inputs", example={"neurons": [0, 3], "k": 4})
 def top_k_inputs(store, *, layer: str, neurons, k: int = 10, largest: bool = True, items=None,
                  weights=None, progress: bool = False, engine=None) -> pd.DataFrame:
     """The k items that activate a neuron (or the mean of a group of neurons) most.

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from modeldx._params import Interval, OneOf, check_params
+from modeldx.engine.groups import group_codes, n_groups
 from modeldx.engine.local import Chunk, run_reduction
 from modeldx.queries._common import answer, resolve_layers, subset_for, top_k_order
-from modeldx.queries.registry import register
+from modeldx.queries.registry import Evaluation, register
 
 
 @dataclass
@@ -26,12 +27,12 @@ class GroupNeuronStats:
 
     def __init__(self, layers: list[str], num_classes: int, by: str = "max") -> None:
         self.layers = layers
-        self.groups = 2 * num_classes
+        self.groups = n_groups(num_classes)
         self.by = by
         self.arrays = [f"acts/{layer}" for layer in layers]
 
     def map(self, chunk: Chunk) -> _GroupState:
-        codes = chunk.items["label"].to_numpy() * 2 + chunk.items["correct"].to_numpy().astype(int)
+        codes = group_codes(chunk.items)
         count = np.bincount(codes, minlength=self.groups)
         weight = np.bincount(codes, weights=chunk.weights, minlength=self.groups)
         # rows sorted by group once, then one reduceat per layer instead of a mask per group
@@ -75,7 +76,9 @@ def group_scores(state: _GroupState, layer: str, by: str) -> np.ndarray:
     return scores
 
 
-@register("top-k-neurons")
+@register("top-k-neurons", example={"k": 3}, evaluate=(
+    Evaluation("top-k-neurons", "top-k", {"by": "max"}),
+    Evaluation("top-k-neurons-mean", "top-k", {"by": "mean"})))
 def top_k_neurons(store, *, k: int = 10, layers=None, by: str = "max", items=None, weights=None,
                   progress: bool = False, engine=None) -> pd.DataFrame:
     """Top-k neurons of each layer for the items of each (true class, correct/incorrect) group.

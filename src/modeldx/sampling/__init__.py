@@ -4,6 +4,7 @@ Importing this package registers every built-in sampler; a third-party sampler
 is one class decorated with :func:`register`.
 """
 
+from modeldx.engine.subset import Sample
 from modeldx.sampling import (  # noqa: F401  (imported to register the samplers)
     eb_tree,
     latent_gmm,
@@ -13,8 +14,8 @@ from modeldx.sampling import (  # noqa: F401  (imported to register the samplers
     uniform,
     vas,
 )
-from modeldx.sampling.base import SAMPLERS, Sampler, Selection, available, get, register
-from modeldx.sampling.sample import Sample, load_sample, sample
+from modeldx.sampling.base import SAMPLERS, Sampler, available, build, get, register
+from modeldx.sampling.sample import load_sample, sample
 
-__all__ = ["SAMPLERS", "Sampler", "Selection", "available", "get", "register", "Sample", "sample",
+__all__ = ["SAMPLERS", "Sampler", "Sample", "available", "build", "get", "register", "sample",
            "load_sample"]

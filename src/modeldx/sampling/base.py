@@ -2,7 +2,8 @@
 
 A sampler is fitted on what the latent pass produced — latent vectors,
 predictions and, for supervised samplers, true labels — and never on other
-activations. ``select`` then returns an exact budget of distinct item rows, an
+activations. ``select`` then returns a :class:`~modeldx.engine.subset.Sample`: an
+exact budget of distinct rows of the fitted data (their positions), an
 inclusion weight per row (how many items of the full data it stands for, so that
 weighted sums estimate full-data sums) and a record of how the sample was made.
 
@@ -11,14 +12,15 @@ weighted sums estimate full-data sums) and a record of how the sample was made.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from modeldx._params import Interval, check_params
-from modeldx.errors import InvalidParameterError
+from modeldx.engine.subset import Sample
+from modeldx.errors import DuplicateNameError, InvalidParameterError
 
 SAMPLERS: dict[str, type[Sampler]] = {}
 
@@ -26,7 +28,7 @@ SAMPLERS: dict[str, type[Sampler]] = {}
 def register(cls: type[Sampler]) -> type[Sampler]:
     """Class decorator: adds ``cls`` to the registry under ``cls.name``."""
     if cls.name in SAMPLERS:
-        raise ValueError(f"a sampler named {cls.name!r} is already registered")
+        raise DuplicateNameError(f"a sampler named {cls.name!r} is already registered")
     SAMPLERS[cls.name] = cls
     return cls
 
@@ -43,13 +45,18 @@ def get(name: str) -> type[Sampler]:
     return SAMPLERS[name]
 
 
-@dataclass
-class Selection:
-    """Rows chosen from the fitted data, their inclusion weights, and how they were chosen."""
+def build(name: str, *, seed: int = 0, **params: Any) -> Sampler:
+    """The sampler ``name`` with settings ``params``; an unknown setting is a user error naming it.
 
-    rows: np.ndarray
-    weights: np.ndarray
-    info: dict[str, Any] = field(default_factory=dict)
+    >>> build("latent-gmm", seed=1, j=0.3)  # doctest: +SKIP
+    """
+    cls = get(name)
+    settings = inspect.signature(cls).parameters
+    unknown = [key for key in params if key not in settings]
+    if unknown:
+        raise InvalidParameterError(
+            f"the sampler {name} has no setting {unknown[0]!r}; its settings are {', '.join(settings)}")
+    return cls(seed=seed, **params)
 
 
 class Sampler(ABC):
@@ -103,7 +110,7 @@ class Sampler(ABC):
                   None if labels is None else np.asarray(labels).astype(np.int64))
         return self
 
-    def select(self, fraction: float) -> Selection:
+    def select(self, fraction: float) -> Sample:
         """An exact budget of ``round(fraction * n_items)`` distinct rows (at least 1)."""
         if not hasattr(self, "n_items_"):
             raise InvalidParameterError(f"{type(self).__name__} is not fitted; call fit() first.")
@@ -117,7 +124,9 @@ class Sampler(ABC):
             raise RuntimeError(f"bug: sampler {self.name} returned {rows.size} rows ({np.unique(rows).size} "
                                  f"distinct) for a budget of {budget}")  # a bug, not user input
         order = np.argsort(rows)
-        sel.rows, sel.weights = rows[order], np.asarray(sel.weights, dtype=np.float64)[order]
+        # the fitted data has no ids of its own: a row's id is its position
+        sel.item_ids = sel.rows = rows[order]
+        sel.weights = np.asarray(sel.weights, dtype=np.float64)[order]
         sel.info = {"method": self.name, "fraction": float(fraction), "budget": budget,
                     "n_items": self.n_items_, "seed": self.seed,
                     "params": {k: v for k, v in self.get_params().items() if k != "seed"},
@@ -129,7 +138,7 @@ class Sampler(ABC):
         """Learn from validated inputs (float64 latent, int64 predictions and labels)."""
 
     @abstractmethod
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         """Exactly ``budget`` distinct rows with their inclusion weights."""
 
 

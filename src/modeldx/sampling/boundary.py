@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modeldx.sampling.base import Selection, allocate, post_stratified_weights
+from modeldx.sampling.base import Sample, allocate, post_stratified_weights
 
 
 def likelihood_ratio(p: np.ndarray) -> np.ndarray:
@@ -19,7 +19,7 @@ def likelihood_ratio(p: np.ndarray) -> np.ndarray:
 
 def boundary_and_exemplars(groups: np.ndarray, ratio: np.ndarray, budget: int, j: float,
                            allocation: str, rng: np.random.Generator,
-                           tie_jitter: bool = True) -> Selection:
+                           tie_jitter: bool = True) -> Sample:
     """Algorithm 1: in every group, sorted by likelihood ratio, a share ``j`` of the group's
     budget from the low end (boundary and outliers) and ``1 - j`` from the high end (exemplars).
 
@@ -40,5 +40,5 @@ def boundary_and_exemplars(groups: np.ndarray, ratio: np.ndarray, budget: int, j
         take = np.concatenate([order[:low], order[order.size - high:] if high else order[:0]])
         rows.append(take)
     rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-    return Selection(rows, post_stratified_weights(rows, groups),
+    return Sample(rows, post_stratified_weights(rows, groups),
                      {"groups": int((sizes > 0).sum()), "j": j})

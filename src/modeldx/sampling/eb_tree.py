@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modeldx._params import Interval
-from modeldx.sampling.base import Sampler, Selection, post_stratified_weights, register
+from modeldx.sampling.base import Sample, Sampler, post_stratified_weights, register
 
 
 class BoundaryTree:
@@ -82,7 +82,7 @@ class EBTreeSampler(Sampler):
         self.latent_ = latent
         self.pred_ = pred
 
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         n = self.latent_.shape[0]
         chosen: dict[int, None] = {}  # insertion-ordered set
         trees = 0
@@ -102,5 +102,5 @@ class EBTreeSampler(Sampler):
             for row in rng.choice(rest, size=budget - from_trees, replace=False):
                 chosen[int(row)] = None
         rows = np.fromiter(chosen, dtype=np.int64)
-        return Selection(rows, post_stratified_weights(rows, self.pred_),
+        return Sample(rows, post_stratified_weights(rows, self.pred_),
                          {"tree_nodes": from_trees, "trees": trees})

@@ -7,7 +7,7 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import BayesianGaussianMixture
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sampler, Selection, register
+from modeldx.sampling.base import Sample, Sampler, register
 from modeldx.sampling.boundary import boundary_and_exemplars, likelihood_ratio
 
 
@@ -61,5 +61,5 @@ class LatentGMMSampler(Sampler):
         self.ratio_ = likelihood_ratio(resp[np.arange(n), self.groups_])
         self.weights_ = gmm.weights_
 
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         return boundary_and_exemplars(self.groups_, self.ratio_, budget, self.j, self.allocation, rng)

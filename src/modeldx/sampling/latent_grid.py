@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sampler, Selection, register, stratified_draw
+from modeldx.sampling.base import Sample, Sampler, register, stratified_draw
 
 
 @register
@@ -40,6 +40,6 @@ class LatentGridSampler(Sampler):
         _, self.cells_ = np.unique(cell, return_inverse=True)
         self.sizes_ = np.bincount(self.cells_)
 
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         rows, weights = stratified_draw(self.cells_, self.sizes_, budget, self.allocation, rng)
-        return Selection(rows, weights, {"cells": int(self.sizes_.size)})
+        return Sample(rows, weights, {"cells": int(self.sizes_.size)})

@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sampler, Selection, register
+from modeldx.sampling.base import Sample, Sampler, register
 from modeldx.sampling.boundary import boundary_and_exemplars, likelihood_ratio
 
 
@@ -70,5 +70,5 @@ class LatentSVMSampler(Sampler):
         self.groups_ = model.classes_[best]
         self.ratio_ = likelihood_ratio(probs[np.arange(n), best])
 
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         return boundary_and_exemplars(self.groups_, self.ratio_, budget, self.j, self.allocation, rng)

@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
-
-from modeldx.sampling.base import get
+from modeldx.engine.groups import group_sizes
+from modeldx.engine.subset import Sample
+from modeldx.errors import InvalidParameterError, UnknownNameError
+from modeldx.sampling.base import build
 from modeldx.store.store import Store, open_store
-
-
-@dataclass
-class Sample:
-    """Item ids chosen from a store, their inclusion weights, and how they were chosen.
-
-    Pass it to any query as ``items=sample`` (the weights come along), or to
-    :func:`modeldx.capture` as ``items=sample.item_ids`` to capture only it.
-    """
-
-    name: str
-    item_ids: np.ndarray
-    weights: np.ndarray
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return int(self.item_ids.size)
-
-    @property
-    def fraction(self) -> float:
-        return float(self.info.get("fraction", np.nan))
-
-    def __repr__(self) -> str:
-        return (f"Sample({self.name!r}, method={self.info.get('method')!r}, items={self.size}, "
-                f"fraction={self.fraction:g})")
 
 
 def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, name: str | None = None,
@@ -65,8 +38,12 @@ def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, n
     >>> s = modeldx.sample("runs/mnist-latent", "latent-svm", 0.01, j=0.3)  # doctest: +SKIP
     >>> top_k_neurons(full_store, items=s)  # doctest: +SKIP
     """
-    cls = get(method)
-    sampler = cls(seed=seed, **params)
+    if name is not None and not _plain_name(name):
+        # checked before any work; the store refuses such names too, this only says it sooner
+        raise InvalidParameterError(f"a sample name must be a plain file name (no '/', '\\' or leading "
+                                    f"'.'). Got {name!r}.")
+    sampler = build(method, seed=seed, **params)
+    cls = type(sampler)
     st = open_store(store.path if isinstance(store, Store) else store, mode="r+" if save else "r")
     st.require_complete()
     items = st.items()
@@ -77,19 +54,24 @@ def sample(store: Store | str, method: str, fraction: float, *, seed: int = 0, n
     info = {**sel.info, "seconds": round(time.perf_counter() - start, 3), "store": str(st.path)}
     # items per (true class, correct) group over all items: what a store holding only the sample
     # cannot tell, and what the confidence of a sampled top-k answer needs (top_k_confidence)
-    codes = items["label"].to_numpy() * 2 + items["correct"].to_numpy().astype(int)
-    info["group_items"] = np.bincount(codes, minlength=2 * st.manifest.num_classes).tolist()
+    info["group_items"] = group_sizes(items, st.manifest.num_classes).tolist()
     name = name or f"{method}-{fraction:g}-s{seed}"
     info["sample"] = name
     ids = items["item_id"].to_numpy()[sel.rows]
-    result = Sample(name, ids, sel.weights, info)
+    result = Sample(ids, sel.weights, info, rows=sel.rows)
     if save:
         st.save_sample(name, ids, sel.weights, info, overwrite=overwrite)
     return result
 
 
+def _plain_name(name: str) -> bool:
+    return bool(name) and not any(ch in name for ch in "/\\") and not name.startswith(".")
+
+
 def load_sample(store: Store | str, name: str) -> Sample:
     """A sample saved in a store by :func:`sample`."""
     st = store if isinstance(store, Store) else open_store(store)
+    if name not in st.samples():
+        raise UnknownNameError(f"no sample {name!r} in {st.path}; it has {st.samples() or 'none'}")
     ids, weights, info = st.load_sample(name)
-    return Sample(name, ids, weights, info)
+    return Sample(ids, weights, {**info, "sample": name})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modeldx._params import OneOf
-from modeldx.sampling.base import Sampler, Selection, register, stratified_draw
+from modeldx.sampling.base import Sample, Sampler, register, stratified_draw
 
 
 @register
@@ -33,6 +33,6 @@ class ConfusionStratifiedSampler(Sampler):
         self.cells_ = labels * n_classes + pred
         self.sizes_ = np.bincount(self.cells_, minlength=n_classes * n_classes)
 
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         rows, weights = stratified_draw(self.cells_, self.sizes_, budget, self.allocation, rng)
-        return Selection(rows, weights, {"strata": int((self.sizes_ > 0).sum())})
+        return Sample(rows, weights, {"strata": int((self.sizes_ > 0).sum())})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modeldx.sampling.base import Sampler, Selection, register
+from modeldx.sampling.base import Sample, Sampler, register
 
 
 @register
@@ -16,6 +16,6 @@ class UniformSampler(Sampler):
     def _fit(self, latent, pred, labels) -> None:
         """Nothing to learn: uniform draws need only the number of items."""
 
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         rows = rng.choice(self.n_items_, size=budget, replace=False)
-        return Selection(rows, np.full(budget, self.n_items_ / budget))
+        return Sample(rows, np.full(budget, self.n_items_ / budget))

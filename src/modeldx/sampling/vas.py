@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 from sklearn.decomposition import PCA
 
 from modeldx._params import Interval
-from modeldx.sampling.base import Sampler, Selection, post_stratified_weights, register
+from modeldx.sampling.base import Sample, Sampler, post_stratified_weights, register
 
 
 @register
@@ -56,7 +56,7 @@ class VASSampler(Sampler):
         eps = float(np.median(dist[:, -1]))
         return eps if eps > 0 else 1.0
 
-    def _select(self, budget: int, rng: np.random.Generator) -> Selection:
+    def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         z, n = self.z_, self.z_.shape[0]
         order = rng.permutation(n)
         if budget >= n:
@@ -64,7 +64,7 @@ class VASSampler(Sampler):
         else:
             eps = self._epsilon(budget, rng)
             rows = _interchange(z, order, budget, eps, self.cutoff)
-        return Selection(rows, post_stratified_weights(rows, self.pred_))
+        return Sample(rows, post_stratified_weights(rows, self.pred_))
 
 
 def _interchange(z: np.ndarray, order: np.ndarray, budget: int, eps: float, cutoff: float) -> np.ndarray:

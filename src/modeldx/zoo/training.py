@@ -73,35 +73,38 @@ def train(
                  {"arch": OneOf(*MODELS), "epochs": Interval(int, 1, None),
                   "batch_size": Interval(int, 1, None), "lr": Interval(float, 0, None, "neither"),
                   "average_from": Interval(int, 0, epochs - 1)})
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     dev = resolve_device(device)
-    x0, _ = train_set.get_batch(np.arange(1))
-    model_args = {"in_channels": int(x0.shape[1]), "num_classes": train_set.num_classes,
-                  "image_size": int(x0.shape[-1])}
-    model = MODELS[arch](**model_args).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 2), gamma=0.3)
-    loss_fn = nn.CrossEntropyLoss()
-    n = len(train_set)
-    steps = (n + batch_size - 1) // batch_size
-    averaged = None if average_from is None else torch.optim.swa_utils.AveragedModel(model)
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        order = rng.permutation(n)
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for step in bar:
-            x, y = train_set.get_batch(np.sort(order[step * batch_size:(step + 1) * batch_size]))
-            loss = loss_fn(model(x.to(dev)), y.to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if averaged is not None and epoch >= average_from:
-                averaged.update_parameters(model)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        sched.step()
+    # the seed drives init and dropout inside forked RNG state: the caller's generators are left as
+    # they were, and the same seed gives the same weights whatever the caller did before
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        x0, _ = train_set.get_batch(np.arange(1))
+        model_args = {"in_channels": int(x0.shape[1]), "num_classes": train_set.num_classes,
+                      "image_size": int(x0.shape[-1])}
+        model = MODELS[arch](**model_args).to(dev)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 2), gamma=0.3)
+        loss_fn = nn.CrossEntropyLoss()
+        n = len(train_set)
+        steps = (n + batch_size - 1) // batch_size
+        averaged = None if average_from is None else torch.optim.swa_utils.AveragedModel(model)
+        start = time.perf_counter()
+        for epoch in range(epochs):
+            model.train()
+            order = rng.permutation(n)
+            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+            for step in bar:
+                x, y = train_set.get_batch(np.sort(order[step * batch_size:(step + 1) * batch_size]))
+                loss = loss_fn(model(x.to(dev)), y.to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if averaged is not None and epoch >= average_from:
+                    averaged.update_parameters(model)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+            sched.step()
     seconds = time.perf_counter() - start
     if averaged is not None:
         model.load_state_dict(averaged.module.state_dict())
