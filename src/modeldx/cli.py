@@ -424,10 +424,10 @@ def serve_ldam(
     """LDAM live: chains animate while sliders change L2, step size, noise and the discriminator weight."""
     import numpy as np
 
+    from modeldx.api import open_store  # checks the store was captured from this model
     from modeldx.data import load_dataset
     from modeldx.ldam.session import ldam_session
     from modeldx.live.server import serve
-    from modeldx.store import open_store
     from modeldx.zoo import load_checkpoint
 
     try:
