@@ -69,3 +69,7 @@ class StoreReadOnlyError(StoreError, PermissionError):
 
 class CheckpointError(ModeldxError, ValueError):
     """A checkpoint file is missing, corrupt or for another architecture."""
+
+
+class PortInUseError(ModeldxError, OSError):
+    """The live server cannot listen on the port asked for (another server holds it)."""
