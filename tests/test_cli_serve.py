@@ -14,9 +14,13 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 from websockets.sync.client import connect
 
+from modeldx.cli import app
 from tests.conftest import MNIST_DIR, REPO
+
+runner = CliRunner()
 
 
 def free_port() -> int:
@@ -93,3 +97,24 @@ def test_serve_kmeans_starts_and_serves_its_session():
 def test_serve_classifier_starts_and_serves_its_session():
     state = served(["classifier"])
     assert state["name"] == "classifier" and "learning rate" in {c["name"] for c in state["controls"]}
+
+
+@pytest.mark.parametrize("command", [["classifier"], ["kmeans"], ["ldam", "no-such.pt"]])
+def test_an_open_bind_without_a_token_is_refused_before_anything_loads(command, tmp_path):
+    # the data root is empty: had it loaded data first, it would fail on the missing data instead
+    result = runner.invoke(app, ["serve", *command, "--host", "0.0.0.0", "--data-root", str(tmp_path)])
+    assert result.exit_code == 2 and "pass a token" in result.output
+    result = runner.invoke(app, ["serve", *command, "--host", "0.0.0.0", "--token", "short",
+                                 "--data-root", str(tmp_path)])
+    assert result.exit_code == 2 and "at least 16 characters" in result.output
+
+
+@pytest.mark.parametrize("command", [["classifier"], ["kmeans"], ["ldam", "no-such.pt"]])
+def test_a_port_in_use_is_one_line_naming_it_before_anything_loads(command, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", *command, "--port", str(port), "--data-root", str(tmp_path)])
+    assert result.exit_code == 2 and f"127.0.0.1:{port}" in result.output and "--port" in result.output
+    assert "open http" not in result.output and "Traceback" not in result.output
