@@ -521,7 +521,8 @@ serve_app = typer.Typer(help="Live sessions: train while you steer it from a web
 app.add_typer(serve_app, name="serve")
 Host = Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")]
 Port = Annotated[int, typer.Option(help="Port to serve on.")]
-Token = Annotated[str | None, typer.Option(help="Required in the URL (?token=...) when given.")]
+Token = Annotated[str | None, typer.Option(
+    help="Required in the URL (?token=...) when given; at least 16 characters.")]
 
 
 @serve_app.command("kmeans")
@@ -543,10 +544,11 @@ def serve_kmeans(
     from modeldx.data import load_dataset
     from modeldx.interactive.features import layer_features, pixel_features
     from modeldx.interactive.sessions import kmeans_session
-    from modeldx.live.server import serve
+    from modeldx.live.server import reserve, serve
     from modeldx.zoo import load_checkpoint
 
     try:
+        sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
         data = load_dataset(dataset, split, root=data_root)
         pixels, _, _ = pixel_features(data)
         images = pixels.reshape(len(data), *data.get_batch([0])[0].shape[-2:])
@@ -557,7 +559,7 @@ def serve_kmeans(
             features, blocks, names = layer_features(model, data, [s.strip() for s in layers.split(",")])
         session = kmeans_session(features, k, blocks=blocks, block_names=names, images=images,
                                  batch_size=batch_size)
-        serve(session, host=host, port=port, token=token, announce=console.print)
+        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock)
     except ModeldxError as exc:
         _fail(exc)
 
@@ -574,12 +576,13 @@ def serve_classifier(
     """Train a zoo classifier with learning-rate and weight-decay sliders and live loss/accuracy."""
     from modeldx.data import load_dataset
     from modeldx.interactive.sessions import classifier_session
-    from modeldx.live.server import serve
+    from modeldx.live.server import reserve, serve
 
     try:
+        sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
         session = classifier_session(load_dataset(dataset, "train", root=data_root),
                                      load_dataset(dataset, "test", root=data_root), arch=model)
-        serve(session, host=host, port=port, token=token, announce=console.print)
+        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock)
     except ModeldxError as exc:
         _fail(exc)
 
@@ -599,19 +602,20 @@ def serve_ldam(
     """LDAM live: chains animate while sliders change L2, step size, noise and the discriminator weight."""
     import numpy as np
 
+    from modeldx.api import open_store  # checks the store was captured from this model
     from modeldx.data import load_dataset
     from modeldx.ldam.session import ldam_session
-    from modeldx.live.server import serve
-    from modeldx.store import open_store
+    from modeldx.live.server import reserve, serve
     from modeldx.zoo import load_checkpoint
 
     try:
+        sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
         model, meta = load_checkpoint(checkpoint)
         train_set = load_dataset(meta.get("dataset", "mnist"), "train", root=data_root)
         reals = train_set.get_batch(np.arange(min(10_000, len(train_set))))[0] if discriminator else None
         st = open_store(store, model=model) if store is not None else None
         session = ldam_session(model, _image_shape(train_set), real_images=reals, store=st, chains=chains)
-        serve(session, host=host, port=port, token=token, announce=console.print)
+        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock)
     except ModeldxError as exc:
         _fail(exc)
 

@@ -133,3 +133,7 @@ class DeviceUnavailableError(ModeldxError, RuntimeError):
 
 class OutputError(ModeldxError, OSError):
     """An answer could not be written where the user asked (a bad path, a permission, a full disk)."""
+
+
+class PortInUseError(ModeldxError, OSError):
+    """The live server cannot listen on the port asked for (another server holds it)."""

@@ -59,3 +59,26 @@ def test_classifier_session_learns_and_follows_its_sliders(mnist_test):
     assert len(acc) == 3 and acc[-1] > 0.6 > acc[0]
     loss = streams["loss"]["value"]
     assert np.mean(loss[-10:]) < np.mean(loss[:10])
+
+
+def test_sessions_leave_the_callers_global_rng_alone(mnist_test):
+    import torch
+
+    torch.manual_seed(1234)
+    before = torch.random.get_rng_state()
+    first = classifier_session(mnist_test, mnist_test, batch_size=32, eval_every=5, eval_items=100, seed=3)
+    first.start(max_steps=6)
+    assert first.wait(6)
+    first.stop()
+    x, _, _ = pixel_features(mnist_test)
+    km = kmeans_session(x[:2000], k=4, batch_size=128)
+    km.start(max_steps=3)
+    assert km.wait(3)
+    km.stop()
+    assert torch.equal(torch.random.get_rng_state(), before)
+    # and the seed still decides the weights
+    again = classifier_session(mnist_test, mnist_test, eval_items=100, seed=3).model.state_dict()
+    other = classifier_session(mnist_test, mnist_test, eval_items=100, seed=4).model.state_dict()
+    key = next(iter(again))
+    fresh = classifier_session(mnist_test, mnist_test, eval_items=100, seed=3).model.state_dict()
+    assert torch.equal(again[key], fresh[key]) and not torch.equal(again[key], other[key])

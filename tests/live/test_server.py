@@ -1,13 +1,17 @@
 import json
+import logging
+import socket
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
-from modeldx.errors import InvalidParameterError
+from modeldx.errors import InvalidParameterError, PortInUseError
 from modeldx.live import LiveSession
-from modeldx.live.server import coalesce, create_app, is_loopback, serve
+from modeldx.live.server import BINARY_REFUSED, BackgroundServer, coalesce, create_app, is_loopback, serve
 from tests.waiting import until
 
 
@@ -123,15 +127,18 @@ def test_several_clients_and_a_reconnect_get_the_history(running):
             assert state["streams"]["value"]["step"][0] == 0 and len(state["streams"]["value"]["step"]) > 20
 
 
+TOKEN = "correct-horse-battery"
+
+
 def test_a_token_guards_the_socket_and_the_api():
     s = counting_session()
-    with TestClient(create_app(s, token="secret")) as client:
+    with TestClient(create_app(s, token=TOKEN)) as client:
         assert client.get("/api/state").status_code == 403
-        assert client.get("/api/state?token=secret").json()["name"] == "count"
+        assert client.get(f"/api/state?token={TOKEN}").json()["name"] == "count"
         with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws?token=wrong") as ws:
             ws.receive_text()
         assert info.value.code == 4403
-        with client.websocket_connect("/ws?token=secret") as ws:
+        with client.websocket_connect(f"/ws?token={TOKEN}") as ws:
             assert json.loads(ws.receive_text())["type"] == "state"
 
 
@@ -153,3 +160,131 @@ def test_coalesce_keeps_points_and_events_and_the_latest_value():
                {"type": "event", "name": "x"}, {"type": "value", "stream": "h", "step": 2},
                {"type": "point", "stream": "a", "step": 2}]
     assert [u.get("step") for u in coalesce(updates)] == [1, None, 2, 2]
+
+
+def test_a_short_token_is_refused_at_start():
+    for start in (lambda: create_app(counting_session(), token="short"),
+                  lambda: serve(counting_session(), host="0.0.0.0", token="fifteen-chars!!", start=False)):
+        with pytest.raises(InvalidParameterError, match="at least 16 characters"):
+            start()
+
+
+def test_no_api_docs_or_schema_are_served():
+    with TestClient(create_app(counting_session())) as client:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{"origin": "http://evil.example"}, {"origin": "null"},
+                                     {"origin": "http://testserver.evil.example"},
+                                     {"host": "evil.example"}, {"host": "evil.example:80"}])
+def test_a_socket_from_another_site_or_host_is_refused(headers):
+    with TestClient(create_app(counting_session())) as client:
+        with pytest.raises(WebSocketDisconnect) as info:
+            client.websocket_connect("/ws", headers=headers).__enter__()
+        assert info.value.code == 1008
+        # the same origin is accepted
+        with client.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:
+            assert json.loads(ws.receive_text())["type"] == "state"
+
+
+def test_a_page_reached_by_another_host_name_gets_403():
+    with TestClient(create_app(counting_session())) as client:
+        assert client.get("/", headers={"host": "evil.example"}).status_code == 403
+        assert client.get("/api/state", headers={"host": "evil.example"}).status_code == 403
+        assert client.get("/").status_code == 200
+
+
+def test_a_real_server_accepts_its_own_origin_and_names_and_refuses_others():
+    session = counting_session()
+    server = BackgroundServer(session)
+    try:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        for origin in (f"http://127.0.0.1:{server.port}", None):
+            with connect(url, origin=origin) as ws:
+                assert json.loads(ws.recv(timeout=10))["type"] == "state"
+        with connect(f"ws://localhost:{server.port}/ws", origin=f"http://localhost:{server.port}") as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "state"
+        for origin in ("http://evil.example", f"http://127.0.0.1:{server.port + 1}"):
+            with pytest.raises(InvalidStatus) as info, connect(url, origin=origin):
+                pass
+            assert info.value.response.status_code == 403  # closed before accept: the handshake is refused
+        with pytest.raises(InvalidStatus), connect(url, additional_headers={"Host": "evil.example"}):
+            pass
+    finally:
+        server.stop()
+
+
+def test_a_binary_frame_gets_an_error_and_the_connection_goes_on(running):
+    with TestClient(create_app(running, push_hz=50)) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+        ws.send_bytes(b"\x00\x01")
+        assert receive_until(ws, lambda m: m["type"] == "error")["message"] == BINARY_REFUSED
+        ws.send_text(json.dumps({"type": "ping"}))
+        assert receive_until(ws, lambda m: m["type"] == "pong")["step"] >= 0
+
+
+def test_a_failing_push_reaches_the_session_the_log_and_the_page(running, caplog):
+    with TestClient(create_app(running, push_hz=50)) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+        with caplog.at_level(logging.ERROR, logger="modeldx.live"):
+            # an update no encoder can send (a stream value that bypassed ctx's checks)
+            running._publish({"type": "value", "stream": "odd", "kind": "table", "step": 0,
+                              "value": object()})
+            error = receive_until(ws, lambda m: m["type"] == "error")
+        assert "serving a browser" in error["message"] and "not JSON serializable" in error["message"]
+        with pytest.raises(WebSocketDisconnect) as info:
+            receive_until(ws, lambda m: False)
+        assert info.value.code == 1011  # closed, so the page reconnects and gets the state again
+    assert "serving a browser" in running.error
+    assert any(e.kind == "error" for e in running.events)
+    assert any("serving a browser" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bug_in_handling_a_message_is_not_hidden_as_a_disconnect(running, monkeypatch):
+    def broken(name, value=None):
+        raise RuntimeError("a bug in set")
+
+    monkeypatch.setattr(running, "set", broken)
+    with TestClient(create_app(running, push_hz=50)) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+        ws.send_text(json.dumps({"type": "control", "name": "rate", "value": 2.0}))
+        error = receive_until(ws, lambda m: m["type"] == "error")
+    assert "a bug in set" in error["message"] and "a bug in set" in running.error
+
+
+def test_restore_events_carry_the_controls_and_a_reconnect_gets_the_current_snapshots():
+    s = LiveSession("snaps", max_snapshots=2)
+    s.slider("rate", 0.0, 10.0, 1.0)
+    s.state_fns = (dict, lambda state: None)
+    app = create_app(s, push_hz=50)
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws") as ws:
+            ws.receive_text()
+            for name in ("s1", "s2"):
+                ws.send_text(json.dumps({"type": "command", "command": "snapshot", "name": name}))
+            ws.send_text(json.dumps({"type": "control", "name": "rate", "value": 5.0}))
+            ws.send_text(json.dumps({"type": "command", "command": "restore", "name": "s1"}))
+            restore = receive_until(ws, lambda m: m["type"] == "updates" and any(
+                u.get("kind") == "restore" for u in m["updates"]))
+            event = next(u for u in restore["updates"] if u.get("kind") == "restore")
+            assert event["value"] == {"from_step": 0, "controls": {"rate": 1.0}}
+            ws.send_text(json.dumps({"type": "command", "command": "snapshot", "name": "s3"}))
+            dropped = receive_until(ws, lambda m: m["type"] == "updates" and any(
+                u.get("name") == "s3" for u in m["updates"]))
+            assert next(u for u in dropped["updates"] if u.get("name") == "s3")["value"] == {"dropped": "s1"}
+        with client.websocket_connect("/ws") as again:
+            state = json.loads(again.receive_text())
+            assert state["snapshots"] == ["s2", "s3"] and state["events_dropped"] == 0
+            assert {c["name"]: c["value"] for c in state["controls"]} == {"rate": 1.0}
+
+
+def test_a_port_in_use_fails_before_any_url_is_printed():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        printed = []
+        with pytest.raises(PortInUseError, match=f"127.0.0.1:{port}.*--port"):
+            serve(counting_session(), port=port, start=False, announce=printed.append)
+        assert printed == []

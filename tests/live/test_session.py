@@ -1,4 +1,6 @@
 import base64
+import json
+import logging
 import threading
 import time
 
@@ -99,7 +101,9 @@ def test_snapshot_and_restore_bring_back_state_and_controls():
         event = s.restore("a")
         assert until(lambda: event.step is not None)
         assert model.value == saved and s.controls["rate"].value == 1.0
-        assert event.value == {"from_step": 3}
+        # the event carries the values now in force, so every browser can set its widgets from it
+        assert event.value == {"from_step": 3, "controls": {"rate": 1.0, "mode": "add"}}
+        assert s.state()["events"][-1]["value"]["controls"]["rate"] == 1.0
     finally:
         s.stop()
 
@@ -233,7 +237,141 @@ def test_controls_can_be_changed_from_many_threads():
             t.join()
         s.wait(s.step + 5)
         time.sleep(0.05)
-        assert len([e for e in s.events if e.kind == "control"]) == 4
+        # changes that arrive before one step are one event; none is lost, the last one is in force
+        assert 1 <= len([e for e in s.events if e.kind == "control"]) <= 4
         assert s.controls["rate"].value == [e for e in s.events if e.kind == "control"][-1].value
     finally:
         s.stop()
+
+
+def blocked_session(**options):
+    """A session whose step waits for ``gate``: commands sent meanwhile arrive before the next step."""
+    s = LiveSession("blocked", **options)
+    s.slider("rate", 0.0, 10.0, 1.0)
+    s.button("go")
+    gate, entered = threading.Event(), threading.Event()
+
+    def step(ctx):
+        entered.set()
+        gate.wait(5)
+        gate.clear()
+
+    return s, step, gate, entered
+
+
+def test_a_burst_of_changes_to_one_control_is_one_event_with_the_last_value():
+    s, step, gate, entered = blocked_session()
+    s.start(step)
+    try:
+        assert entered.wait(5)
+        for i in range(50):  # a dragged slider, while one step runs
+            s.set("rate", i / 10)
+        s.set("go")
+        s.set("go")  # button presses all count
+        gate.set()
+        assert until(lambda: sum(e.kind == "control" for e in s.events) == 3)
+        controls = [e for e in s.events if e.kind == "control"]
+        assert [(e.name, e.value) for e in controls] == [("rate", 4.9), ("go", 1), ("go", 2)]
+        assert s.controls["rate"].value == 4.9
+    finally:
+        gate.set()
+        s.stop()
+
+
+def test_a_change_queued_before_a_snapshot_is_not_merged_with_one_after_it():
+    s, step, gate, entered = blocked_session()
+    s.start(step, state=(dict, lambda _: None))
+    try:
+        assert entered.wait(5)
+        s.set("rate", 2.0)
+        s.snapshot("a")
+        s.set("rate", 3.0)
+        gate.set()
+        assert until(lambda: sum(e.kind == "control" for e in s.events) == 2)
+        assert s.snapshots["a"]["controls"]["rate"] == 2.0 and s.controls["rate"].value == 3.0
+    finally:
+        gate.set()
+        s.stop()
+
+
+def test_the_event_history_is_bounded_and_counts_what_it_dropped():
+    s = LiveSession("bounded", max_events=5)
+    s.button("press")
+    for _ in range(8):  # not running: each press is applied at once, one event each
+        s.set("press")
+    state = s.state()
+    assert len(state["events"]) == 5 and state["events_dropped"] == 3
+    assert [e["value"] for e in state["events"]] == [4, 5, 6, 7, 8]  # the newest are kept
+
+
+def test_snapshots_are_capped_and_the_oldest_is_dropped():
+    s = LiveSession("capped", max_snapshots=3)
+    s.slider("rate", 0.0, 10.0, 1.0)
+    s.state_fns = (lambda: {"big": np.zeros(1000)}, lambda state: None)
+    events = [s.snapshot(f"s{i}") for i in range(5)]
+    assert s.state()["snapshots"] == ["s2", "s3", "s4"]
+    assert [e.value for e in events] == [None, None, None, {"dropped": "s0"}, {"dropped": "s1"}]
+    s.snapshot("s2")  # taken again: it becomes the newest, nothing dropped
+    assert list(s.snapshots) == ["s3", "s4", "s2"]
+    with pytest.raises(InvalidParameterError, match="max_snapshots"):
+        LiveSession(max_snapshots=0)
+
+
+@pytest.mark.parametrize("failing", ["get", "set"])
+def test_a_snapshot_or_restore_that_raises_pauses_with_an_error_event_and_the_worker_lives(failing, caplog):
+    s = LiveSession("fragile")
+    s.slider("rate", 0.0, 10.0, 1.0)
+    box = {"fail": False}
+
+    def get():
+        if failing == "get" and box["fail"]:
+            raise OSError("disk full")
+        return {"v": 1}
+
+    def put(state):
+        if failing == "set":
+            raise KeyError("weights")
+
+    s.start(lambda ctx: ctx.scalar("x", 1.0), state=(get, put))
+    try:
+        assert s.wait(3)
+        s.snapshot("a")
+        assert until(lambda: "a" in s.snapshots)
+        box["fail"] = True
+        with caplog.at_level(logging.ERROR, logger="modeldx.live"):
+            s.snapshot("b") if failing == "get" else s.restore("a")
+            assert until(lambda: s.error is not None)
+        assert s.paused and s.running  # paused, not a dead worker thread
+        assert ("disk full" if failing == "get" else "weights") in s.error
+        assert s.state()["events"][-1]["kind"] == "error" and "b" not in s.snapshots
+        assert any("fragile" in r.getMessage() for r in caplog.records)
+        at = s.step
+        s.resume()  # and it goes on
+        assert s.wait(at + 3) and s.error is None
+    finally:
+        s.stop()
+
+
+def test_stream_values_are_made_json_safe_where_they_are_logged():
+    s = LiveSession("values")
+    ctx = StepContext(s)
+    ctx.matrix("m", np.eye(2), rows=np.array([3, 4]), columns=[np.int64(1), np.float32(2.5)])
+    ctx.table("t", [{"id": np.int64(7), "score": np.float32(0.5), "missing": float("nan")}])
+    ctx.scalar("loss", float("nan"))
+    ctx.histogram("h", [1, 2], [0, 1, np.inf])
+    text = json.dumps(s.state(), allow_nan=False)  # strict JSON, as a browser parses it
+    streams = json.loads(text)["streams"]
+    assert streams["m"]["latest"][1]["rows"] == [3, 4] and streams["m"]["latest"][1]["columns"] == [1, 2.5]
+    assert streams["t"]["latest"][1]["rows"] == [{"id": 7, "score": 0.5, "missing": None}]
+    assert streams["loss"]["value"] == [None] and streams["h"]["latest"][1]["edges"][-1] is None
+
+
+def test_a_value_json_cannot_encode_is_refused_at_the_call_that_logged_it():
+    s = LiveSession("values")
+    sub = s.subscribe()
+    ctx = StepContext(s)
+    with pytest.raises(InvalidParameterError, match=r"table stream 't' holds a value of type object"):
+        ctx.table("t", [{"what": object()}])
+    with pytest.raises(InvalidParameterError, match=r"matrix stream 'm' .*key of type tuple"):
+        ctx.matrix("m", np.eye(2), rows=[{(1, 2): 3}])
+    assert sub.drain() == ([], False) and "t" not in s.state()["streams"]

@@ -93,9 +93,11 @@ def kmeans_session(features: np.ndarray, k: int = 64, *, blocks=None, block_name
 def classifier_session(train_set, test_set, *, arch: str = "lenet5", batch_size: int = 128, seed: int = 0,
                        device: str = "auto", eval_every: int = 50, eval_items: int = 2000) -> LiveSession:
     """Train a zoo classifier live: learning rate and weight decay sliders, loss and accuracy charts."""
-    torch.manual_seed(seed)
     dev = resolve_device(device)
-    model = MODELS[arch]().to(dev)
+    with torch.random.fork_rng(devices=[]):  # seeded weights, and the caller's global RNG left as it was
+        torch.manual_seed(seed)
+        model = MODELS[arch]()
+    model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     session = LiveSession("classifier")
     session.slider("learning rate", 1e-5, 1.0, 1e-3, log=True)

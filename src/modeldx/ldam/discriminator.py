@@ -39,10 +39,12 @@ class OnlineDiscriminator:
 
     def __init__(self, real_images: torch.Tensor, *, lr: float = 1e-3, batch_size: int = 64,
                  threshold: float = 0.9, max_wait: int = 200, seed: int = 0, device="cpu") -> None:
-        torch.manual_seed(seed)
         self.real = torch.as_tensor(real_images, dtype=torch.float32)
         self.device = torch.device(device)
-        self.net = Discriminator(self.real.shape[1]).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded weights, and the caller's global RNG left as it was
+            torch.manual_seed(seed)
+            net = Discriminator(self.real.shape[1])
+        self.net = net.to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr, betas=(0.5, 0.999))
         self.batch_size, self.threshold, self.max_wait = batch_size, threshold, max_wait
         self.rng = np.random.default_rng(seed)

@@ -19,14 +19,18 @@ live view changes between steps.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from modeldx._params import Interval, check_params
 from modeldx.errors import InvalidParameterError
 from modeldx.ldam.targets import Target, make_target, reading
+
+_FINITE = math.inf  # an open upper bound at infinity: any finite number, never inf
 
 
 class LDAM:
@@ -48,7 +52,30 @@ class LDAM:
         Steps before a chain's samples enter its running average.
     discriminator : OnlineDiscriminator, optional
         Algorithm 2's learned regulariser, weighted by ``disc_weight``.
+
+    The settings in ``_limits`` are checked in the constructor and whenever
+    one is set later (a live slider does): momentum ``gamma`` >= 1 diverges.
     """
+
+    _limits = {
+        "chains": Interval(int, 1, None),
+        "beta": Interval(float, 0, _FINITE, "neither"),
+        "gamma": Interval(float, 0, 1, "left"),
+        "sigma": Interval(float, 0, _FINITE, "left"),
+        "l2": Interval(float, 0, _FINITE, "left"),
+        "disc_weight": Interval(float, 0, _FINITE, "left"),
+        "burn_in": Interval(int, 0, None),
+        "init_std": Interval(float, 0, _FINITE, "neither"),
+        "rms_decay": Interval(float, 0, 1, "left"),
+        "seed": Interval(int, 0, None),
+    }
+
+    def __setattr__(self, name: str, value) -> None:
+        limit = self._limits.get(name)
+        if limit is not None:  # every later change is checked as the constructor's values are
+            check_params("LDAM", {name: value}, self._limits)
+            value = limit.kind(value)
+        super().__setattr__(name, value)
 
     def __init__(self, model: nn.Module, image_shape: Sequence[int], *, layer: str | None = None,
                  neurons: Sequence[int] | None = None, position: Sequence[int] | None = None,
@@ -59,8 +86,9 @@ class LDAM:
         if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
             raise InvalidParameterError("image_shape must be (channels, height, width) with 1 or 3 "
                                         f"channels. Got {tuple(image_shape)}.")
-        if chains < 1:
-            raise InvalidParameterError(f"chains must be at least 1. Got {chains}.")
+        check_params("LDAM", {"chains": chains, "beta": beta, "gamma": gamma, "sigma": sigma, "l2": l2,
+                              "disc_weight": disc_weight, "burn_in": burn_in, "init_std": init_std,
+                              "rms_decay": rms_decay, "seed": seed}, self._limits)
         self.model = model
         # chains live where the model is: LDAM never moves the model
         self.device = next(model.parameters()).device
@@ -68,10 +96,10 @@ class LDAM:
             raise InvalidParameterError(f"device {device!r} differs from the model's {self.device}; "
                                         "move the model there first")
         self.target: Target = make_target(model, shape, layer, neurons, position)
-        self.image_shape, self.chains = shape, int(chains)
-        self.beta, self.gamma, self.sigma, self.l2 = float(beta), float(gamma), float(sigma), float(l2)
-        self.disc_weight, self.discriminator = float(disc_weight), discriminator
-        self.burn_in, self.init_std, self.rms_decay = int(burn_in), float(init_std), float(rms_decay)
+        self.image_shape, self.chains = shape, chains
+        self.beta, self.gamma, self.sigma, self.l2 = beta, gamma, sigma, l2
+        self.disc_weight, self.discriminator = disc_weight, discriminator
+        self.burn_in, self.init_std, self.rms_decay = burn_in, init_std, rms_decay
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.restart()
 
@@ -89,6 +117,27 @@ class LDAM:
         self.t = 0
         self.averaged = 0
         self.activation = torch.zeros(n)
+
+    _state = ("x", "v", "mean", "rms", "t", "averaged", "activation")
+
+    def get_state(self) -> dict:
+        """The chains (images, velocities, averages, RMS) and the noise generator: what a snapshot keeps."""
+        state = {k: getattr(self, k) for k in self._state}
+        return {**{k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()},
+                "generator": self.generator.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        """Put back chains from :meth:`get_state` (of an LDAM with the same target and chain count)."""
+        given, own = tuple(state["x"].shape), tuple(self.x.shape)
+        if given != own:
+            raise InvalidParameterError(f"these chains have shape {given}; this LDAM's have {own}: "
+                                        "a state of another target or chain count")
+        for k in self._state:
+            v = state[k]
+            if torch.is_tensor(v):  # activations stay on the CPU, chains where the model is
+                v = v.clone().to("cpu" if k == "activation" else self.device)
+            setattr(self, k, v)
+        self.generator.set_state(state["generator"])
 
     def step(self, steps: int = 1) -> torch.Tensor:
         """Run ``steps`` steps of Algorithm 1 for every chain; returns the last activations, one per chain."""

@@ -57,7 +57,7 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
     if map_layers:
         session.choice("map layer", map_layers, map_layers[-2] if len(map_layers) > 1 else map_layers[0])
     session.button("restart")
-    state = {"target": None, "explain": None, "map": None}
+    state = {"target": None, "explain": None, "map": None, "ldam": None, "trainer": None}
 
     def build(target: str) -> tuple[LDAM, DiscriminatorTrainer | None]:
         if target == OUTPUTS:
@@ -73,11 +73,35 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
                              seed=seed + 1, device=device, **{**spec, "chains": 2}), disc)
         return ldam, trainer
 
+    def retarget(target: str) -> None:
+        if target != state["target"]:
+            state["ldam"], state["trainer"] = build(target)
+            state["target"] = target
+
+    def get_state() -> dict:
+        """The target, its chains, the discriminator and its chains: a restore continues from them."""
+        retarget(session.controls["target"].value)  # a snapshot before the first step
+        snap = {"target": state["target"], "ldam": state["ldam"].get_state()}
+        if disc is not None:
+            snap["disc"] = {"net": disc.net.state_dict(), "opt": disc.opt.state_dict(),
+                            "rng": disc.rng.bit_generator.state, "updates": disc.updates,
+                            "chains": state["trainer"].chains.get_state(), "waited": state["trainer"].waited}
+        return snap  # LiveSession deep-copies it
+
+    def set_state(snap: dict) -> None:
+        retarget(snap["target"])  # chains of another target: rebuild for it, then put its chains back
+        state["ldam"].set_state(snap["ldam"])
+        if disc is not None:
+            disc.net.load_state_dict(snap["disc"]["net"])
+            disc.opt.load_state_dict(snap["disc"]["opt"])
+            disc.rng.bit_generator.state = snap["disc"]["rng"]
+            disc.updates = snap["disc"]["updates"]
+            state["trainer"].chains.set_state(snap["disc"]["chains"])
+            state["trainer"].waited = snap["disc"]["waited"]
+
     def step(ctx: StepContext) -> None:
         c = ctx.controls
-        if c["target"] != state["target"]:
-            state["target"] = c["target"]
-            state["ldam"], state["trainer"] = build(c["target"])
+        retarget(c["target"])
         ldam, trainer = state["ldam"], state["trainer"]
         if ctx.presses.get("restart"):
             ldam.restart()
@@ -111,12 +135,6 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
             ctx.scatter("neuron map", points.x, points.y, labels=points.neuron, keys=keys, control="target")
 
     session.step_fn = step
-    session.state_fns = (lambda: {"x": state["ldam"].x.clone(), "v": state["ldam"].v.clone(),
-                                  "mean": state["ldam"].mean.clone(), "averaged": state["ldam"].averaged},
-                         lambda s: _restore(state["ldam"], s))
+    session.state_fns = (get_state, set_state)
     session.model = state
     return session
-
-
-def _restore(ldam: LDAM, snap: dict) -> None:
-    ldam.x, ldam.v, ldam.mean, ldam.averaged = snap["x"], snap["v"], snap["mean"], snap["averaged"]

@@ -12,30 +12,62 @@ browser sends
 - ``{"type": "ping"}``.
 
 A message that is not JSON, does not validate, is larger than
-``max_message_bytes`` or names a bad value gets ``{"type": "error", ...}`` back;
-the connection and the session go on. Binding anything but loopback requires a
-token, passed as ``?token=`` (or the ``X-Modeldx-Token`` header).
+``max_message_bytes``, names a bad value or comes as a binary frame gets
+``{"type": "error", "message": ...}`` back; the connection and the session go on.
+
+State and events. ``state`` carries ``controls`` (each ``value`` current),
+``events`` (the last ``max_events`` of the session, oldest first) with
+``events_dropped`` (how many older ones were dropped), ``snapshots`` (every
+name kept, oldest first: the full list, to replace what the browser had) and
+``error`` (the session's error, or null). Each ``event`` update's ``value`` is
+the value in force: for ``control`` the control's new value (changes of one
+control that arrive before the next step are one event), for ``restore``
+``{"from_step": int, "controls": {name: value}}``, for a ``snapshot`` that
+dropped the oldest one (at most ``max_snapshots`` are kept)
+``{"dropped": name}``. A failure — a step, snapshot or restore that raised, an
+update that could not be sent — sets the session's ``error`` and is sent as an
+``error`` event.
+
+Security. Binding anything but loopback requires a token, of at least 16
+characters (a shorter one is refused at start), passed as ``?token=`` (or the
+``X-Modeldx-Token`` header). Every request must name this server in its
+``Host`` header — ``localhost``, ``127.0.0.1``, ``[::1]``, the bound address,
+the address the connection arrived on, or a name in ``allowed_hosts``, with the
+port — so a page of another site that rebinds its DNS name to 127.0.0.1 gets
+403 (a WebSocket is closed with code 1008). A WebSocket whose ``Origin`` is not
+this server's own (``http(s)://`` + its ``Host``) is closed with code 1008: no
+other site's page can steer a session, with or without a token. A WebSocket
+with no ``Origin`` (not a browser: browsers always send one) is accepted; no web
+page can open one, and beyond loopback it still needs the token.
+``/docs``, ``/redoc`` and ``/openapi.json`` are off.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
+import logging
 import secrets
+import socket as sockets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from starlette.websockets import WebSocketDisconnected
 
-from modeldx.errors import InvalidParameterError, ModeldxError
+from modeldx.errors import InvalidParameterError, ModeldxError, PortInUseError
 from modeldx.live.session import LiveSession
 
 STATIC = Path(__file__).parent / "static"
+MIN_TOKEN_LENGTH = 16
+BINARY_REFUSED = "binary frames are not accepted; send JSON text"
+log = logging.getLogger(__name__)
 
 
 class ControlMessage(BaseModel):
@@ -64,6 +96,80 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse, before anything is loaded, a bind beyond loopback without a token, and a short token."""
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise InvalidParameterError(
+            f"the token must be at least {MIN_TOKEN_LENGTH} characters long (got {len(token)}): "
+            "make one with python -c 'import secrets; print(secrets.token_urlsafe())'")
+    if not is_loopback(host) and not token:
+        raise InvalidParameterError(
+            f"binding {host!r} exposes the session beyond this machine: pass a token (--token)")
+
+
+def reserve(host: str, port: int, token: str | None = None) -> sockets.socket:
+    """Check the bind is allowed and take the port now, before data loads or a URL is printed.
+
+    Returns the bound socket for :func:`serve` to listen on; a port another
+    server holds raises :class:`~modeldx.errors.PortInUseError` naming it.
+    """
+    check_exposure(host, token)
+    family = sockets.AF_INET6 if ":" in host else sockets.AF_INET
+    sock = sockets.socket(family, sockets.SOCK_STREAM)
+    sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_REUSEADDR, 1)  # as uvicorn does: no wait after a restart
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUseError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; another server may be "
+                             "using that port: pick another with --port") from exc
+    return sock
+
+
+class SameOrigin:
+    """ASGI middleware: refuse a ``Host`` that is not this server (DNS rebinding) and cross-site sockets."""
+
+    # a browser always sends Host, and Origin on a WebSocket; DNS rebinding changes neither to ours
+
+    def __init__(self, app, host: str, allowed_hosts: Iterable[str] = ()) -> None:
+        self.app = app
+        names = ["localhost", "127.0.0.1", "[::1]", host, *allowed_hosts]
+        self.names = {_bracket(n) for n in names}
+
+    def refusal(self, scope) -> str | None:
+        """Why this request is refused, or None."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        host = headers.get("host", "").lower()
+        server = scope.get("server") or ("", None)
+        names = self.names | {_bracket(str(server[0]))}  # the address the connection arrived on
+        allowed = {f"{n}:{server[1]}" for n in names} | (set(names) if server[1] in (80, 443) else set())
+        if host not in allowed:
+            return f"Host {host!r} is not this server"
+        origin = headers.get("origin")
+        if scope["type"] == "websocket" and origin is not None:
+            parts = urlsplit(origin.lower())
+            if parts.scheme not in ("http", "https") or parts.netloc != host:
+                return f"Origin {origin!r} is not this server"
+        return None
+
+    async def __call__(self, scope, receive, send) -> None:
+        why = self.refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if why is None:
+            await self.app(scope, receive, send)
+            return
+        log.warning("live server refused a %s request: %s", scope["type"], why)
+        if scope["type"] == "http":
+            await PlainTextResponse(why, status_code=403)(scope, receive, send)
+        else:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008, "reason": why[:120]})
+
+
+def _bracket(host: str) -> str:
+    host = host.lower()
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def handle(session: LiveSession, raw: str, max_bytes: int) -> dict[str, Any] | None:
@@ -112,9 +218,18 @@ def encoded(update: dict) -> str:
 
 
 def create_app(session: LiveSession, *, token: str | None = None, push_hz: float = 20.0,
-               max_message_bytes: int = 16_384) -> FastAPI:
-    """The ASGI app serving ``session``: dashboard, ``/api/state`` and the ``/ws`` WebSocket."""
-    app = FastAPI(title=f"modeldx live: {session.name}", docs_url=None, redoc_url=None)
+               max_message_bytes: int = 16_384, host: str = "127.0.0.1",
+               allowed_hosts: Iterable[str] = ()) -> FastAPI:
+    """The ASGI app serving ``session``: dashboard, ``/api/state`` and the ``/ws`` WebSocket.
+
+    ``host`` is the address bound; ``allowed_hosts`` are more names browsers
+    may use for it (a machine's DNS name when binding 0.0.0.0). See the module
+    docstring for the Host and Origin checks.
+    """
+    if token is not None:
+        check_exposure(host, token)
+    app = FastAPI(title=f"modeldx live: {session.name}", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SameOrigin, host=host, allowed_hosts=tuple(allowed_hosts))
     app.state.session = session
     app.state.clients = 0
 
@@ -135,9 +250,9 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
         await ws.accept()
         sub = session.subscribe()
         app.state.clients += 1
-        await ws.send_text(json.dumps({"type": "state", **session.state()}))
 
         async def push() -> None:
+            await ws.send_text(json.dumps({"type": "state", **session.state()}))
             while True:
                 await asyncio.sleep(1.0 / push_hz)
                 updates, dropped = sub.drain()
@@ -149,16 +264,31 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
                     body = ",".join(encoded(u) for u in coalesce(updates))
                     await ws.send_text(f'{head[:-1]}, "updates": [{body}]}}')
 
-        pusher = asyncio.create_task(push())
+        async def receive() -> None:
+            # a push-only client still needs this loop: it is how a vanished browser is noticed
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is None:
+                    await ws.send_text(json.dumps({"type": "error", "message": BINARY_REFUSED}))
+                    continue
+                reply = handle(session, message["text"], max_message_bytes)
+                if reply is not None:
+                    await ws.send_text(json.dumps(reply))
+
+        tasks = [asyncio.create_task(push()), asyncio.create_task(receive())]
         try:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the browser went away
-                while True:
-                    raw = await ws.receive_text()
-                    reply = handle(session, raw, max_message_bytes)
-                    if reply is not None:
-                        await ws.send_text(json.dumps(reply))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+            for task in done:
+                exc = task.exception()
+                if exc is not None and not isinstance(exc, WebSocketDisconnect | WebSocketDisconnected):
+                    await _failed(ws, session, exc)
         finally:
-            pusher.cancel()
+            for task in tasks:
+                task.cancel()
             session.unsubscribe(sub)
             app.state.clients -= 1
 
@@ -170,14 +300,22 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
     return app
 
 
+async def _failed(ws: WebSocket, session: LiveSession, exc: BaseException) -> None:
+    """A browser's connection failed for a reason other than the browser leaving: make it seen."""
+    session.fail("serving a browser", exc, pause=False)
+    try:  # tell the page, then close so it reconnects and gets the whole state again
+        await ws.send_text(json.dumps({"type": "error", "message": session.error}))
+        await ws.close(code=1011, reason="internal error; reconnect")
+    except (WebSocketDisconnect, WebSocketDisconnected, OSError):
+        log.info("the browser left before it could be told of the error")
+
+
 def _server(session: LiveSession, host: str, port: int, token: str | None, compress: bool,
             log_level: str, **app_options):
     import uvicorn
 
-    if not is_loopback(host) and not token:
-        raise InvalidParameterError(
-            f"binding {host!r} exposes the session beyond this machine: pass a token (--token)")
-    app = create_app(session, token=token, **app_options)
+    check_exposure(host, token)
+    app = create_app(session, token=token, host=host, **app_options)
     # per-message deflate would zlib every push inside the process that trains: measured, it took
     # the streaming overhead from 3% to 10% (docs/benchmarks.md); pushes are bounded anyway
     return app, uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
@@ -214,19 +352,26 @@ class BackgroundServer:
 
 
 def serve(session: LiveSession, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-          start: bool = True, log_level: str = "warning", compress: bool = False, announce=print) -> None:
+          start: bool = True, log_level: str = "warning", compress: bool = False, announce=print,
+          sock: sockets.socket | None = None, allowed_hosts: Iterable[str] = ()) -> None:
     """Start ``session`` (unless started) and serve it until interrupted; prints the URL to open.
 
-    ``compress`` turns on WebSocket per-message deflate: less bandwidth to a remote browser, more
-    CPU in the process that trains (benchmarks/live_session.py measures both).
+    The port is taken before the URL is printed (a port in use raises
+    :class:`~modeldx.errors.PortInUseError`); ``sock`` is one :func:`reserve`
+    took already, before loading data. ``compress`` turns on WebSocket
+    per-message deflate: less bandwidth to a remote browser, more CPU in the
+    process that trains (benchmarks/live_session.py measures both).
     """
-    _, server = _server(session, host, port, token, compress, log_level)
+    sock = sock if sock is not None else reserve(host, port, token)
+    port = sock.getsockname()[1]
+    _, server = _server(session, host, port, token, compress, log_level, allowed_hosts=allowed_hosts)
     if start and not session.running:
         session.start()
     query = f"?token={token}" if token else ""
     shown = "localhost" if is_loopback(host) else host
     announce(f"modeldx live session {session.name!r}: open http://{shown}:{port}/{query}")
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         session.stop()
+        sock.close()

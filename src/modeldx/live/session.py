@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import logging
+import math
 import threading
 import time
 import traceback
@@ -36,9 +38,12 @@ from typing import Any
 
 import numpy as np
 
+from modeldx._params import Interval, check_params
 from modeldx.errors import InvalidParameterError, ModeldxError
 from modeldx.live.controls import Button, Choice, Control, Slider
 from modeldx.live.history import ScalarHistory, ValueHistory
+
+log = logging.getLogger(__name__)
 
 STREAM_KINDS = ("scalar", "histogram", "images", "matrix", "table", "silhouette", "scatter")
 
@@ -130,12 +135,13 @@ class StepContext:
         self._session._log("scatter", name, self.step,
                            {"x": x.tolist(), "y": y.tolist(),
                             "labels": None if labels is None else [str(v) for v in labels],
-                            "keys": None if keys is None else [_plain(k) for k in keys], "control": control})
+                            "keys": None if keys is None else _plain(list(keys), f"scatter stream {name!r}"),
+                            "control": control})
 
     def table(self, name: str, records: list[dict], *, control: str | None = None,
               key: str | None = None) -> None:
         """Rows of a table; with ``control`` and ``key``, a click on a row sets the control to its ``key``."""
-        rows = [{k: _plain(v) for k, v in r.items()} for r in records]
+        rows = _plain(list(records), f"table stream {name!r}")
         self._session._log("table", name, self.step, {"rows": rows, "control": control, "key": key})
 
 
@@ -166,15 +172,26 @@ class Subscription:
 
 
 class LiveSession:
-    """A step function in a worker thread, steered by controls, watched through streams."""
+    """A step function in a worker thread, steered by controls, watched through streams.
+
+    Memory is bounded however long it runs: scalar and value histories thin
+    themselves (``scalar_capacity``, ``value_capacity``), at most ``max_events``
+    events are kept (the oldest dropped, ``events_dropped`` counts them) and at
+    most ``max_snapshots`` snapshots (taking one more drops the oldest).
+    """
+
+    _limits = {"max_snapshots": Interval(int, 1, None), "max_events": Interval(int, 1, None)}
 
     def __init__(self, name: str = "session", *, scalar_capacity: int = 1024,
-                 value_capacity: int = 32) -> None:
+                 value_capacity: int = 32, max_snapshots: int = 20, max_events: int = 500) -> None:
+        check_params("LiveSession", {"max_snapshots": max_snapshots, "max_events": max_events}, self._limits)
         self.name = name
         self.controls: dict[str, Control] = {}
         self.streams: dict[str, tuple[str, ScalarHistory | ValueHistory]] = {}
         self.events: list[Event] = []
-        self.snapshots: dict[str, dict] = {}
+        self.max_events, self.events_dropped = max_events, 0
+        self.snapshots: dict[str, dict] = {}  # oldest first
+        self.max_snapshots = max_snapshots
         self.step = 0
         self.paused = False
         self.error: str | None = None
@@ -211,12 +228,30 @@ class LiveSession:
         """Change a control (press a button); it takes effect before the next step.
 
         Raises at once, naming the control and the bad value, if the value does
-        not fit; nothing is queued then.
+        not fit; nothing is queued then. Changes of one slider or choice that
+        arrive before the next step are one event (a dragged slider is one
+        burst): the value of the pending event is replaced. Button presses all count.
         """
         if name not in self.controls:
             raise InvalidParameterError(f"no control named {name!r}; controls: {sorted(self.controls)}")
-        self.controls[name].check(value)  # fail now, in the caller's thread
+        control = self.controls[name]
+        control.check(value)  # fail now, in the caller's thread
+        if control.kind != "button":
+            with self._wake:
+                pending = self._pending_control(name)
+                if pending is not None:
+                    pending.value, pending.received = value, time.perf_counter()
+                    return pending
         return self._command(Event("control", name, value))
+
+    def _pending_control(self, name: str) -> Event | None:
+        """The queued change of ``name`` a new value may replace: none if a snapshot or restore follows it."""
+        for event in reversed(self._commands):
+            if event.kind in ("snapshot", "restore"):
+                return None  # the snapshot must see the value set before it
+            if event.kind == "control" and event.name == name:
+                return event
+        return None
 
     # ----- commands
     def pause(self) -> Event:
@@ -260,6 +295,9 @@ class LiveSession:
         return entry[1]
 
     def _log(self, kind: str, name: str, step: int, value) -> None:
+        if kind != "scalar":
+            # JSON-safe here, in the step's thread, so a bad value fails the ctx.<kind>() call that made it
+            value = _plain(value, f"{kind} stream {name!r}")
         hist = self._history(kind, name)
         if self._pending_effect:
             now = time.perf_counter()
@@ -269,8 +307,8 @@ class LiveSession:
         if kind == "scalar":
             point = hist.add(step, value)
             if point is not None:
-                self._publish({"type": "point", "stream": name, "step": point.step, "value": point.value,
-                               "low": point.low, "high": point.high})
+                self._publish({"type": "point", "stream": name, "step": point.step,
+                               **_plain({"value": point.value, "low": point.low, "high": point.high})})
         else:
             hist.add(step, value)
             self._publish({"type": "value", "stream": name, "kind": kind, "step": step, "value": value})
@@ -299,8 +337,8 @@ class LiveSession:
             streams[name] = {"kind": kind, **hist.snapshot()}
         return {"name": self.name, "step": self.step, "paused": self.paused, "error": self.error,
                 "running": self.running, "controls": [c.describe() for c in self.controls.values()],
-                "streams": _plain(streams), "events": [e.describe() for e in self.events],
-                "snapshots": sorted(self.snapshots)}
+                "streams": _plain(streams), "events": [e.describe() for e in list(self.events)],
+                "events_dropped": self.events_dropped, "snapshots": list(self.snapshots)}
 
     # ----- running
     @property
@@ -364,15 +402,26 @@ class LiveSession:
             try:
                 step_fn(ctx)
             except Exception as exc:  # the session survives a failing step: pause and say why
-                self.error = f"step {self.step}: {type(exc).__name__}: {exc}"
-                self.paused = True
-                self._single = 0
-                self._record(Event("error", type(exc).__name__, traceback.format_exc(limit=3), self.step))
+                self.fail(f"step {self.step}", exc)
                 continue
             self.step += 1
             if self._single:
                 self._single -= 1
         self._apply_commands()  # what arrived while the last step ran
+
+    def fail(self, where: str, exc: BaseException, *, pause: bool = True) -> None:
+        """Make a failure seen: the session's ``error``, an ``error`` event for every browser, the log.
+
+        ``pause=True`` (a step, snapshot or restore failed) also pauses the
+        session; resuming clears the error.
+        """
+        self.error = f"{where}: {type(exc).__name__}: {exc}"
+        log.error("live session %r: %s", self.name, self.error, exc_info=exc)
+        if pause:
+            self.paused = True
+            self._single = 0
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=3))
+        self._record(Event("error", type(exc).__name__, trace, self.step, applied=time.perf_counter()))
 
     def _apply_commands(self) -> None:
         while True:
@@ -381,44 +430,82 @@ class LiveSession:
                     return
                 event = self._commands.popleft()
             event.step, event.applied = self.step, time.perf_counter()
-            if event.kind == "control":
-                control = self.controls[event.name]
-                control.value = control.check(event.value)
-                event.value = control.value
-                self._pending_effect.append(event)
-            elif event.kind == "pause":
-                self.paused = True
-            elif event.kind == "resume":
-                self.paused, self.error = False, None
-            elif event.kind == "step":
-                self.paused = True
-                self._single += 1
-            elif event.kind == "snapshot":
-                get_state = self.state_fns[0]
-                self.snapshots[event.name] = {
-                    "state": copy.deepcopy(get_state()), "step": self.step,
-                    "controls": {n: c.value for n, c in self.controls.items() if c.kind != "button"}}
-            elif event.kind == "restore":
-                snap = self.snapshots[event.name]
-                self.state_fns[1](copy.deepcopy(snap["state"]))
-                for n, v in snap["controls"].items():
-                    self.controls[n].value = v
-                event.value = {"from_step": snap["step"]}
+            try:
+                self._apply(event)
+            except Exception as exc:  # a snapshot or restore that raises must not kill the worker
+                self.fail(f"{event.kind} {event.name!r}" if event.name else event.kind, exc)
+                continue
             self._record(event)
 
+    def _apply(self, event: Event) -> None:
+        """Carry out one queued command or control change (in the worker, between steps)."""
+        if event.kind == "control":
+            control = self.controls[event.name]
+            control.value = control.check(event.value)
+            event.value = control.value
+            self._pending_effect.append(event)
+        elif event.kind == "pause":
+            self.paused = True
+        elif event.kind == "resume":
+            self.paused, self.error = False, None
+        elif event.kind == "step":
+            self.paused = True
+            self._single += 1
+        elif event.kind == "snapshot":
+            snap = {"state": copy.deepcopy(self.state_fns[0]()), "step": self.step,
+                    "controls": self._values()}
+            self.snapshots.pop(event.name, None)  # taken again: it becomes the newest
+            if len(self.snapshots) >= self.max_snapshots:
+                dropped = next(iter(self.snapshots))
+                del self.snapshots[dropped]
+                event.value = {"dropped": dropped}
+            self.snapshots[event.name] = snap
+        elif event.kind == "restore":
+            snap = self.snapshots[event.name]
+            self.state_fns[1](copy.deepcopy(snap["state"]))
+            for n, v in snap["controls"].items():
+                self.controls[n].value = v
+            # the values now in force, so every browser can set its widgets from the event
+            event.value = {"from_step": snap["step"], "controls": self._values()}
+
+    def _values(self) -> dict[str, Any]:
+        return {n: c.value for n, c in self.controls.items() if c.kind != "button"}
+
     def _record(self, event: Event) -> None:
-        self.events.append(event)
+        with self._lock:
+            self.events.append(event)
+            if len(self.events) > self.max_events:
+                del self.events[0]
+                self.events_dropped += 1
         self._publish({"type": "event", **event.describe()})
 
 
-def _plain(value):
-    """JSON-ready: numpy scalars and arrays to Python numbers and lists."""
+def _plain(value, where: str = "value"):
+    """JSON-ready: NumPy (and torch) scalars, arrays and keys to Python numbers, lists and strings.
+
+    NaN and infinities become ``None`` (JSON has no such numbers; a browser's
+    ``JSON.parse`` refuses them). Anything else JSON cannot encode raises
+    :class:`InvalidParameterError` naming ``where`` and the value's type, in the
+    caller's thread, instead of failing later in every browser's push.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {_key(k, where): _plain(v, where) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+        return [_plain(v, where) for v in value]
+    if isinstance(value, np.generic) or hasattr(value, "tolist"):  # NumPy and torch scalars and arrays
+        return _plain(value.tolist(), where)
+    raise InvalidParameterError(f"{where} holds a value of type {type(value).__name__} ({value!r:.60}), "
+                                "which JSON cannot encode: pass numbers, strings, lists, dicts, NumPy arrays")
+
+
+def _key(key, where: str) -> str:
+    if isinstance(key, np.generic):
+        key = key.item()
+    if isinstance(key, (str, int, float, bool)) or key is None:
+        return str(key)
+    raise InvalidParameterError(f"{where} has a key of type {type(key).__name__} ({key!r:.60}): "
+                                "keys must be strings or numbers")
