@@ -128,6 +128,8 @@
     const setControl = (name, value) => {
       if (!model.controls[name]) return;
       model.controls[name].value = value;
+      const t = throttles.get(name);
+      if (t) t.sent = undefined;  // the value in force moved: sending ours again is a change
       markDirty(`control:${name}`);
     };
     // an event's value is the value in force: a second browser and a restore stay in sync
@@ -373,17 +375,27 @@
                                  : 1000 * (v - c.low) / (c.high - c.low);
       const toValue = (p) => c.log ? c.low * Math.pow(c.high / c.low, p / 1000) : c.low + (c.high - c.low) * p / 1000;
       const clamp = (v) => Math.min(c.high, Math.max(c.low, v));
-      let dragging = false;
+      // while the user moves it, the server's events for earlier values of the drag (or held key)
+      // must not pull it back: it follows the server again a moment after the last move
+      let touched = -Infinity, later = 0;
+      const HOLD_MS = 1000;
       // a drag (or a held arrow key) sends while it moves, throttled; its end sends the final value
       input.addEventListener("input", () => {
-        dragging = true;
+        touched = performance.now();
         const v = clamp(toValue(+input.value));
         value.textContent = fmt(v);
         sendControl(name, v);
       });
-      input.addEventListener("change", () => { dragging = false; sendControl(name, clamp(toValue(+input.value))); });
-      return { update() { if (!dragging) { input.value = toPos(model.controls[name].value); }
-                          value.textContent = fmt(model.controls[name].value); },
+      input.addEventListener("change", () => { touched = performance.now(); sendControl(name, clamp(toValue(+input.value))); });
+      return { update() {
+                 const wait = touched + HOLD_MS - performance.now();
+                 if (wait > 0) {
+                   if (!later) later = setTimeout(() => { later = 0; markDirty(`control:${name}`); }, wait);
+                   return;
+                 }
+                 input.value = toPos(model.controls[name].value);
+                 value.textContent = fmt(model.controls[name].value);
+               },
                resize() {} };
     }
     if (c.kind === "choice") {
