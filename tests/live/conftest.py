@@ -7,7 +7,7 @@ from modeldx.live.server import BackgroundServer
 
 @pytest.fixture
 def serve():
-    """``serve(session, start=True, **server_options) -> url``; every server and session ends with the test."""
+    """``serve(session, start=True, **server_options) -> url``; servers and sessions end with the test."""
     running = []
 
     def start(session, *, start: bool = True, **options):

@@ -27,7 +27,10 @@ RESPONSIVE = """async () => {
   const t0 = performance.now();
   let frames = 0;
   await new Promise((done) => {
-    const tick = () => { frames++; if (performance.now() - t0 < 500) requestAnimationFrame(tick); else done(); };
+    const tick = () => {
+      frames++;
+      if (performance.now() - t0 < 500) requestAnimationFrame(tick); else done();
+    };
     requestAnimationFrame(tick);
   });
   return frames;
@@ -35,7 +38,7 @@ RESPONSIVE = """async () => {
 
 
 def changing_every_step(n_changes: int) -> tuple[LiveSession, threading.Event]:
-    """A session whose step function, once ``go`` is set, moves its slider at every step, ``n_changes`` times."""
+    """A session whose step function, once ``go`` is set, moves its slider each step, ``n_changes`` times."""
     session = LiveSession("long-session")
     session.slider("level", 0.0, 10.0, 1.0)
     go, changes = threading.Event(), [0]
@@ -75,7 +78,8 @@ def test_two_thousand_control_events_leave_the_page_responsive_and_its_dom_bound
     assert frames >= 10, f"{frames} frames in half a second"
     # one redraw of the chart with every marker in view takes milliseconds, not seconds
     redraw_ms = page.evaluate("(() => { const p = window.modeldx.widgets.get('stream:level').plot();"
-                              " const t = performance.now(); p.redraw(false, false); return performance.now() - t; })()")
+                              " const t = performance.now(); p.redraw(false, false);"
+                              " return performance.now() - t; })()")
     assert redraw_ms < 100
     # the page keeps a bounded list of events, and no element per event
     assert page.evaluate("window.modeldx.model.events.length") <= 500
