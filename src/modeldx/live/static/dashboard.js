@@ -469,7 +469,6 @@
     }
     ctx.font = `${11 * dpr}px system-ui`;
     ctx.textAlign = "left"; ctx.textBaseline = "top";
-    ctx.fillStyle = "#8a5a00";
     const labels = [];
     let end = -Infinity;
     for (const m of merged) {
@@ -479,6 +478,9 @@
       const wide = ctx.measureText(text).width;
       const x = Math.max(left, Math.min(m.x + 3 * dpr, right - wide));
       if (x < end + 4 * dpr || wide > width) continue;
+      ctx.fillStyle = "rgba(255,255,255,0.85)";  // legible over dense markers
+      ctx.fillRect(x - 1, top + 1, wide + 2, 14 * dpr);
+      ctx.fillStyle = "#8a5a00";
       ctx.fillText(text, x, top + 2 * dpr);
       labels.push({ text, x, width: wide });
       end = x + wide;
