@@ -60,7 +60,8 @@ def test_a_restore_sets_the_sliders_and_choices_to_the_restored_values(serve, pa
     page.locator("#restore").click()
     page.wait_for_function("window.modeldx.model.events.some(e => e.kind === 'restore')")
     assert session.controls["level"].value == 2.0 and session.controls["mode"].value == "b"
-    page.wait_for_function("document.querySelector(\"[data-widget='control:mode'] select\").value === '\"b\"'")
+    page.wait_for_function("document.querySelector(\"[data-widget='control:mode'] select\")"
+                           ".value === '\"b\"'")
     assert shown(page, "level") == "2" and shown(page, "mode") == "b"
     slider = page.locator("[data-widget='control:level'] input[type=range]")
     assert slider.evaluate("(el) => +el.value") == 200
@@ -78,7 +79,8 @@ def test_a_control_changed_elsewhere_moves_the_widget(serve, page):
     session.set("level", 4.5)
     session.set("mode", "c")
     page.wait_for_function("window.modeldx.model.controls.mode.value === 'c'")
-    page.wait_for_function("document.querySelector(\"[data-widget='control:level'] .value\").textContent === '4.5'")
+    page.wait_for_function("document.querySelector(\"[data-widget='control:level'] .value\")"
+                           ".textContent === '4.5'")
     assert shown(page, "mode") == "c"
 
 
@@ -196,7 +198,8 @@ def test_a_binary_frame_gets_an_error_reply_that_is_shown_and_the_connection_sta
     socket_before = page.evaluate_handle("window.modeldx.socket()")
     page.evaluate("window.modeldx.send({type: 'control', name: 'level', value: 3})")
     page.wait_for_function("window.modeldx.model.controls.level.value === 3")
-    assert page.evaluate("(s) => s === window.modeldx.socket() && s.readyState === WebSocket.OPEN", socket_before)
+    assert page.evaluate("(s) => s === window.modeldx.socket() && s.readyState === WebSocket.OPEN",
+                         socket_before)
 
 
 def test_a_session_error_is_shown_in_a_banner_until_the_session_runs_again(serve, page):

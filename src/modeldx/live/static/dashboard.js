@@ -507,7 +507,7 @@
     bar.append(readout, smoothLabel, logButton);
     const holder = document.createElement("div"); holder.className = "plot";
     body.append(bar, holder);
-    let plot = null, zoom = null, ours = false;
+    let plot = null, zoom = null;
     const drawn = {};
     const widget = { opts: o, drawn };
 
@@ -522,22 +522,22 @@
       const { width, height } = size(holder);
       if (plot) plot.destroy();
       const faint = o.smooth > 0;
-      ours = true;  // building the plot sets its scales: not a zoom by the user
       plot = new uPlot({
         width, height, legend: { show: false },
         plugins: [{ hooks: { draw: [(u) => drawMarkers(u, drawn)] } }],
-        cursor: { drag: { x: true, y: false } },
+        cursor: { drag: { x: true, y: false, setScale: false } },
         scales: { x: { time: false }, y: o.log ? { distr: 3, log: 10 } : {} },
-        axes: [{ label: "step" }, {}],
-        series: [{}, { label: name, stroke: faint ? "rgba(47,111,219,0.25)" : COLORS[0], width: faint ? 1 : 1.5,
+        axes: [{ label: "step", labelSize: 18, size: 36 }, {}],
+        series: [{}, { label: name, stroke: faint ? "rgba(47,111,219,0.35)" : COLORS[0], width: faint ? 1 : 1.5,
                        points: { show: false } },
                  { label: `${name} (smoothed)`, stroke: COLORS[0], width: 1.5, show: faint, points: { show: false } }],
         hooks: {
-          setScale: [(u, key) => {
-            // a zoom is an x range narrower than the data; our own setData (new points) keeps it
-            if (key !== "x" || ours) return;
-            const xs = u.data[0], { min, max } = u.scales.x;
-            zoom = xs.length && (min > xs[0] || max < xs[xs.length - 1]) ? { min, max } : null;
+          setSelect: [(u) => {
+            // a drag zooms the x axis; the zoom is ours to keep, so new points (setData) do not reset it
+            if (u.select.width < 3) return;
+            zoom = { min: u.posToVal(u.select.left, "x"), max: u.posToVal(u.select.left + u.select.width, "x") };
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            u.setScale("x", zoom);
           }],
           setCursor: [(u) => {
             const i = u.cursor.idx;
@@ -548,8 +548,9 @@
           }],
         },
       }, data(), holder);
+      // uPlot's double click shows all the data again: forget the zoom
+      plot.over.addEventListener("dblclick", () => { zoom = null; plot.setData(data()); });
       if (zoom) plot.setScale("x", zoom);
-      ours = false;
     }
     smoothInput.addEventListener("input", () => {
       o.smooth = +smoothInput.value; smoothValue.textContent = fmt(o.smooth); make(); saveLayout();
@@ -561,10 +562,8 @@
       update() {
         if (!plot) make();
         else {
-          ours = true;
           plot.setData(data());
           if (zoom) plot.setScale("x", zoom);
-          ours = false;
         }
         const st = model.streams[name];
         if (st && st.values.length) info.textContent = fmt(st.values[st.values.length - 1]);
