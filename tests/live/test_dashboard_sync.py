@@ -234,15 +234,20 @@ def test_a_session_error_is_shown_in_a_banner_until_the_session_runs_again(serve
     assert session.error is None
 
 
-def test_a_stream_value_json_cannot_encode_reaches_the_page_as_an_error(serve, page):
-    """Issue 10, item 16: a push that fails must not leave the page silently frozen."""
+def test_values_json_cannot_encode_do_not_freeze_the_page_and_their_error_is_shown(serve, page):
+    """Issue 10, item 16: a matrix whose row names are NumPy values reaches the page; a value that
+    cannot be sent at all stops the session with an error the page shows, and pushes go on."""
     session = LiveSession("unencodable")
     session.slider("level", 0.0, 10.0, 1.0)
+    failed = []
 
     def step(ctx):
         ctx.scalar("level", ctx.controls["level"])
-        if ctx.step == 30:  # row names that are NumPy values
+        if ctx.step == 20:
             ctx.matrix("m", np.eye(2), rows=[np.int64(0), np.int64(1)])
+        if ctx.step == 40 and not failed:
+            failed.append(ctx.step)
+            ctx.table("t", [{"a": object()}])
         time.sleep(0.005)
 
     session.step_fn = step
@@ -250,10 +255,18 @@ def test_a_stream_value_json_cannot_encode_reaches_the_page_as_an_error(serve, p
     page.goto(url)
     page.wait_for_function("window.modeldx && window.modeldx.widgets.has('control:level')")
     session.start()
+    page.wait_for_function("window.modeldx.widgets.has('stream:m') && window.modeldx.model.step > 25")
+    assert page.evaluate("window.modeldx.model.streams.m.value.values") == [[1, 0], [0, 1]]
     banner = page.locator("#error-banner")
     banner.wait_for(state="visible", timeout=10_000)
-    assert session.error is not None
-    assert banner.inner_text().strip()
+    assert session.error is not None and banner.inner_text().strip()
+    png = page.screenshot()
+    save(png, "dashboard-unencodable.png")
+    not_blank(png)
+    # the page still gets updates: resume, and the steps go on
+    session.resume()
+    banner.wait_for(state="hidden")
+    page.wait_for_function("window.modeldx.model.step > 60")
 
 
 @pytest.mark.parametrize("origin_ok", [True, False])
