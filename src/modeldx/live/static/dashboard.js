@@ -11,6 +11,11 @@
   let socket = null, grid = null, retry = 500, dirty = new Set(), frame = 0;
   const COLORS = ["#2f6fdb", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d",
                   "#364fc7", "#a61e4d"];
+  // the page keeps as many events as the server does: a long session must not grow the page
+  const MAX_EVENTS = 500;
+  // while a slider is dragged or an arrow key held, at most one control message per control per 100 ms
+  const THROTTLE_MS = 100;
+  const MARKED = new Set(["control", "restore", "error"]);  // the events charts draw a marker for
 
   // ----- connection
   function socketUrl() {
@@ -35,6 +40,23 @@
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
 
+  const throttles = new Map();  // control name -> {last, timer, value}
+  function sendControl(name, value) {
+    // the first value goes at once, later ones at most every THROTTLE_MS; the last one is always sent
+    let t = throttles.get(name);
+    if (!t) throttles.set(name, t = { last: -Infinity, timer: 0, value: undefined, sent: undefined });
+    t.value = value;
+    const flush = () => {
+      clearTimeout(t.timer); t.timer = 0;
+      if (t.value === t.sent) return;  // a drag's end repeats the value its last move sent
+      t.last = performance.now(); t.sent = t.value;
+      send({ type: "control", name, value: t.value });
+    };
+    const wait = t.last + THROTTLE_MS - performance.now();
+    if (wait <= 0) flush();
+    else if (!t.timer) t.timer = setTimeout(flush, wait);
+  }
+
   function receive(msg) {
     if (msg.type === "state") loadState(msg);
     else if (msg.type === "updates") applyUpdates(msg);
@@ -42,20 +64,29 @@
   }
 
   // ----- the session's data
+  function scalarStream(st) {
+    return { kind: "scalar", steps: st.step.slice(), values: st.value.slice(),
+             lows: (st.low || st.value).slice(), highs: (st.high || st.value).slice() };
+  }
+
   function loadState(s) {
-    const first = model.name === null;
+    // a first load, or a reconnect to another session (a restarted server): build its own layout
+    const rebuild = model.name !== s.name;
     model.name = s.name; model.step = s.step; model.paused = s.paused; model.error = s.error;
-    model.events = s.events; model.snapshots = s.snapshots;
+    model.events = s.events.slice(-MAX_EVENTS);
+    model.snapshots = s.snapshots.slice();  // the server's list replaces ours (reconnects included)
     model.controls = Object.fromEntries(s.controls.map((c) => [c.name, c]));
     model.streams = {};
     for (const [name, st] of Object.entries(s.streams)) {
-      model.streams[name] = st.kind === "scalar"
-        ? { kind: "scalar", steps: st.step.slice(), values: st.value.slice() }
+      model.streams[name] = st.kind === "scalar" ? scalarStream(st)
         : { kind: st.kind, step: st.latest ? st.latest[0] : null, value: st.latest ? st.latest[1] : null };
     }
     document.title = `modeldx live: ${s.name}`;
     $("title").textContent = `modeldx live · ${s.name}`;
-    if (first) restoreLayout();
+    if (rebuild) {
+      for (const id of [...widgets.keys()]) removeWidget(id, false);
+      restoreLayout();
+    } else addNewStreams(Object.keys(model.streams));
     for (const w of widgets.values()) markDirty(w.id);
     refreshHeader();
     refreshMenu();
@@ -63,32 +94,58 @@
 
   function applyUpdates(msg) {
     model.step = msg.step; model.paused = msg.paused; model.error = msg.error;
-    let newStream = false;
+    const fresh = [];
+    let events = false;
     for (const u of msg.updates) {
       if (u.type === "point") {
         let st = model.streams[u.stream];
-        if (!st) { st = model.streams[u.stream] = { kind: "scalar", steps: [], values: [] }; newStream = true; }
+        if (!st || st.kind !== "scalar") {
+          st = model.streams[u.stream] = { kind: "scalar", steps: [], values: [], lows: [], highs: [] };
+          fresh.push(u.stream);
+        }
         // a point can be both in the state sent on connect and in the first push: keep it once
         if (st.steps.length && u.step <= st.steps[st.steps.length - 1]) continue;
         st.steps.push(u.step); st.values.push(u.value);
+        st.lows.push(u.low ?? u.value); st.highs.push(u.high ?? u.value);
         markDirty(`stream:${u.stream}`);
       } else if (u.type === "value") {
-        if (!model.streams[u.stream]) newStream = true;
+        if (!model.streams[u.stream]) fresh.push(u.stream);
         model.streams[u.stream] = { kind: u.kind, step: u.step, value: u.value };
         markDirty(`stream:${u.stream}`);
       } else if (u.type === "event") {
-        model.events.push(u);
-        if (u.kind === "control" && model.controls[u.name]) {
-          model.controls[u.name].value = u.value;
-          markDirty(`control:${u.name}`);
-        }
-        if (u.kind === "snapshot" && !model.snapshots.includes(u.name)) model.snapshots.push(u.name);
-        for (const w of widgets.values()) if (w.kind === "stream") markDirty(w.id);
+        applyEvent(u);
+        events = true;
       }
     }
+    if (model.events.length > MAX_EVENTS) model.events.splice(0, model.events.length - MAX_EVENTS);
+    if (events) for (const w of widgets.values()) if (w.kind === "stream") markDirty(w.id);
     refreshHeader();
-    if (newStream) refreshMenu();
+    if (fresh.length) { addNewStreams(fresh); refreshMenu(); }
   }
+
+  function applyEvent(u) {
+    model.events.push(u);
+    const setControl = (name, value) => {
+      if (!model.controls[name]) return;
+      model.controls[name].value = value;
+      const t = throttles.get(name);
+      if (t) t.sent = undefined;  // the value in force moved: sending ours again is a change
+      markDirty(`control:${name}`);
+    };
+    // an event's value is the value in force: a second browser and a restore stay in sync
+    if (u.kind === "control") setControl(u.name, u.value);
+    if (u.kind === "restore" && u.value && u.value.controls) {
+      for (const [name, value] of Object.entries(u.value.controls)) setControl(name, value);
+    }
+    if (u.kind === "snapshot") {
+      if (!model.snapshots.includes(u.name)) model.snapshots.push(u.name);
+      const dropped = u.value && u.value.dropped;
+      if (dropped) model.snapshots = model.snapshots.filter((n) => n !== dropped);
+    }
+    if (u.kind === "error" && !model.error) model.error = `${u.name}: ${lastLine(u.value)}`;
+  }
+
+  const lastLine = (text) => String(text ?? "").trim().split("\n").pop();
 
   function markDirty(id) {
     if (!widgets.has(id)) return;
@@ -112,17 +169,22 @@
     $("pause").textContent = model.paused ? "Resume" : "Pause";
     const sel = $("snapshots");
     const names = model.snapshots;
-    if (sel.options.length !== Math.max(names.length, 1) || names.some((n, i) => sel.options[i].value !== n)) {
+    const shown = [...sel.options].map((o) => o.value).filter((v) => v !== "");
+    if (shown.length !== names.length || names.some((n, i) => shown[i] !== n)) {
+      const chosen = sel.value;
       sel.innerHTML = "";
       if (!names.length) sel.add(new Option("no snapshots", ""));
       for (const n of names) sel.add(new Option(n, n));
-      if (names.length) sel.value = names[names.length - 1];
+      if (names.length) sel.value = names.includes(chosen) ? chosen : names[names.length - 1];
     }
-    if (model.error) showMessage(model.error, 0);
+    // a session error stays in view until the session runs again
+    const banner = $("error-banner");
+    banner.hidden = !model.error;
+    if (model.error) $("error-text").textContent = model.error;
   }
 
   let messageTimer = 0;
-  function showMessage(text, ms = 5000) {
+  function showMessage(text, ms = 8000) {
     const box = $("message");
     box.textContent = text; box.hidden = false;
     clearTimeout(messageTimer);
@@ -131,11 +193,22 @@
 
   // ----- layout: widgets on the grid, kept across reloads
   const layoutKey = () => `modeldx-layout:${model.name}`;
+  const removedKey = () => `modeldx-removed:${model.name}`;  // widgets the user took off
+
+  function removedIds() {
+    try { return new Set(JSON.parse(localStorage.getItem(removedKey()) || "[]")); } catch (e) { return new Set(); }
+  }
+
+  function setRemoved(id, removed) {
+    const ids = removedIds();
+    if (removed) ids.add(id); else ids.delete(id);
+    localStorage.setItem(removedKey(), JSON.stringify([...ids]));
+  }
 
   function saveLayout() {
     const items = [...widgets.values()].map((w) => {
       const n = w.el.gridstackNode || {};
-      return { kind: w.kind, name: w.name, x: n.x, y: n.y, w: n.w, h: n.h };
+      return { kind: w.kind, name: w.name, x: n.x, y: n.y, w: n.w, h: n.h, ...(w.opts ? { opts: w.opts } : {}) };
     });
     localStorage.setItem(layoutKey(), JSON.stringify(items));
   }
@@ -147,7 +220,21 @@
     grid.batchUpdate();
     for (const it of items) addWidget(it.kind, it.name, it);
     grid.batchUpdate(false);
+    addNewStreams(Object.keys(model.streams));  // streams the saved layout has never seen
     saveLayout();
+  }
+
+  function addNewStreams(names) {
+    // a stream that appears gets a widget, unless the user removed it
+    const removed = removedIds();
+    let added = false;
+    for (const n of names) {
+      if (widgets.has(`stream:${n}`) || removed.has(`stream:${n}`)) continue;
+      const st = model.streams[n];
+      addWidget("stream", n, { w: 6, h: st && st.kind === "images" ? 6 : 4 });
+      added = true;
+    }
+    if (added) saveLayout();
   }
 
   function defaultLayout() {
@@ -156,6 +243,13 @@
       items.push({ kind: "stream", name: n, w: 6, h: st.kind === "images" ? 6 : 4 });
     }
     return items;
+  }
+
+  function headButton(head, before, text, title, onclick) {
+    const b = document.createElement("button");
+    b.className = "tool"; b.title = title; b.textContent = text; b.onclick = onclick;
+    head.insertBefore(b, before);
+    return b;
   }
 
   function addWidget(kind, name, pos = {}) {
@@ -169,6 +263,7 @@
     const head = document.createElement("div");
     head.className = "widget-head";
     const title = document.createElement("span");
+    title.className = "title";
     title.textContent = name;
     const info = document.createElement("span");
     info.className = "info";
@@ -179,36 +274,39 @@
     body.className = "widget-body";
     content.append(head, body);
     el.append(content);
-    const w = kind === "control" ? controlWidget(name, body) : streamWidget(name, body, info);
-    if (kind === "stream" && model.streams[name] && model.streams[name].kind === "images") {
-      const png = document.createElement("button");
-      png.className = "close"; png.title = "Save as PNG"; png.textContent = "PNG"; png.dataset.png = name;
-      png.onclick = () => {
+    const w = kind === "control" ? controlWidget(name, body) : streamWidget(name, body, info, pos.opts);
+    const sub = kind === "stream" && model.streams[name] ? model.streams[name].kind : null;
+    if (sub === "images") {
+      headButton(head, close, "PNG", "Save as PNG", () => {
         const canvas = body.querySelector("canvas"), a = document.createElement("a");
-        a.href = canvas.toDataURL("image/png"); a.download = `${name.replace(/\W+/g, "-")}-step${model.step}.png`;
+        a.href = canvas.toDataURL("image/png"); a.download = `${fileName(name)}-step${model.step}.png`;
         a.click();
-      };
-      head.insertBefore(png, close);
+      }).dataset.png = name;
+    }
+    if (CSV[sub]) {
+      headButton(head, close, "CSV", "Download the data as CSV", () => {
+        const [header, rows] = CSV[sub](model.streams[name]);
+        download(`${fileName(name)}-step${model.step}.csv`, [header, ...rows].map((r) => r.join(",")).join("\n") + "\n");
+      }).dataset.csv = name;
     }
     Object.assign(w, { id, kind, name, el, body });
     widgets.set(id, w);
     grid.el.appendChild(el);
     grid.makeWidget(el, { x: pos.x, y: pos.y, w: pos.w || (kind === "control" ? 3 : 6),
                           h: pos.h || (kind === "control" ? 2 : 4), autoPosition: pos.x === undefined });
-    close.onclick = () => removeWidget(id);
+    close.onclick = () => removeWidget(id, true);
     new ResizeObserver(() => w.resize()).observe(body);
     markDirty(id);
     return w;
   }
 
-  function removeWidget(id) {
+  function removeWidget(id, byUser) {
     const w = widgets.get(id);
     if (!w) return;
     if (w.destroy) w.destroy();
     grid.removeWidget(w.el);
     widgets.delete(id);
-    saveLayout();
-    refreshMenu();
+    if (byUser) { setRemoved(id, true); saveLayout(); refreshMenu(); }
   }
 
   function refreshMenu() {
@@ -229,9 +327,31 @@
       b.dataset.add = `${kind}:${name}`;
       const k = document.createElement("span"); k.className = "kind"; k.textContent = sub;
       b.append(k);
-      b.onclick = () => { addWidget(kind, name); saveLayout(); refreshMenu(); menu.hidden = true; };
+      b.onclick = () => {
+        setRemoved(`${kind}:${name}`, false);
+        addWidget(kind, name); saveLayout(); refreshMenu(); menu.hidden = true;
+      };
       menu.append(b);
     }
+  }
+
+  // ----- export
+  const fileName = (name) => name.replace(/\W+/g, "-");
+  const CSV = {  // stream kind -> (stream) => [header, rows]
+    scalar: (st) => [["step", "value", "min", "max"],
+                     st.steps.map((s, i) => [s, st.values[i], st.lows[i], st.highs[i]])],
+    histogram: (st) => [["low", "high", "count"],
+                        st.value ? st.value.counts.map((c, i) => [st.value.edges[i], st.value.edges[i + 1], c]) : []],
+    silhouette: (st) => [["item", "cluster", "score"],
+                         st.value ? st.value.score.map((s, i) => [i, st.value.cluster[i], s]) : []],
+  };
+
+  function download(filename, text) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    a.download = filename;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   }
 
   // ----- control widgets
@@ -254,20 +374,35 @@
       const toPos = (v) => c.log ? 1000 * Math.log(v / c.low) / Math.log(c.high / c.low)
                                  : 1000 * (v - c.low) / (c.high - c.low);
       const toValue = (p) => c.log ? c.low * Math.pow(c.high / c.low, p / 1000) : c.low + (c.high - c.low) * p / 1000;
-      let dragging = false;
-      input.addEventListener("input", () => { dragging = true; value.textContent = fmt(toValue(+input.value)); });
-      input.addEventListener("change", () => {
-        dragging = false;
-        send({ type: "control", name, value: Math.min(c.high, Math.max(c.low, toValue(+input.value))) });
+      const clamp = (v) => Math.min(c.high, Math.max(c.low, v));
+      // while the user moves it, the server's events for earlier values of the drag (or held key)
+      // must not pull it back: it follows the server again a moment after the last move
+      let touched = -Infinity, later = 0;
+      const HOLD_MS = 1000;
+      // a drag (or a held arrow key) sends while it moves, throttled; its end sends the final value
+      input.addEventListener("input", () => {
+        touched = performance.now();
+        const v = clamp(toValue(+input.value));
+        value.textContent = fmt(v);
+        sendControl(name, v);
       });
-      return { update() { if (!dragging) { input.value = toPos(model.controls[name].value); }
-                          value.textContent = fmt(model.controls[name].value); },
+      input.addEventListener("change", () => { touched = performance.now(); sendControl(name, clamp(toValue(+input.value))); });
+      return { update() {
+                 const wait = touched + HOLD_MS - performance.now();
+                 if (wait > 0) {
+                   if (!later) later = setTimeout(() => { later = 0; markDirty(`control:${name}`); }, wait);
+                   return;
+                 }
+                 input.value = toPos(model.controls[name].value);
+                 value.textContent = fmt(model.controls[name].value);
+               },
                resize() {} };
     }
     if (c.kind === "choice") {
       const select = document.createElement("select");
+      select.setAttribute("aria-label", name);
       for (const o of c.options) select.add(new Option(String(o), JSON.stringify(o)));
-      select.onchange = () => send({ type: "control", name, value: JSON.parse(select.value) });
+      select.onchange = () => sendControl(name, JSON.parse(select.value));
       wrap.append(select);
       return { update() { select.value = JSON.stringify(model.controls[name].value); }, resize() {} };
     }
@@ -279,66 +414,169 @@
   }
 
   // ----- stream widgets
-  function streamWidget(name, body, info) {
+  function streamWidget(name, body, info, opts) {
     const st = model.streams[name];
     const kind = st ? st.kind : "scalar";
-    if (kind === "scalar") return chartWidget(name, body, info);
+    if (kind === "scalar") return chartWidget(name, body, info, opts);
     if (kind === "table") return tableWidget(name, body, info);
     return canvasWidget(name, body, info, { histogram: drawHistogram, images: drawImages,
                                             silhouette: drawSilhouette, matrix: drawMatrix,
                                             scatter: drawScatter }[kind]);
   }
 
-  function chartWidget(name, body, info) {
-    let plot = null;
-    const markers = {
-      hooks: { draw: [(u) => {
-        const ctx = u.ctx, top = u.bbox.top, height = u.bbox.height;
-        ctx.save();
-        ctx.font = `${11 * devicePixelRatio}px system-ui`;
-        const placed = [];  // label boxes drawn so far: a label that would overlap one moves down a row
-        for (const e of model.events) {
-          if (e.step === null || !["control", "restore", "error"].includes(e.kind)) continue;
-          const x = u.valToPos(e.step, "x", true);
-          if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
-          ctx.strokeStyle = e.kind === "error" ? "#c92a2a" : "#e67700";
-          ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
-          ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
-          ctx.fillStyle = "#8a5a00";
-          const label = e.kind === "control" ? `${e.name}=${fmt(e.value)}` : e.kind;
-          const wide = ctx.measureText(label).width, right = u.bbox.left + u.bbox.width;
-          const lx = x + 3 * devicePixelRatio + wide > right ? x - 3 * devicePixelRatio - wide : x + 3 * devicePixelRatio;
-          let row = 0;
-          while (placed.some(([a, b, r]) => r === row && lx < b && lx + wide > a)) row++;
-          placed.push([lx - 4, lx + wide + 4, row]);
-          ctx.fillText(label, lx, top + (12 + 13 * row) * devicePixelRatio);
-        }
-        ctx.restore();
-      }] },
-    };
-    function make() {
-      const { width, height } = size(body);
-      if (plot) plot.destroy();
-      plot = new uPlot({ width, height, legend: { show: false }, plugins: [markers],
-                         scales: { x: { time: false } }, axes: [{ label: "step" }, {}],
-                         series: [{}, { label: name, stroke: COLORS[0], width: 1.5, points: { show: false } }] },
-                       data(), body);
+  function smoothed(values, weight) {
+    // TensorBoard's smoothing: an exponential moving average, debiased so that it starts at the data
+    const out = new Array(values.length);
+    let last = 0, n = 0;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (v === null || !Number.isFinite(v)) { out[i] = v; continue; }
+      last = last * weight + (1 - weight) * v; n++;
+      out[i] = weight ? last / (1 - Math.pow(weight, n)) : v;
     }
-    const data = () => { const st = model.streams[name]; return st ? [st.steps, st.values] : [[], []]; };
-    return {
+    return out;
+  }
+
+  function drawMarkers(u, drawn) {
+    // one pass over the events, whatever their number: cull those outside the x range, merge markers
+    // closer than a few pixels into one (with a count), one stroke per colour, labels left-aligned
+    // from their marker, skipped where they would overlap the previous label, kept inside the plot
+    const dpr = devicePixelRatio, { left, top, width, height } = u.bbox, right = left + width;
+    const lo = u.scales.x.min, hi = u.scales.x.max, near = 4 * dpr;
+    const groups = [];
+    let sorted = true, prev = -Infinity;
+    for (const e of model.events) {
+      if (e.step === null || e.step === undefined || !MARKED.has(e.kind) || e.step < lo || e.step > hi) continue;
+      if (e.step < prev) sorted = false;
+      prev = e.step;
+      groups.push({ x: u.valToPos(e.step, "x", true), count: 1, last: e, error: e.kind === "error" });
+    }
+    if (!sorted) groups.sort((a, b) => a.x - b.x);
+    const merged = [];
+    for (const g of groups) {
+      const m = merged[merged.length - 1];
+      if (m && g.x - m.x < near) { m.count++; m.last = g.last; m.error = m.error || g.error; } else merged.push(g);
+    }
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.beginPath(); ctx.rect(left, top, width, height); ctx.clip();
+    ctx.setLineDash([4 * dpr, 3 * dpr]);
+    for (const error of [false, true]) {
+      ctx.strokeStyle = error ? "#c92a2a" : "#e67700";
+      ctx.beginPath();
+      for (const m of merged) if (m.error === error) { ctx.moveTo(m.x, top); ctx.lineTo(m.x, top + height); }
+      ctx.stroke();
+    }
+    ctx.font = `${11 * dpr}px system-ui`;
+    ctx.textAlign = "left"; ctx.textBaseline = "top";
+    const labels = [];
+    let end = -Infinity;
+    for (const m of merged) {
+      const e = m.last;
+      let text = e.kind === "control" ? `${e.name}=${fmt(e.value)}` : e.kind;
+      if (m.count > 1) text += ` (+${m.count - 1})`;
+      const wide = ctx.measureText(text).width;
+      const x = Math.max(left, Math.min(m.x + 3 * dpr, right - wide));
+      if (x < end + 4 * dpr || wide > width) continue;
+      ctx.fillStyle = "rgba(255,255,255,0.85)";  // legible over dense markers
+      ctx.fillRect(x - 1, top + 1, wide + 2, 14 * dpr);
+      ctx.fillStyle = "#8a5a00";
+      ctx.fillText(text, x, top + 2 * dpr);
+      labels.push({ text, x, width: wide });
+      end = x + wide;
+    }
+    ctx.restore();
+    Object.assign(drawn, { markers: merged.length, labels, left, right });
+  }
+
+  function chartWidget(name, body, info, opts) {
+    // per chart, kept in the layout: log-scale y and the smoothing weight
+    const o = { log: false, smooth: 0, ...(opts || {}) };
+    body.classList.add("chart");
+    const bar = document.createElement("div"); bar.className = "chart-bar";
+    const readout = document.createElement("span"); readout.className = "readout";
+    const smoothLabel = document.createElement("label"); smoothLabel.title = "Exponential moving average, as in TensorBoard";
+    const smoothInput = document.createElement("input");
+    Object.assign(smoothInput, { type: "range", min: 0, max: 0.99, step: 0.01, value: o.smooth });
+    smoothInput.className = "smooth"; smoothInput.setAttribute("aria-label", `smoothing of ${name}`);
+    const smoothValue = document.createElement("span"); smoothValue.textContent = fmt(o.smooth);
+    smoothLabel.append("smooth ", smoothInput, smoothValue);
+    const logButton = document.createElement("button");
+    logButton.className = "log"; logButton.textContent = "log y"; logButton.title = "Logarithmic y axis";
+    logButton.setAttribute("aria-pressed", String(o.log));
+    bar.append(readout, smoothLabel, logButton);
+    const holder = document.createElement("div"); holder.className = "plot";
+    body.append(bar, holder);
+    let plot = null, zoom = null;
+    const drawn = {};
+    const widget = { opts: o, drawn };
+
+    function data() {
+      const st = model.streams[name];
+      if (!st) return [[], [], []];
+      // a log axis cannot show values <= 0: leave gaps there
+      const raw = o.log ? st.values.map((v) => (v > 0 ? v : null)) : st.values;
+      return [st.steps, raw, o.smooth ? smoothed(raw, o.smooth) : raw.map(() => null)];
+    }
+    function make() {
+      const { width, height } = size(holder);
+      if (plot) plot.destroy();
+      const faint = o.smooth > 0;
+      plot = new uPlot({
+        width, height, legend: { show: false },
+        plugins: [{ hooks: { draw: [(u) => drawMarkers(u, drawn)] } }],
+        cursor: { drag: { x: true, y: false, setScale: false } },
+        scales: { x: { time: false }, y: o.log ? { distr: 3, log: 10 } : {} },
+        axes: [{ label: "step", labelSize: 18, size: 36 }, {}],
+        series: [{}, { label: name, stroke: faint ? "rgba(47,111,219,0.35)" : COLORS[0], width: faint ? 1 : 1.5,
+                       points: { show: false } },
+                 { label: `${name} (smoothed)`, stroke: COLORS[0], width: 1.5, show: faint, points: { show: false } }],
+        hooks: {
+          setSelect: [(u) => {
+            // a drag zooms the x axis; the zoom is ours to keep, so new points (setData) do not reset it
+            if (u.select.width < 3) return;
+            zoom = { min: u.posToVal(u.select.left, "x"), max: u.posToVal(u.select.left + u.select.width, "x") };
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            u.setScale("x", zoom);
+          }],
+          setCursor: [(u) => {
+            const i = u.cursor.idx;
+            if (i === null || i === undefined || !u.data[0].length) { readout.textContent = ""; return; }
+            let text = `step ${u.data[0][i]}: ${fmt(model.streams[name].values[i])}`;
+            if (o.smooth) text += ` (smoothed ${fmt(u.data[2][i])})`;
+            readout.textContent = text;
+          }],
+        },
+      }, data(), holder);
+      // uPlot's double click shows all the data again: forget the zoom
+      plot.over.addEventListener("dblclick", () => { zoom = null; plot.setData(data()); });
+      if (zoom) plot.setScale("x", zoom);
+    }
+    smoothInput.addEventListener("input", () => {
+      o.smooth = +smoothInput.value; smoothValue.textContent = fmt(o.smooth); make(); saveLayout();
+    });
+    logButton.onclick = () => {
+      o.log = !o.log; logButton.setAttribute("aria-pressed", String(o.log)); make(); saveLayout();
+    };
+    return Object.assign(widget, {
       update() {
-        if (!plot) make(); else plot.setData(data());
+        if (!plot) make();
+        else {
+          plot.setData(data());
+          if (zoom) plot.setScale("x", zoom);
+        }
         const st = model.streams[name];
         if (st && st.values.length) info.textContent = fmt(st.values[st.values.length - 1]);
       },
-      resize() { if (plot) { const { width, height } = size(body); plot.setSize({ width, height }); } },
+      resize() { if (plot) { const { width, height } = size(holder); plot.setSize({ width, height }); } },
       destroy() { if (plot) plot.destroy(); },
       plot: () => plot,
-    };
+      zoom: () => zoom,
+    });
   }
 
-  function size(body) {
-    return { width: Math.max(body.clientWidth - 8, 50), height: Math.max(body.clientHeight - 12, 40) };
+  function size(el) {
+    return { width: Math.max(el.clientWidth - 8, 50), height: Math.max(el.clientHeight - 4, 40) };
   }
 
   function canvasWidget(name, body, info, draw) {
@@ -364,16 +602,45 @@
     };
   }
 
-  function drawHistogram(ctx, canvas, v) {
-    const n = v.counts.length, max = Math.max(...v.counts, 1), pad = 24 * devicePixelRatio;
-    const w = (canvas.width - pad) / n, h = canvas.height - pad;
-    ctx.fillStyle = COLORS[0];
-    v.counts.forEach((c, i) => { const bh = h * c / max; ctx.fillRect(pad + i * w + 1, h - bh, Math.max(w - 2, 1), bh); });
+  function axes(ctx, canvas, xLabel, yLabel) {
+    // the plot area inside a canvas, with room for tick values and both axis labels; draws the labels
+    const d = devicePixelRatio;
+    const area = { left: 44 * d, top: 8 * d, right: canvas.width - 10 * d, bottom: canvas.height - 30 * d };
+    ctx.save();
+    ctx.fillStyle = "#6b7380"; ctx.font = `${11 * d}px system-ui`;
+    ctx.textAlign = "center"; ctx.textBaseline = "bottom";
+    ctx.fillText(xLabel, (area.left + area.right) / 2, canvas.height - 1 * d);
+    ctx.translate(12 * d, (area.top + area.bottom) / 2); ctx.rotate(-Math.PI / 2);
+    ctx.textBaseline = "middle";
+    ctx.fillText(yLabel, 0, 0);
+    ctx.restore();
+    ctx.fillStyle = "#9aa3ae";
+    ctx.fillRect(area.left, area.bottom, area.right - area.left, 1);
+    ctx.fillRect(area.left - 1, area.top, 1, area.bottom - area.top);
+    return area;
+  }
+
+  function tick(ctx, text, x, y, align, baseline) {
+    ctx.save();
     ctx.fillStyle = "#6b7380"; ctx.font = `${10 * devicePixelRatio}px system-ui`;
-    ctx.fillText(fmt(v.edges[0]), pad, canvas.height - 6 * devicePixelRatio);
-    const last = fmt(v.edges[v.edges.length - 1]);
-    ctx.fillText(last, canvas.width - ctx.measureText(last).width - 2, canvas.height - 6 * devicePixelRatio);
-    ctx.fillText(String(max), 2, 10 * devicePixelRatio);
+    ctx.textAlign = align; ctx.textBaseline = baseline;
+    ctx.fillText(text, x, y);
+    ctx.restore();
+  }
+
+  function drawHistogram(ctx, canvas, v) {
+    const d = devicePixelRatio, a = axes(ctx, canvas, "value", "count");
+    const n = v.counts.length, max = Math.max(...v.counts, 1);
+    const w = (a.right - a.left) / n, h = a.bottom - a.top;
+    ctx.fillStyle = COLORS[0];
+    v.counts.forEach((c, i) => {
+      const bh = h * c / max;
+      ctx.fillRect(a.left + i * w + 1, a.bottom - bh, Math.max(w - 2, 1), bh);
+    });
+    tick(ctx, fmt(v.edges[0]), a.left, a.bottom + 3 * d, "left", "top");
+    tick(ctx, fmt(v.edges[v.edges.length - 1]), a.right, a.bottom + 3 * d, "right", "top");
+    tick(ctx, fmt(max), a.left - 4 * d, a.top, "right", "top");
+    tick(ctx, "0", a.left - 4 * d, a.bottom, "right", "bottom");
   }
 
   function drawImages(ctx, canvas, v) {
@@ -401,18 +668,27 @@
 
   function drawSilhouette(ctx, canvas, v, info) {
     // thesis eq. 2.2: one horizontal line per item, grouped by cluster, sorted within it
+    const d = devicePixelRatio, a = axes(ctx, canvas, "silhouette score", "item");
     const n = v.score.length, gap = 2, clusters = new Set(v.cluster).size;
-    const rowH = (canvas.height - gap * clusters) / Math.max(n, 1), zero = canvas.width * 0.3;
-    let y = 0, prev = null;
+    // one linear x scale from the lowest score (at most -0.25, so that zero is in view) to 1
+    const lo = Math.min(-0.25, Math.floor(Math.min(...v.score, 0) * 4) / 4);
+    const sx = (s) => a.left + (a.right - a.left) * (s - lo) / (1 - lo), zero = sx(0);
+    const rowH = (a.bottom - a.top - gap * clusters) / Math.max(n, 1);
+    let y = a.top, prev = null;
     for (let i = 0; i < n; i++) {
       if (prev !== null && v.cluster[i] !== prev) y += gap;
       prev = v.cluster[i];
       ctx.fillStyle = COLORS[v.cluster[i] % COLORS.length];
-      const s = v.score[i], x0 = s >= 0 ? zero : zero + s * zero, len = Math.abs(s) * (s >= 0 ? canvas.width - zero : zero);
-      ctx.fillRect(x0, y, Math.max(len, 0.5), Math.max(rowH, 0.5));
+      const x = sx(v.score[i]);
+      ctx.fillRect(Math.min(x, zero), y, Math.max(Math.abs(x - zero), 0.5), Math.max(rowH, 0.5));
       y += rowH;
     }
-    ctx.fillStyle = "#333"; ctx.fillRect(zero, 0, 1, canvas.height);
+    ctx.fillStyle = "#333"; ctx.fillRect(zero, a.top, 1, a.bottom - a.top);
+    for (const s of [lo, 0, 0.5, 1]) {
+      tick(ctx, fmt(s), sx(s), a.bottom + 3 * d, s === lo ? "left" : s === 1 ? "right" : "center", "top");
+    }
+    tick(ctx, "0", a.left - 4 * d, a.top, "right", "top");
+    tick(ctx, String(n), a.left - 4 * d, a.bottom, "right", "bottom");
     info.textContent = `mean ${v.mean.toFixed(3)}`;
   }
 
@@ -509,12 +785,14 @@
     $("restore").onclick = () => { const n = $("snapshots").value; if (n) send({ type: "command", command: "restore", name: n }); };
     $("add").onclick = () => { refreshMenu(); $("add-menu").hidden = !$("add-menu").hidden; };
     $("reset-layout").onclick = () => {
-      for (const id of [...widgets.keys()]) removeWidget(id);
+      for (const id of [...widgets.keys()]) removeWidget(id, false);
       localStorage.removeItem(layoutKey());
+      localStorage.removeItem(removedKey());
       restoreLayout();
+      refreshMenu();
     };
     document.addEventListener("click", (e) => { if (!e.target.closest(".menu")) $("add-menu").hidden = true; });
-    window.modeldx = { model, widgets, send };  // for scripts and browser tests
+    window.modeldx = { model, widgets, send, socket: () => socket };  // for scripts and browser tests
     connect();
   }
 
