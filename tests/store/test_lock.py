@@ -3,6 +3,7 @@
 import multiprocessing as mp
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,14 +23,14 @@ def _model(seed: int) -> TinyNet:
     return TinyNet()
 
 
-def _gated(dataset, on_call: int, action):
-    """Run ``action`` when the data set serves its ``on_call``-th batch. The probe is the
-    first call and comes before the store is opened for writing, so call 2 is inside it."""
-    original, calls = dataset.get_batch, [0]
+def _gated(dataset, path, action):
+    """Run ``action`` once, at the first batch the data set serves while the writer holds the
+    store's lock: the probe and layer discovery read batches before the writer exists."""
+    original, fired = dataset.get_batch, [False]
 
     def get_batch(ids):
-        calls[0] += 1
-        if calls[0] == on_call:
+        if not fired[0] and (Path(path) / LOCK).exists():
+            fired[0] = True
             action()
         return original(ids)
 
@@ -46,7 +47,7 @@ def _capture_child(path, seed, overwrite, started, go, kill):
         started.set()
         go.wait(WAIT)
 
-    capture(_model(seed), _gated(load_digits(), 2, pause), path, encoding="float32",
+    capture(_model(seed), _gated(load_digits(), path, pause), path, encoding="float32",
             chunk_items=256, batch_size=128, progress=False, overwrite=overwrite)
 
 
@@ -120,7 +121,7 @@ def test_the_lock_is_released_on_error_and_keyboard_interrupt(tmp_path, digits):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        capture(_model(0), _gated(digits.subset(np.arange(600)), 3, interrupt), path,
+        capture(_model(0), _gated(digits.subset(np.arange(600)), path, interrupt), path,
                 chunk_items=256, batch_size=128, progress=False)
     assert not (path / LOCK).exists()
     with WriterLock(path) as lock:

@@ -40,16 +40,18 @@
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
 
-  const throttles = new Map();  // control name -> {last, timer, value}
+  const throttles = new Map();  // control name -> {last, timer, value, sent, history}
   function sendControl(name, value) {
     // the first value goes at once, later ones at most every THROTTLE_MS; the last one is always sent
     let t = throttles.get(name);
-    if (!t) throttles.set(name, t = { last: -Infinity, timer: 0, value: undefined, sent: undefined });
+    if (!t) throttles.set(name, t = { last: -Infinity, timer: 0, value: undefined, sent: undefined, history: [] });
     t.value = value;
     const flush = () => {
       clearTimeout(t.timer); t.timer = 0;
       if (t.value === t.sent) return;  // a drag's end repeats the value its last move sent
       t.last = performance.now(); t.sent = t.value;
+      t.history.push(t.value);
+      if (t.history.length > 1000) t.history.shift();
       send({ type: "control", name, value: t.value });
     };
     const wait = t.last + THROTTLE_MS - performance.now();
@@ -125,15 +127,22 @@
 
   function applyEvent(u) {
     model.events.push(u);
-    const setControl = (name, value) => {
+    const setControl = (name, value, echo) => {
       if (!model.controls[name]) return;
-      model.controls[name].value = value;
       const t = throttles.get(name);
-      if (t) t.sent = undefined;  // the value in force moved: sending ours again is a change
+      if (echo && t && t.history.length) {
+        // our own earlier values come back in order, late on a loaded machine: only the latest
+        // we sent (with none waiting to go) is the value in force; another browser's value is not ours
+        const i = t.history.lastIndexOf(value);
+        if (i >= 0 && (i < t.history.length - 1 || t.timer)) return;
+        if (i >= 0) t.history = [];
+      }
+      model.controls[name].value = value;
+      if (t) { t.sent = undefined; if (!echo) t.history = []; }  // sending ours again is a change
       markDirty(`control:${name}`);
     };
     // an event's value is the value in force: a second browser and a restore stay in sync
-    if (u.kind === "control") setControl(u.name, u.value);
+    if (u.kind === "control") setControl(u.name, u.value, true);
     if (u.kind === "restore" && u.value && u.value.controls) {
       for (const [name, value] of Object.entries(u.value.controls)) setControl(name, value);
     }
