@@ -523,6 +523,9 @@ Host = Annotated[str, typer.Option(help="Address to bind; anything but loopback 
 Port = Annotated[int, typer.Option(help="Port to serve on.")]
 Token = Annotated[str | None, typer.Option(
     help="Required in the URL (?token=...) when given; at least 16 characters.")]
+AllowedHost = Annotated[list[str] | None, typer.Option(
+    "--allowed-host", help="Another host name browsers reach this server by (a proxy's; repeatable). "
+                           "Requests naming any other host are refused (DNS rebinding).")]
 
 
 @serve_app.command("kmeans")
@@ -538,6 +541,7 @@ def serve_kmeans(
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,
+    allowed_host: AllowedHost = None,
     data_root: DataRoot = None,
 ) -> None:
     """Interactive k-means with a size-balance slider (and one weight slider per layer)."""
@@ -559,7 +563,8 @@ def serve_kmeans(
             features, blocks, names = layer_features(model, data, [s.strip() for s in layers.split(",")])
         session = kmeans_session(features, k, blocks=blocks, block_names=names, images=images,
                                  batch_size=batch_size)
-        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock)
+        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
+              allowed_hosts=allowed_host or ())
     except ModeldxError as exc:
         _fail(exc)
 
@@ -571,6 +576,7 @@ def serve_classifier(
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,
+    allowed_host: AllowedHost = None,
     data_root: DataRoot = None,
 ) -> None:
     """Train a zoo classifier with learning-rate and weight-decay sliders and live loss/accuracy."""
@@ -582,7 +588,8 @@ def serve_classifier(
         sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
         session = classifier_session(load_dataset(dataset, "train", root=data_root),
                                      load_dataset(dataset, "test", root=data_root), arch=model)
-        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock)
+        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
+              allowed_hosts=allowed_host or ())
     except ModeldxError as exc:
         _fail(exc)
 
@@ -597,6 +604,7 @@ def serve_ldam(
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,
+    allowed_host: AllowedHost = None,
     data_root: DataRoot = None,
 ) -> None:
     """LDAM live: chains animate while sliders change L2, step size, noise and the discriminator weight."""
@@ -615,7 +623,8 @@ def serve_ldam(
         reals = train_set.get_batch(np.arange(min(10_000, len(train_set))))[0] if discriminator else None
         st = open_store(store, model=model) if store is not None else None
         session = ldam_session(model, _image_shape(train_set), real_images=reals, store=st, chains=chains)
-        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock)
+        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
+              allowed_hosts=allowed_host or ())
     except ModeldxError as exc:
         _fail(exc)
 

@@ -195,6 +195,14 @@ def test_a_page_reached_by_another_host_name_gets_403():
         assert client.get("/").status_code == 200
 
 
+def test_a_proxy_name_is_accepted_only_when_allowed():
+    with TestClient(create_app(counting_session(), allowed_hosts=["proxy.example"])) as client:
+        assert client.get("/", headers={"host": "proxy.example"}).status_code == 200
+        assert client.get("/", headers={"host": "proxy.example.evil"}).status_code == 403
+    with TestClient(create_app(counting_session())) as client:
+        assert client.get("/", headers={"host": "proxy.example"}).status_code == 403
+
+
 def test_a_real_server_accepts_its_own_origin_and_names_and_refuses_others():
     session = counting_session()
     server = BackgroundServer(session)

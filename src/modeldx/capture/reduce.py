@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from modeldx.errors import InvalidParameterError
+
 REDUCTIONS = ("max", "mean", "last", "none")
 KINDS = ("dense", "conv", "sequence")
 
@@ -37,14 +39,14 @@ def reduce_output(output: torch.Tensor, reduction: str, kind: str | None = None)
             return output[:, -1]
         return output.amax(dim=1) if reduction == "max" else output.mean(dim=1)
     if reduction == "last":
-        raise ValueError("reduction 'last' is for sequence outputs (batch, time, features), "
+        raise InvalidParameterError("reduction 'last' is for sequence outputs (batch, time, features), "
                          f"not a conv map of shape {tuple(output.shape)}")
     flat = output.flatten(2)
     if reduction == "max":
         return flat.amax(dim=2)
     if reduction == "mean":
         return flat.mean(dim=2)
-    raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
+    raise InvalidParameterError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
 
 
 def neuron_count(raw_shape: tuple[int, ...], reduction: str, kind: str | None = None) -> int:

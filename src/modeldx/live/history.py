@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modeldx.errors import InvalidParameterError
+
 
 @dataclass
 class ScalarPoint:
@@ -28,7 +30,7 @@ class ScalarHistory:
 
     def __init__(self, capacity: int = 1024) -> None:
         if capacity < 4 or capacity % 2:
-            raise ValueError(f"capacity must be an even number >= 4. Got {capacity}.")
+            raise InvalidParameterError(f"capacity must be an even number >= 4. Got {capacity}.")
         self.capacity = capacity
         self.stride = 1  # steps per stored point
         self.points: list[ScalarPoint] = []
@@ -73,7 +75,7 @@ class ValueHistory:
 
     def __init__(self, capacity: int = 32) -> None:
         if capacity < 4 or capacity % 2:
-            raise ValueError(f"capacity must be an even number >= 4. Got {capacity}.")
+            raise InvalidParameterError(f"capacity must be an even number >= 4. Got {capacity}.")
         self.capacity = capacity
         self.stride = 1
         self.seen = 0

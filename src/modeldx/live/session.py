@@ -45,7 +45,6 @@ from modeldx.live.history import ScalarHistory, ValueHistory
 
 log = logging.getLogger(__name__)
 
-STREAM_KINDS = ("scalar", "histogram", "images", "matrix", "table", "silhouette", "scatter")
 
 
 @dataclass
