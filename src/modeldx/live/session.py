@@ -428,12 +428,15 @@ class LiveSession:
                 if not self._commands:
                     return
                 event = self._commands.popleft()
-            event.step, event.applied = self.step, time.perf_counter()
+            step = self.step
             try:
                 self._apply(event)
             except Exception as exc:  # a snapshot or restore that raises must not kill the worker
                 self.fail(f"{event.kind} {event.name!r}" if event.name else event.kind, exc)
+                event.step, event.applied = step, time.perf_counter()
                 continue
+            # stamped last: a caller waiting for the step then also sees the event's value
+            event.step, event.applied = step, time.perf_counter()
             self._record(event)
 
     def _apply(self, event: Event) -> None:
