@@ -92,6 +92,22 @@ class InputDependent(Reuse):
 
 def test_a_layer_that_stops_running_after_the_probe_is_an_error(tmp_path):
     model = InputDependent().eval()
-    with pytest.raises(ModeldxError, match=r"relu#1'\] produced no output for items \[0, 1, 2"):
+    with pytest.raises(ModeldxError, match=r"items \[0, 1, 2.*'relu' 1 instead of 2"):
         capture(model, data(), tmp_path / "s", layers=["relu"], batch_size=10, progress=False)
     assert hook_count(model) == 0
+
+
+class RunsMoreAfterTheProbe(Reuse):
+    def forward(self, x):
+        h = self.relu(self.inp(x))
+        if x.shape[0] > 2:  # a second call only after the probe's two items
+            h = self.relu(self.shared(h))
+        return self.head(h)
+
+
+def test_a_module_that_runs_more_often_after_the_probe_is_an_error_not_a_dropped_call(tmp_path):
+    model = RunsMoreAfterTheProbe().eval()
+    with pytest.raises(ModeldxError, match=r"'relu' 2 instead of 1"):
+        capture(model, data(), tmp_path / "s", layers=["relu"], batch_size=10, progress=False,
+                gradients=True)
+    assert hook_count(model) == 0 and not (tmp_path / "s").exists()

@@ -300,6 +300,17 @@ class _Capture:
             logits = self._logits(x)
             # checked before the loss: an out-of-range label is a device-side assert on CUDA
             _check_labels(y.cpu().numpy(), logits.shape[1], ids)
+            changed = {m: rec.calls.get(m, 0) for m, n in self._expected_calls.items()
+                       if rec.calls.get(m, 0) != n}
+            if changed:
+                raise InvalidParameterError(
+                    f"modules ran another number of times for items {ids[:5].tolist()} than in the "
+                    f"probe forward pass on the first items: "
+                    + ", ".join(f"{m!r} {rec.calls.get(m, 0)} instead of {self._expected_calls[m]}"
+                                for m in changed)
+                    + " (the model's control flow depends on its input, so a call's number does not "
+                    "name one computation); capture other layers"
+                )
             missing = [layer.name for layer in self.layers if layer.name not in rec.acts]
             if missing:
                 raise InvalidParameterError(
@@ -362,6 +373,9 @@ class _Capture:
                 )
             layers.append(_Layer(name, module, index or 0, call.kind, call.time_major,
                                  tuple(call.shape[1:]), self._reduction(name, module, call.kind)))
+        # a module must run as often in every batch as in the probe: otherwise "call #k" would
+        # mean another computation for some items, or a call would be dropped in silence
+        self._expected_calls = {layer.module: counts[layer.module] for layer in layers}
         if isinstance(self.reduction, Mapping):
             known = {n for layer in layers for n in (layer.name, layer.module)}
             unknown = set(self.reduction) - known
