@@ -166,6 +166,18 @@ def test_manifest_disagreeing_with_items_or_arrays_is_refused(copy):
         open_store(copy)
 
 
+@pytest.mark.parametrize(("encoding", "message"), [
+    ("uint8", r"encoding 'uint8', but array 'acts/act1' holds float32 values"),
+    ("int4", r"encoding 'int4'; expected one of"),
+])
+def test_a_manifest_encoding_that_is_not_the_arrays_is_refused(copy, encoding, message):
+    # decoding float32 values as uint8 codes (or the reverse) would answer wrongly in silence
+    assert open_store(copy).manifest.encoding == "float32"
+    _edit_manifest(copy, lambda m: {**m, "encoding": encoding})
+    with pytest.raises(StoreCorruptError, match=message):
+        open_store(copy)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     (lambda m: [m], "holds a JSON list, expected an object"),
     (lambda m: {k: v for k, v in m.items() if k != "chunk_items"}, "has no 'chunk_items'"),

@@ -43,7 +43,7 @@ from modeldx.errors import (
     StoreReplacedError,
     StoreWriteError,
 )
-from modeldx.store.encoding import decode, encode, latent_encoding, storage_dtype
+from modeldx.store.encoding import ENCODINGS, decode, encode, latent_encoding, storage_dtype
 from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.manifest import (
     MANIFEST,
@@ -229,10 +229,19 @@ class Store:
         """Cheap checks on open: the manifest agrees with the items table's row count (its
         footer only) and with every array's shape (their metadata only)."""
         m = self.manifest
+        if m.encoding not in ENCODINGS:
+            raise self._corrupt(f"the manifest names the encoding {m.encoding!r}; expected one of "
+                                f"{ENCODINGS}")
         if self.complete and (rows := self._items_rows()) != m.n_items:
             raise self._corrupt(f"the manifest says {m.n_items} items, {ITEMS} has {rows} rows")
         for name, shape in self.stored_arrays().items():
-            got = tuple(self._array(name, corrupt_if_missing=True).shape)
+            arr = self._array(name, corrupt_if_missing=True)
+            # activations decode by the manifest's encoding: it must be the one they were stored in
+            if name.startswith(("acts/", "grads/")) and arr.dtype != np.dtype(storage_dtype(m.encoding)):
+                raise self._corrupt(
+                    f"the manifest says encoding {m.encoding!r}, but array {name!r} holds "
+                    f"{arr.dtype} values")
+            got = tuple(arr.shape)
             if got != shape:
                 what = ("items" if got[0] != shape[0] else
                         "neurons" if name.startswith(("acts/", "grads/")) else "columns")
