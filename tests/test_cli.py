@@ -163,6 +163,20 @@ def test_info_says_damaged_and_check_lists_every_bad_chunk(digits_store, tmp_pat
     assert lines[1] == "damaged: acts/act2 chunk 3 (items 768-1023): is missing"
 
 
+def test_info_reads_every_chunk_so_a_flipped_byte_is_damage(digits_store, tmp_path):
+    path = tmp_path / "flipped"
+    shutil.copytree(digits_store.path, path)
+    chunk = path / "arrays.zarr" / "acts" / "act2" / "c" / "2" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    result = runner.invoke(app, ["info", str(path)])
+    assert result.exit_code == 1 and "damaged" in result.output and "Traceback" not in result.output
+    assert "acts/act2 chunk 2" in result.output
+    quick = runner.invoke(app, ["info", str(path), "--quick"])  # files only: this damage is not seen
+    assert quick.exit_code == 0, quick.output
+
+
 def test_info_and_check_on_a_damaged_manifest_fail_in_one_line(digits_store, tmp_path):
     path = tmp_path / "damaged"
     shutil.copytree(digits_store.path, path)

@@ -154,14 +154,24 @@ def capture(
 def info(
     store: Annotated[Path, typer.Argument(help="A store folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Only check that every chunk file is there instead of reading every chunk.")] = False,
 ) -> None:
-    """Show what a store holds (exit 1 if it is damaged; `modeldx check` reads every chunk)."""
+    """Show what a store holds, after reading every chunk (exit 1 if it is damaged)."""
+    from tqdm.auto import tqdm
+
     from modeldx.store import open_store
 
     try:
         st = open_store(store)
         summary = st.summary()
-        problems = st.verify(read=False)  # every chunk file there: cheap, unlike `check`
+        with tqdm(unit="chunk", desc="verify", disable=as_json or quick, leave=False) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            # a flipped or truncated chunk is found only by reading it (about 0.2 s for 70,000 MNIST items)
+            problems = st.verify(progress, read=not quick)
     except ModeldxError as exc:
         _fail(exc)
     if problems:
