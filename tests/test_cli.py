@@ -2,6 +2,7 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from modeldx.cli import app
@@ -239,6 +240,37 @@ def test_every_subcommand_refuses_bad_arguments_in_one_line(monkeypatch, tmp_pat
                 raise AssertionError(f"modeldx {' '.join([*path, *bad])}: {exc}") from exc
             tried += 1
     assert tried >= 2 * len(commands)
+
+
+@pytest.mark.parametrize(("query", "params", "needle"), [
+    ("activation-profile", ["-p", "layer=act2"], "-p neuron=..."),
+    ("top-k-inputs", [], "-p layer=..."),
+    ("linear-cka", ["-p", "layer_a=act2"], "-p layer_b=..."),
+    ("linear-cka", ["-p", "layer_a=act2", "-p", "layer_b=act3", "-p", "other=/nope"], "/nope"),
+])
+def test_a_missing_or_bad_query_parameter_is_one_line(digits_store, query, params, needle):
+    result = runner.invoke(app, ["query", query, str(digits_store.path), *params, "--quiet"])
+    _assert_one_line_error(result, needle)
+
+
+def test_linear_cka_takes_the_other_store_as_a_path(digits_store):
+    result = runner.invoke(app, ["query", "linear-cka", str(digits_store.path), "-p", "layer_a=act2",
+                                 "-p", "layer_b=act2", "-p", f"other={digits_store.path}", "--format",
+                                 "csv", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert float(result.stdout.splitlines()[1].split(",")[2]) == pytest.approx(1.0)
+
+
+def test_evaluate_to_an_unwritable_folder_fails_before_the_work(digits_store):
+    result = runner.invoke(app, ["evaluate", str(digits_store.path), "--out", "/proc/nope", "--quiet"])
+    _assert_one_line_error(result, "/proc/nope")
+
+
+@pytest.mark.parametrize("port", ["-1", "99999"])
+def test_serve_refuses_a_port_out_of_range_in_one_line(port):
+    result = runner.invoke(app, ["serve", "classifier", "--port", port])
+    _assert_one_line_error(result, "'--port'")
+    assert "65535" in result.stderr or "greater than or equal to 1" in result.stderr
 
 
 def test_query_output_errors(digits_store, tmp_path):

@@ -284,7 +284,20 @@ def _typed_params(owner: str, func, items: list[str], skip: tuple[str, ...] = ()
                 raise InvalidParameterError(
                     f"the parameter {key!r} of {owner} expects {what}. Got {text!r} (-p {item}).")
         out[key] = value
+    required = [n for n, p in params.items() if p.default is inspect.Parameter.empty
+                and p.kind is not inspect.Parameter.VAR_KEYWORD and n not in out]
+    if required:
+        raise InvalidParameterError(
+            f"{owner} needs " + ", ".join(f"-p {n}=..." for n in required)
+            + f" (it takes {', '.join(params)})")
     return out
+
+
+def _writable_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to the folder {folder}: {exc.strerror or exc}") from exc
 
 
 _SUFFIXES = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
@@ -443,6 +456,7 @@ def evaluate(
 
     try:
         st = open_store(store)
+        _writable_folder(out)  # before minutes of work, not after
         results = sweep(st, methods.split(",") if methods else None,
                         _numbers(fractions, "--fractions"), list(range(seeds)),
                         queries=queries.split(","), k=k, progress=not quiet)
@@ -530,7 +544,7 @@ serve_app = typer.Typer(help="Live sessions: train while you steer it from a web
                         no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
 Host = Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")]
-Port = Annotated[int, typer.Option(help="Port to serve on.")]
+Port = Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")]
 Token = Annotated[str | None, typer.Option(
     help="Required in the URL (?token=...) when given; at least 16 characters.")]
 AllowedHost = Annotated[list[str] | None, typer.Option(

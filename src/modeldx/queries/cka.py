@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -9,6 +11,7 @@ from modeldx.engine.local import Chunk, run_reduction
 from modeldx.errors import InvalidParameterError
 from modeldx.queries._common import answer, resolve_layers, subset_for
 from modeldx.queries.registry import register
+from modeldx.store import open_store
 
 
 class CrossMoments:
@@ -53,8 +56,8 @@ def linear_cka(store, *, layer_a: str, layer_b: str, other=None, items=None, wei
                progress: bool = False, engine=None) -> pd.DataFrame:
     """Linear CKA (Kornblith et al. 2019) between ``layer_a`` and ``layer_b``.
 
-    With ``other`` (a second store over the same items, e.g. another model),
-    ``layer_b`` is read from it. 1 means the representations agree up to a
+    With ``other`` (a second store over the same items, e.g. another model, or
+    its path), ``layer_b`` is read from it. 1 means the representations agree up to a
     rotation and scale; 0 means no linear relation.
 
     Returns
@@ -67,6 +70,8 @@ def linear_cka(store, *, layer_a: str, layer_b: str, other=None, items=None, wei
     >>> linear_cka(store, layer_a="act3", layer_b="act4")  # doctest: +SKIP
     """
     resolve_layers(store, layer_a)
+    if isinstance(other, str | os.PathLike):  # a path, e.g. from the command line's -p other=...
+        other = open_store(other)
     if other is not None:
         resolve_layers(other, layer_b)
         other.require_complete()
