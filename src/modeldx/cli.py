@@ -228,6 +228,9 @@ def check(
         raise typer.Exit(code=1)
     console.print(f"{store}: every chunk of {len(st.stored_arrays())} arrays read, no damage",
                   highlight=False, soft_wrap=True)
+    if not st.complete:  # whole so far, but not a store a query can use yet
+        console.print(f"{store}: unfinished ({len(st.done_chunks())} of {st.manifest.n_chunks} chunks "
+                      "captured); run the same capture again to finish it", highlight=False, soft_wrap=True)
 
 
 def _parse_value(text: str):

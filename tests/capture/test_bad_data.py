@@ -88,7 +88,8 @@ def test_a_bad_label_in_the_last_chunk_names_the_item_and_keeps_the_store_resuma
                    encoding="float32", progress=False)
     labels = y.copy()
     labels[37] = 9
-    with pytest.raises(InvalidLabelError, match=r"item ids \[37\]"):
+    with pytest.raises(InvalidLabelError, match=r"item ids \[37\].*3 chunks written before it are kept.*"
+                                                r"overwrite=True"):
         capture(mlp(), Pairs(x, labels), tmp_path / "s", chunk_items=10, batch_size=5,
                 encoding="float32", progress=False)
     st = open_store(tmp_path / "s")
@@ -106,3 +107,17 @@ def test_a_bad_label_in_the_last_chunk_names_the_item_and_keeps_the_store_resuma
 def test_all_are_modeldx_errors():
     for cls in (EmptyDatasetError, InvalidLabelError, ModelOutputError):
         assert issubclass(cls, ModeldxError) and issubclass(cls, ValueError)
+
+
+def test_check_says_a_store_left_by_a_bad_label_is_unfinished(tmp_path):
+    from typer.testing import CliRunner
+
+    from modeldx.cli import app
+
+    x, y = features()
+    labels = y.copy()
+    labels[37] = 9
+    with pytest.raises(InvalidLabelError):
+        capture(mlp(), Pairs(x, labels), tmp_path / "s", chunk_items=10, batch_size=5, progress=False)
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "s"), "--quiet"])
+    assert "unfinished (3 of" in result.output and "run the same capture again" in result.output

@@ -153,3 +153,9 @@ def test_labels_of_without_reading_inputs():
     assert SplitDataset({"train": a, "test": b}).labels_of(np.array([4, 0])).tolist() == [4, 0]
     pairs = as_dataset([(np.zeros(2), 0)])
     assert SplitDataset({"a": a, "b": pairs}).labels_of(np.array([0, 3])) is None
+
+
+def test_an_input_that_is_not_a_tensor_is_a_clear_error():
+    ds = as_dataset([({"a": torch.zeros(3)}, 0), ({"a": torch.ones(3)}, 1)])
+    with pytest.raises(InvalidParameterError, match=r"input of item 0 .* is a dict"):
+        ds.get_batch(np.arange(2))

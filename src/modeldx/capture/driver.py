@@ -545,6 +545,12 @@ class _Capture:
             if (fresh and writer is not None and not isinstance(exc, StoreError)
                     and not writer.done_chunks()):
                 shutil.rmtree(self.path, ignore_errors=True)
+            elif isinstance(exc, InvalidLabelError) and writer is not None and writer.done_chunks():
+                kept = len(writer.done_chunks())
+                raise InvalidLabelError(
+                    f"{exc}. The {kept} chunks written before it are kept in {self.path} (status "
+                    "capturing): after fixing the labels run the same capture again to resume; if it "
+                    "then says the data set differs, pass overwrite=True to start afresh") from exc
             raise
         finally:
             model.to(old_device)

@@ -166,7 +166,14 @@ class TorchDatasetAdapter(Dataset):
                     f"items of {self.name} must be (input, label) pairs. Item {int(i)} is a "
                     f"{type(item).__name__}."
                 )
-            xs.append(torch.as_tensor(item[0]))
+            try:
+                xs.append(torch.as_tensor(item[0]))
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise InvalidParameterError(
+                    f"the input of item {int(i)} of {self.name} is a {type(item[0]).__name__}, "
+                    f"not an array or tensor ({exc}); modeldx passes one tensor per batch to the "
+                    "model: wrap a model that takes a dict or several inputs so it takes one tensor"
+                ) from None
             ys.append(_label(item[1], self.name, int(i)))
         return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
 
