@@ -523,9 +523,11 @@
     function data() {
       const st = model.streams[name];
       if (!st) return [[], [], []];
-      // a log axis cannot show values <= 0: leave gaps there
-      const raw = o.log ? st.values.map((v) => (v > 0 ? v : null)) : st.values;
-      return [st.steps, raw, o.smooth ? smoothed(raw, o.smooth) : raw.map(() => null)];
+      // copies: the stream's arrays change in place (new points, downsampling), and the three
+      // series the chart holds must stay one consistent snapshot until the next setData
+      // (a log axis cannot show values <= 0: leave gaps there)
+      const raw = o.log ? st.values.map((v) => (v > 0 ? v : null)) : st.values.slice();
+      return [st.steps.slice(), raw, o.smooth ? smoothed(raw, o.smooth) : raw.map(() => null)];
     }
     function make() {
       const { width, height } = size(holder);
