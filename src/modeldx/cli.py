@@ -106,13 +106,10 @@ def train(
     from modeldx.zoo import train as train_model
 
     out = out or Path("runs") / f"{model}-{dataset}.pt"
-    try:
-        result = train_model(model, load_dataset(dataset, "train", root=data_root),
-                             load_dataset(dataset, "test", root=data_root), epochs=epochs, seed=seed,
-                             average_from=average_from,
-                             checkpoint=out, dataset_name=dataset, progress=not quiet)
-    except ModeldxError as exc:
-        _fail(exc)
+    result = train_model(model, load_dataset(dataset, "train", root=data_root),
+                         load_dataset(dataset, "test", root=data_root), epochs=epochs, seed=seed,
+                         average_from=average_from,
+                         checkpoint=out, dataset_name=dataset, progress=not quiet)
     console.print(f"{model} on {dataset}: test accuracy [bold]{result.test_accuracy:.2%}[/] "
                   f"after {result.seconds:.0f} s -> {out}")
 
@@ -137,15 +134,12 @@ def capture(
     from modeldx.capture import capture as run_capture
     from modeldx.zoo import load_checkpoint
 
-    try:
-        model, _ = load_checkpoint(checkpoint)
-        start = time.perf_counter()
-        st = run_capture(model, _splits(dataset, splits, data_root), store,
-                         layers=layers.split(",") if layers else "auto", reduction=reduction,
-                         encoding=encoding, gradients=gradients, overwrite=overwrite, device=device,
-                         progress=not quiet)
-    except ModeldxError as exc:
-        _fail(exc)
+    model, _ = load_checkpoint(checkpoint)
+    start = time.perf_counter()
+    st = run_capture(model, _splits(dataset, splits, data_root), store,
+                     layers=layers.split(",") if layers else "auto", reduction=reduction,
+                     encoding=encoding, gradients=gradients, overwrite=overwrite, device=device,
+                     progress=not quiet)
     console.print(f"captured {st.n_items} items x {len(st.layers)} layers into {store} "
                   f"in {time.perf_counter() - start:.1f} s ({st.stored_bytes() / 1e6:.1f} MB)")
 
@@ -161,13 +155,10 @@ def info(
 
     from modeldx.store import open_store
 
-    try:
-        st = open_store(store)
-        summary = st.summary()
-        # a flipped or truncated chunk is found only by reading it (about 0.2 s for 70,000 MNIST items)
-        problems = _verify(st, read=not quick, quiet=as_json or quick)
-    except ModeldxError as exc:
-        _fail(exc)
+    st = open_store(store)
+    summary = st.summary()
+    # a flipped or truncated chunk is found only by reading it (about 0.2 s for 70,000 MNIST items)
+    problems = _verify(st, read=not quick, quiet=as_json or quick)
     if problems:
         summary["status"] = f"damaged ({len(problems)} problems; run `modeldx check {store}`)"
     if as_json:
@@ -414,11 +405,8 @@ def sample_command(
     """Choose a sample from a store's latent space and save it in the store."""
     from modeldx.sampling import get, sample
 
-    try:
-        params = _typed_params(f"the sampler {method}", get(method), param or [], skip=("seed",))
-        s = sample(store, method, fraction, seed=seed, name=name, overwrite=overwrite, **params)
-    except ModeldxError as exc:
-        _fail(exc)
+    params = _typed_params(f"the sampler {method}", get(method), param or [], skip=("seed",))
+    s = sample(store, method, fraction, seed=seed, name=name, overwrite=overwrite, **params)
     console.print(f"{s.name}: {s.size:,} items ({fraction:.2%}) by {method} in "
                   f"{s.info['seconds']:.2f} s -> {store}/samples/{s.name}.parquet")
 
@@ -457,16 +445,13 @@ def evaluate(
     from modeldx.evaluate.report import print_sampler_table
     from modeldx.store import open_store
 
-    try:
-        st = open_store(store)
-        _writable_folder(out)  # before minutes of work, not after
-        results = sweep(st, methods.split(",") if methods else None,
-                        _numbers(fractions, "--fractions"), list(range(seeds)),
-                        queries=queries.split(","), k=k, progress=not quiet)
-        paths = write_report(results, out, context={"store": store, "items": st.n_items,
-                                                    "model": st.manifest.model_name, "k": k})
-    except ModeldxError as exc:
-        _fail(exc)
+    st = open_store(store)
+    _writable_folder(out)  # before minutes of work, not after
+    results = sweep(st, methods.split(",") if methods else None,
+                    _numbers(fractions, "--fractions"), list(range(seeds)),
+                    queries=queries.split(","), k=k, progress=not quiet)
+    paths = write_report(results, out, context={"store": store, "items": st.n_items,
+                                                "model": st.manifest.model_name, "k": k})
     print_sampler_table(console, summarize(results), "top-k-neurons", "precision@k")
     console.print(f"results -> {paths['results']}; report -> {paths['report']}")
 
@@ -489,12 +474,9 @@ def demo(
     query, score every sampler x fraction x seed against it, and write figures and an HTML report."""
     from modeldx.demo import run_demo
 
-    try:
-        run_demo(out, dataset=dataset, arch=model, k=k, methods=methods.split(",") if methods else None,
-                 fractions=_numbers(fractions, "--fractions"), seeds=tuple(range(seeds)),
-                 data_root=data_root, progress=not quiet, console=console)
-    except ModeldxError as exc:
-        _fail(exc)
+    run_demo(out, dataset=dataset, arch=model, k=k, methods=methods.split(",") if methods else None,
+             fractions=_numbers(fractions, "--fractions"), seeds=tuple(range(seeds)),
+             data_root=data_root, progress=not quiet, console=console)
 
 
 def _image_shape(data) -> tuple[int, int, int]:
@@ -522,18 +504,15 @@ def ldam(
     from modeldx.ldam import LDAM, grid_image, save_png
     from modeldx.zoo import load_checkpoint
 
-    try:
-        model, meta = load_checkpoint(checkpoint)
-        shape = _image_shape(load_dataset(meta.get("dataset", "mnist"), "test", root=data_root))
-        chosen = None if neurons is None else _numbers(neurons, "--neurons", int)
-        sampler = LDAM(model, shape, layer=layer, neurons=chosen, chains=chains, burn_in=burn_in, l2=l2,
-                       beta=beta, sigma=sigma)
-        from tqdm.auto import tqdm
+    model, meta = load_checkpoint(checkpoint)
+    shape = _image_shape(load_dataset(meta.get("dataset", "mnist"), "test", root=data_root))
+    chosen = None if neurons is None else _numbers(neurons, "--neurons", int)
+    sampler = LDAM(model, shape, layer=layer, neurons=chosen, chains=chains, burn_in=burn_in, l2=l2,
+                   beta=beta, sigma=sigma)
+    from tqdm.auto import tqdm
 
-        for _ in tqdm(range(steps), desc="ldam", unit="step", disable=quiet):
-            sampler.step()
-    except ModeldxError as exc:
-        _fail(exc)
+    for _ in tqdm(range(steps), desc="ldam", unit="step", disable=quiet):
+        sampler.step()
     out.mkdir(parents=True, exist_ok=True)
     name = f"{sampler.target.layer}-" + "-".join(map(str, sampler.target.neurons[:10]))
     for which in ("sample", "average"):
@@ -578,22 +557,19 @@ def serve_kmeans(
     from modeldx.live.server import reserve, serve
     from modeldx.zoo import load_checkpoint
 
-    try:
-        sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
-        data = load_dataset(dataset, split, root=data_root)
-        pixels, _, _ = pixel_features(data)
-        images = pixels.reshape(len(data), *data.get_batch([0])[0].shape[-2:])
-        if checkpoint is None:
-            features, blocks, names = pixels, None, None
-        else:
-            model, _ = load_checkpoint(checkpoint)
-            features, blocks, names = layer_features(model, data, [s.strip() for s in layers.split(",")])
-        session = kmeans_session(features, k, blocks=blocks, block_names=names, images=images,
-                                 batch_size=batch_size)
-        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
-              allowed_hosts=allowed_host or ())
-    except ModeldxError as exc:
-        _fail(exc)
+    sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
+    data = load_dataset(dataset, split, root=data_root)
+    pixels, _, _ = pixel_features(data)
+    images = pixels.reshape(len(data), *data.get_batch([0])[0].shape[-2:])
+    if checkpoint is None:
+        features, blocks, names = pixels, None, None
+    else:
+        model, _ = load_checkpoint(checkpoint)
+        features, blocks, names = layer_features(model, data, [s.strip() for s in layers.split(",")])
+    session = kmeans_session(features, k, blocks=blocks, block_names=names, images=images,
+                             batch_size=batch_size)
+    serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
+          allowed_hosts=allowed_host or ())
 
 
 @serve_app.command("classifier")
@@ -611,14 +587,11 @@ def serve_classifier(
     from modeldx.interactive.sessions import classifier_session
     from modeldx.live.server import reserve, serve
 
-    try:
-        sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
-        session = classifier_session(load_dataset(dataset, "train", root=data_root),
-                                     load_dataset(dataset, "test", root=data_root), arch=model)
-        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
-              allowed_hosts=allowed_host or ())
-    except ModeldxError as exc:
-        _fail(exc)
+    sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
+    session = classifier_session(load_dataset(dataset, "train", root=data_root),
+                                 load_dataset(dataset, "test", root=data_root), arch=model)
+    serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
+          allowed_hosts=allowed_host or ())
 
 
 @serve_app.command("ldam")
@@ -643,17 +616,14 @@ def serve_ldam(
     from modeldx.live.server import reserve, serve
     from modeldx.zoo import load_checkpoint
 
-    try:
-        sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
-        model, meta = load_checkpoint(checkpoint)
-        train_set = load_dataset(meta.get("dataset", "mnist"), "train", root=data_root)
-        reals = train_set.get_batch(np.arange(min(10_000, len(train_set))))[0] if discriminator else None
-        st = open_store(store, model=model) if store is not None else None
-        session = ldam_session(model, _image_shape(train_set), real_images=reals, store=st, chains=chains)
-        serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
-              allowed_hosts=allowed_host or ())
-    except ModeldxError as exc:
-        _fail(exc)
+    sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
+    model, meta = load_checkpoint(checkpoint)
+    train_set = load_dataset(meta.get("dataset", "mnist"), "train", root=data_root)
+    reals = train_set.get_batch(np.arange(min(10_000, len(train_set))))[0] if discriminator else None
+    st = open_store(store, model=model) if store is not None else None
+    session = ldam_session(model, _image_shape(train_set), real_images=reals, store=st, chains=chains)
+    serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
+          allowed_hosts=allowed_host or ())
 
 
 if __name__ == "__main__":  # pragma: no cover
