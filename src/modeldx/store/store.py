@@ -374,7 +374,7 @@ class Store:
 
         ``progress(done, total)`` is called after each chunk. An empty list means the store
         is whole. ``read=False`` only checks that every chunk file exists (a quick look,
-        ``modeldx info``'s); reading finds changed and truncated chunks too.
+        ``modeldx info --quick``); reading finds changed and truncated chunks too.
 
         Examples
         --------
