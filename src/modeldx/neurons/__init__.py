@@ -2,7 +2,8 @@
 
 from modeldx.neurons.clusters import DEAD, NeuronClusters, cluster_neurons
 from modeldx.neurons.maps import neuron_map
+from modeldx.neurons.matrix import ActivationMatrix, activation_matrix, leaf_order
 from modeldx.neurons.relevance import relevance_matrix, top_down, weighted_layers
 
 __all__ = ["neuron_map", "relevance_matrix", "top_down", "weighted_layers",
-           "DEAD", "NeuronClusters", "cluster_neurons"]
+           "DEAD", "NeuronClusters", "cluster_neurons", "ActivationMatrix", "activation_matrix", "leaf_order"]
