@@ -203,3 +203,55 @@ def test_bad_layers_are_refused(lenet):
         layer_graph(lenet, ["act1", "actx"], torch.zeros(1, 1, 28, 28))
     with pytest.raises(InvalidParameterError, match="non-empty"):
         layer_graph(lenet, [], torch.zeros(1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("case", ["lenet", "skipnet"])
+def test_the_recorded_run_agrees_with_fx(case, lenet, skipnet, monkeypatch):
+    import modeldx.neurons.graph as graph
+
+    model, layers, x = {
+        "lenet": (lenet, LENET_LAYERS, torch.zeros(1, 1, 28, 28)),
+        "skipnet": (skipnet, ["act", "block1.relu", "block2", "head"], torch.zeros(1, 1, 8, 8)),
+    }[case]
+    traced = layer_graph(model, layers, x)
+
+    def untraceable(*args):
+        raise RuntimeError("no fx here")
+
+    monkeypatch.setattr(graph, "_fx_ops", untraceable)
+    recorded = layer_graph(model, layers, x)
+    assert "no fx here" in recorded.notes[0]
+    assert (recorded.nodes, recorded.depth) == (traced.nodes, traced.depth)
+    assert [(e.source, e.target, e.via) for e in recorded.edges] == \
+        [(e.source, e.target, e.via) for e in traced.edges]
+    for a, b in zip(recorded.edges, traced.edges, strict=True):
+        np.testing.assert_allclose(a.strength, b.strength)
+        np.testing.assert_allclose(a.signed, b.signed)
+
+
+def test_an_input_the_model_cannot_run_is_refused():
+    from modeldx.errors import InputShapeError
+
+    with pytest.raises(InputShapeError, match=r"example_input \[\(1, 5\)\]"):
+        layer_graph(Untraceable(), ["act1", "act2"], torch.zeros(1, 5))
+
+
+def test_the_digits_store_layers_and_their_bundles(tiny_model, digits_store, digits):
+    from modeldx.neurons import layer_bundles
+
+    x, _ = digits.get_batch(np.arange(2))
+    g = layer_graph(tiny_model, digits_store.manifest.layers, x)
+    assert g.nodes == digits_store.layers
+    assert all(e.strength.shape == (digits_store.neurons(e.target), digits_store.neurons(e.source))
+               for e in g.edges)
+    acts = {n: digits_store.read(f"acts/{n}") for n in g.nodes}
+    classes = digits_store.items()["label"].to_numpy()
+    labels = {}
+    for name, a in acts.items():  # cluster = the class of the largest class mean, -1 when dead
+        means = np.stack([a[classes == c].mean(axis=0) for c in np.unique(classes)])
+        labels[name] = np.where(means.max(axis=0) > 0, means.argmax(axis=0), -1)
+    out = layer_bundles(g, labels)
+    assert [(e["source"], e["target"]) for e in out] == [(e.source, e.target) for e in g.edges]
+    for edge in out:
+        assert edge["bundles"]
+        assert sum(b["share"] for b in edge["bundles"]) <= 1 + 1e-9

@@ -27,6 +27,9 @@ The dataflow comes from ``torch.fx.symbolic_trace``; a model fx cannot trace
 op by op instead (a ``TorchFunctionMode`` and module hooks); ``notes`` says
 which was used and what was left out. Both give ops in execution order, so a
 module called twice becomes ``name#0``, ``name#1`` as in a store.
+
+Dense and conv layers are supported; a Linear applied to a sequence
+(batch, time, features) stops the paths through it, with a note.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from torch.utils._pytree import tree_flatten
 from modeldx.capture.hooks import hook_group
 from modeldx.capture.layers import split_call
 from modeldx.capture.probe import output_tensor
-from modeldx.errors import InvalidParameterError, LayerNotFoundError
+from modeldx.errors import InputShapeError, InvalidParameterError, LayerNotFoundError
 
 WEIGHTED_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _ADD = {"add", "iadd", "add_", "__add__", "__iadd__", "__radd__"}
@@ -341,6 +344,11 @@ def _step(op: _Op, ops: list[_Op], state: list[list[_Path]], notes: list[str]) -
     ins = [(state[i], ops[i].shape) for i in op.inputs]
     if op.kind == "module" and isinstance(op.module, WEIGHTED_TYPES):
         out = []
+        shape = ins[0][1] if ins else None
+        if shape is not None and isinstance(op.module, nn.Linear) and len(shape) != 2:
+            notes.append(f"{op.name}: a Linear over a {len(shape)}-d tensor (a sequence) is not "
+                         "supported; paths through it stop there")
+            return []
         for path in (ins[0][0] if ins else []):
             maps = _weight_maps(op.module, path)
             if maps is None:
@@ -465,7 +473,14 @@ def layer_graph(model: nn.Module, layers: Sequence, example_input) -> LayerGraph
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             notes.append(f"torch.fx could not trace {type(model).__name__} ({reason}); dataflow "
                          "recorded from one forward pass of example_input instead")
-            ops = _runtime_ops(model, wanted, example)
+            try:
+                ops = _runtime_ops(model, wanted, example)
+            except Exception as run_exc:  # noqa: BLE001 - the model's own error, said as ours
+                shapes = [tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                          for x in example]
+                raise InputShapeError(
+                    f"{type(model).__name__} could not run on example_input {shapes}: "
+                    f"{type(run_exc).__name__}: {run_exc}") from run_exc
         nodes, edges = _edges(ops, notes)
     finally:
         model.train(was_training)
