@@ -147,3 +147,25 @@ def test_bundle_edges_checks_its_parameters():
         bundle_edges(a, a, [0, 1], [0])
     with pytest.raises(InvalidParameterError, match=">= 0"):
         bundle_edges(-a, a, [0, 1], [0, 1])
+
+
+def test_the_default_number_of_bundles_follows_the_block_structure():
+    rng = np.random.default_rng(4)
+    blocks = np.kron(np.eye(3), np.ones((4, 5))) * 10 + rng.uniform(0, 0.1, size=(12, 15))
+    found = bundle_edges(blocks, blocks, list(range(15)), list(range(12)))
+    assert len(found) == 3 and sum(b.share for b in found) > 0.98
+    # no block structure: one bundle, not an arbitrary split
+    uniform = np.ones((5, 6))
+    (one,) = bundle_edges(uniform, uniform, list(range(6)), list(range(5)))
+    assert (one.sources, one.targets, one.share) == (list(range(6)), list(range(5)), 1.0)
+    # asked for: the split is made even without structure
+    assert len(bundle_edges(uniform, uniform, list(range(6)), list(range(5)), n_bundles=2)) == 2
+
+
+def test_modularity_of_perfect_blocks_and_of_one_bicluster():
+    from modeldx.neurons.bundles import modularity
+
+    blocks = np.kron(np.eye(2), np.ones((2, 3)))
+    assert modularity(blocks, np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1, 1, 1])) == \
+        pytest.approx(0.5)
+    assert modularity(blocks, np.zeros(4, int), np.zeros(6, int)) == pytest.approx(0.0)
