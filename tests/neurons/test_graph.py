@@ -205,13 +205,14 @@ def test_bad_layers_are_refused(lenet):
         layer_graph(lenet, [], torch.zeros(1, 1, 28, 28))
 
 
-@pytest.mark.parametrize("case", ["lenet", "skipnet"])
+@pytest.mark.parametrize("case", ["lenet", "skipnet", "branches"])
 def test_the_recorded_run_agrees_with_fx(case, lenet, skipnet, monkeypatch):
     import modeldx.neurons.graph as graph
 
     model, layers, x = {
         "lenet": (lenet, LENET_LAYERS, torch.zeros(1, 1, 28, 28)),
         "skipnet": (skipnet, ["act", "block1.relu", "block2", "head"], torch.zeros(1, 1, 8, 8)),
+        "branches": (Branches().eval(), ["act_a", "act_b", "act"], torch.zeros(1, 1, 6, 6)),
     }[case]
     traced = layer_graph(model, layers, x)
 
@@ -255,3 +256,37 @@ def test_the_digits_store_layers_and_their_bundles(tiny_model, digits_store, dig
     for edge in out:
         assert edge["bundles"]
         assert sum(b["share"] for b in edge["bundles"]) <= 1 + 1e-9
+
+
+class Branches(nn.Module):
+    """Two branches concatenated along channels (Inception / DenseNet style), then a 1x1 conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 2, 3, padding=1)
+        self.act_a = nn.ReLU()
+        self.b = nn.Conv2d(1, 3, 3, padding=1)
+        self.act_b = nn.ReLU()
+        self.mix = nn.Conv2d(5, 4, 1)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.mix(torch.cat([self.act_a(self.a(x)), self.act_b(self.b(x))], dim=1)))
+
+
+def test_concatenated_branches_each_get_their_columns_of_the_kernel():
+    torch.manual_seed(5)
+    model = Branches().eval()
+    g = layer_graph(model, ["act_a", "act_b", "act"], torch.zeros(1, 1, 6, 6))
+    assert g.depth == {"act_a": 0, "act_b": 0, "act": 1}
+    e = by_pair(g)
+    mix = np.abs(weights(model.mix)).sum(axis=(2, 3))  # 4 x 5
+    np.testing.assert_allclose(e["act_a", "act", "mix"].strength, mix[:, :2])
+    np.testing.assert_allclose(e["act_b", "act", "mix"].strength, mix[:, 2:])
+
+
+def test_a_failing_run_leaves_no_hook():
+    model = Untraceable()
+    with pytest.raises(Exception, match="could not run"):
+        layer_graph(model, ["act1"], torch.zeros(1, 5))
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
