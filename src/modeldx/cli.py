@@ -466,7 +466,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the checkpoint, store and results.")] = Path(
         "modeldx-demo"),
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
-    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    model: Annotated[str, typer.Option(
+        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
     k: Annotated[int, typer.Option(help="Neurons per group in the headline query.")] = 10,
     methods: Annotated[str | None, typer.Option(help="Comma-separated samplers (default: all).")] = None,
     fractions: Annotated[str, typer.Option(help="Comma-separated sample fractions.")] = (
@@ -580,7 +581,8 @@ def serve_kmeans(
 @serve_app.command("classifier")
 def serve_classifier(
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
-    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    model: Annotated[str, typer.Option(
+        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,

@@ -76,6 +76,7 @@ class PlainCNN(nn.Sequential):
 
     Examples
     --------
+    >>> import torch
     >>> model = PlainCNN(batch_norm=True)
     >>> model(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
