@@ -92,6 +92,20 @@ def test_train_command_writes_a_checkpoint(tmp_path):
     assert f"{meta['test_accuracy']:.2%}" in result.output
 
 
+def test_train_command_takes_the_dead_relu_recipe(tmp_path):
+    from modeldx.zoo import PlainCNN, load_checkpoint
+
+    out = tmp_path / "plain.pt"
+    result = runner.invoke(app, ["train", "--model", "plaincnn", "--lr", "0.01", "--batch-size", "64",
+                                 "--epochs", "1", "--train-items", "640", "--out", str(out), "--quiet",
+                                 "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 0, result.output
+    model, meta = load_checkpoint(out)
+    assert isinstance(model, PlainCNN) and not model.batch_norm
+    assert (meta["arch"], meta["lr"], meta["batch_size"], meta["train_items"]) == ("plaincnn", 0.01, 64, 640)
+    assert len(meta["losses"]) == 10  # 640 items in batches of 64
+
+
 def test_sample_and_evaluate_commands(digits_store, tmp_path):
     shutil.copytree(digits_store.path, tmp_path / "store")
     store = str(tmp_path / "store")

@@ -91,10 +91,15 @@ def _splits(dataset: str, splits: str, data_root: str | None):
 
 @app.command()
 def train(
-    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    model: Annotated[str, typer.Option(
+        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     epochs: int = 4,
     seed: int = 0,
+    lr: Annotated[float, typer.Option(help="Adam's learning rate (plaincnn dies at 0.01).")] = 1e-3,
+    batch_size: int = 128,
+    train_items: Annotated[int | None, typer.Option(
+        help="Train on a seeded random subset of this many items.")] = None,
     average_from: Annotated[int | None, typer.Option(
         help="Parameter averaging: average the weights of every step from this epoch (0-based) on.")] = None,
     out: Annotated[Path | None, typer.Option(help="Checkpoint path.")] = None,
@@ -108,7 +113,7 @@ def train(
     out = out or Path("runs") / f"{model}-{dataset}.pt"
     result = train_model(model, load_dataset(dataset, "train", root=data_root),
                          load_dataset(dataset, "test", root=data_root), epochs=epochs, seed=seed,
-                         average_from=average_from,
+                         lr=lr, batch_size=batch_size, train_items=train_items, average_from=average_from,
                          checkpoint=out, dataset_name=dataset, progress=not quiet)
     console.print(f"{model} on {dataset}: test accuracy [bold]{result.test_accuracy:.2%}[/] "
                   f"after {result.seconds:.0f} s -> {out}")
@@ -461,7 +466,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the checkpoint, store and results.")] = Path(
         "modeldx-demo"),
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
-    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    model: Annotated[str, typer.Option(
+        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
     k: Annotated[int, typer.Option(help="Neurons per group in the headline query.")] = 10,
     methods: Annotated[str | None, typer.Option(help="Comma-separated samplers (default: all).")] = None,
     fractions: Annotated[str, typer.Option(help="Comma-separated sample fractions.")] = (
@@ -575,7 +581,8 @@ def serve_kmeans(
 @serve_app.command("classifier")
 def serve_classifier(
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
-    model: Annotated[str, typer.Option(help="Zoo architecture: lenet5 or deepcnn.")] = "lenet5",
+    model: Annotated[str, typer.Option(
+        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,

@@ -38,6 +38,18 @@ def test_bad_training_parameters(digits):
         train("vgg", digits, digits)
     with pytest.raises(InvalidParameterError, match="'epochs'.*Got 0"):
         train("lenet5", digits, digits, epochs=0)
+    with pytest.raises(InvalidParameterError, match=f"'train_items'.*Got {len(digits) + 1}"):
+        train("lenet5", digits, digits, train_items=len(digits) + 1)
+
+
+def test_train_items_trains_on_a_seeded_subset_and_losses_has_every_step(mnist_test):
+    small = mnist_test.subset(np.arange(1000))
+    a = train("lenet5", small, small, epochs=2, batch_size=50, train_items=300, progress=False)
+    b = train("lenet5", small, small, epochs=2, batch_size=50, train_items=300, progress=False)
+    other = train("lenet5", small, small, epochs=2, batch_size=50, train_items=300, seed=1,
+                  progress=False)
+    assert len(a.losses) == 2 * 6 and a.losses == b.losses
+    assert a.losses != other.losses
 
 
 def test_parameter_averaging_returns_the_mean_of_the_late_weights(mnist_test, tmp_path):

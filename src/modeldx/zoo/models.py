@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
+
 from torch import nn
 
 
@@ -60,4 +64,50 @@ class DeepCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-MODELS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "deepcnn": DeepCNN}
+class PlainCNN(nn.Sequential):
+    """Ten 3x3 conv layers in three stages (16, 32, 32 channels), each with its own ReLU, then fc.
+
+    A deep *plain* network in the sense of CNNVis' training-diagnosis case study:
+    nothing but convolutions and ReLUs between input and head, so a bad start
+    can leave most ReLUs dead. ``batch_norm=True`` puts a ``BatchNorm2d``
+    (``bn<i>``) between each ``conv<i>`` and its ReLU ``act<i>`` — the case
+    study's fix. Modules are named ``conv1..conv10``, ``act1..act10``,
+    ``pool1..pool3``, ``flatten`` and ``fc`` so capture can hook each by name.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = PlainCNN(batch_norm=True)
+    >>> model(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+
+    # conv widths per stage; a 2x2 max-pool ends each stage
+    STAGES: tuple[tuple[int, ...], ...] = ((16, 16, 16), (32, 32, 32), (32, 32, 32, 32))
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                 batch_norm: bool = False) -> None:
+        layers: dict[str, nn.Module] = {}
+        cin, i = in_channels, 0
+        for s, widths in enumerate(self.STAGES, start=1):
+            for cout in widths:
+                i += 1
+                # with batch norm a conv bias is redundant: the norm subtracts it again
+                layers[f"conv{i}"] = nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm)
+                if batch_norm:
+                    layers[f"bn{i}"] = nn.BatchNorm2d(cout)
+                layers[f"act{i}"] = nn.ReLU()
+                cin = cout
+            layers[f"pool{s}"] = nn.MaxPool2d(2)
+        side = image_size // 2 ** len(self.STAGES)
+        layers["flatten"] = nn.Flatten()
+        layers["fc"] = nn.Linear(cin * side * side, num_classes)
+        super().__init__(OrderedDict(layers))
+        self.batch_norm = batch_norm
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "lenet5": LeNet5, "deepcnn": DeepCNN,
+    "plaincnn": PlainCNN, "plaincnn-bn": partial(PlainCNN, batch_norm=True),
+}
+"""Zoo architectures by name; ``MODELS[arch](**model_args)`` rebuilds a checkpoint's model."""
