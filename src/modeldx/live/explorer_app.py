@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
-from modeldx.live.server import STATIC, AppThread, guarded_app, given_token, is_loopback, reserve, token_ok
+from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, is_loopback, reserve, token_ok
 from modeldx.neurons.explore import Explorer, ItemNotFoundError
 
 

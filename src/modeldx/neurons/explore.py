@@ -180,7 +180,8 @@ class Explorer:
     ['act1', 'act2', 'act3', 'act4', 'fc3']
     """
 
-    _limits = {"k": Interval(int, 2, None), "top_items": Interval(int, 1, 100), "seed": Interval(int, 0, None)}
+    _limits = {"k": [Interval(int, 2, None), None], "top_items": Interval(int, 1, 100),
+               "seed": Interval(int, 0, None)}
 
     def __init__(self, store, model=None, *, sample: str | None = None, k: int | None = None,
                  top_items: int = 9, data_root=None, seed: int = 0) -> None:
