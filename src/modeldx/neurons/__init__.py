@@ -1,6 +1,8 @@
-"""Neurons as objects of study: relevance between layers, maps of a layer's neurons."""
+"""Neurons as objects of study: relevance between layers, maps of a layer's neurons, clusters."""
 
+from modeldx.neurons.clusters import DEAD, NeuronClusters, cluster_neurons
 from modeldx.neurons.maps import neuron_map
 from modeldx.neurons.relevance import relevance_matrix, top_down, weighted_layers
 
-__all__ = ["neuron_map", "relevance_matrix", "top_down", "weighted_layers"]
+__all__ = ["neuron_map", "relevance_matrix", "top_down", "weighted_layers",
+           "DEAD", "NeuronClusters", "cluster_neurons"]
