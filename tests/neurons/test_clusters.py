@@ -67,6 +67,22 @@ def test_k_given_and_capped_by_the_live_neurons():
     assert 4 <= cl.k <= 6 and set(cl.scores) == {4, 5, 6}
 
 
+def test_centred_clusters_see_class_preference_under_a_shared_baseline():
+    means, truth = planted()
+    rng = np.random.default_rng(3)
+    live = truth != DEAD
+    # a neuron-specific baseline on every class (0 to 10 times the preference) hides the
+    # preferences from plain cosine, as the positive class means of ReLU layers do
+    shifted = means.copy()
+    peak = np.abs(means[live]).max(1, keepdims=True)
+    shifted[live] = means[live] / peak + rng.uniform(0, 10, (live.sum(), 1))
+    plain = cluster_neurons(shifted)
+    centred = cluster_neurons(shifted, center=True)
+    assert not (plain.k == 3 and same_partition(plain.labels, truth))
+    assert centred.k == 3 and same_partition(centred.labels, truth)
+    assert (centred.labels[~live] == DEAD).all()
+
+
 @pytest.mark.parametrize("rows", [
     np.zeros((0, 10)),                       # no neurons
     np.zeros((4, 10)),                       # all dead
@@ -98,6 +114,7 @@ def test_identical_directions_make_one_cluster():
     ({"means": np.ones((3, 2)), "k_range": (0, 3)}, "k_range"),
     ({"means": np.ones((3, 2)), "active": np.ones(2)}, "active"),
     ({"means": np.ones((3, 2)), "dead_tol": -1.0}, "dead_tol"),
+    ({"means": np.ones((3, 2)), "center": 1}, "center"),
 ])
 def test_bad_parameters_are_named(kwargs, bad):
     means = kwargs.pop("means")

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from modeldx.engine.subset import Sample
@@ -81,3 +82,16 @@ def test_the_registered_table(digits_store):
     np.testing.assert_allclose(pivot, cm.means["act2"])
     assert frame.attrs["query"] == "class-means" and frame.attrs["params"] == {"layers": ["act2"]}
     assert frame.loc[frame["class"] == 0, "count"].iloc[0] == pytest.approx(cm.counts[0])
+
+
+def test_the_cli_runs_it(digits_store, tmp_path):
+    from typer.testing import CliRunner
+
+    from modeldx.cli import app
+
+    out = tmp_path / "means.csv"
+    result = CliRunner().invoke(app, ["query", "class-means", str(digits_store.path), "-p", 'layers="act2"',
+                                      "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    np.testing.assert_allclose(frame["mean"], class_means_table(digits_store, layers="act2")["mean"])
