@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
+from modeldx.neurons import cluster_top_items
 from modeldx.neurons.explore import ClusterNotFoundError, Explorer, ItemNotFoundError
 from modeldx.queries import class_means, top_k_inputs
 from tests.conftest import MNIST_DIR
@@ -86,11 +87,11 @@ def test_without_a_model_the_layers_are_a_chain_without_bundles_and_the_page_is_
         chain.ldam_png(g["layers"][0]["name"], g["layers"][0]["clusters"][0]["id"])
 
 
-def test_top_items_are_those_of_top_k_inputs_on_the_cluster(tiny, digits_store):
+def test_top_items_are_those_of_cluster_top_items(tiny, digits_store):
     for layer in tiny.graph()["layers"]:
         for c in layer["clusters"]:
             members = tiny.clusters[layer["name"]].members(c["id"])
-            expect = top_k_inputs(digits_store, layer=layer["name"], neurons=members, k=tiny.top_items)
+            expect = cluster_top_items(digits_store, layer["name"], members, k=tiny.top_items)
             assert c["top_items"] == expect["item_id"].tolist()
 
 

@@ -36,9 +36,10 @@ GROUPS = (("correct", "correctly classified"), ("incorrect", "misclassified"), (
 class TopPerColumn:
     """One pass: the ``k`` rows with the largest score in each column of ``block @ weights``, per layer.
 
-    ``weights[layer]`` is (neurons, columns): a column that averages a cluster's
-    neurons gives the cluster's score as :func:`~modeldx.queries.top_k_inputs`
-    scores a group of neurons (their mean activation). Ties go to the lower row.
+    ``weights[layer]`` is (neurons, columns): a column holding ``1 / (size * max)``
+    on a cluster's neurons scores items as
+    :func:`~modeldx.neurons.cluster_top_items` does, for every cluster of every
+    layer in the same pass. Ties go to the lower row.
     """
 
     def __init__(self, weights: dict[str, np.ndarray], k: int) -> None:
@@ -48,7 +49,7 @@ class TopPerColumn:
     def map(self, chunk: Chunk) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         out = {}
         for layer, w in self.weights.items():
-            scores = chunk.arrays[f"acts/{layer}"] @ w.astype(np.float32)  # float32: half the time
+            scores = chunk.arrays[f"acts/{layer}"].astype(np.float64) @ w
             rows = np.broadcast_to(chunk.rows[:, None], scores.shape)
             out[layer] = self._top(scores, rows)
         return out
@@ -75,12 +76,33 @@ class TopPerColumn:
         return state
 
 
-def _mean_columns(n: int, groups: Sequence[np.ndarray]) -> np.ndarray:
-    """(n, len(groups)): column g averages the neurons of ``groups[g]``."""
-    w = np.zeros((n, len(groups)))
+class ColumnPeaks:
+    """One pass: every column's largest value, per layer."""
+
+    def __init__(self, layers: Sequence[str]) -> None:
+        self.arrays = [f"acts/{layer}" for layer in layers]
+
+    def map(self, chunk: Chunk) -> dict[str, np.ndarray]:
+        return {name: chunk.arrays[name].max(axis=0).astype(np.float64) for name in self.arrays}
+
+    def combine(self, a, b):
+        return {name: np.maximum(a[name], b[name]) for name in a}
+
+    def finalize(self, state):
+        return state
+
+
+def _mean_columns(peak: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """(neurons, len(groups)): column g averages the neurons of ``groups[g]``, each divided by its peak.
+
+    As :func:`~modeldx.neurons.cluster_top_items` scores: every neuron counts
+    alike, and one never positive adds 0.
+    """
+    inv = np.divide(1.0, peak, out=np.zeros_like(peak), where=peak > 0)
+    w = np.zeros((peak.size, len(groups)))
     for g, members in enumerate(groups):
         if len(members):
-            w[members, g] = 1.0 / len(members)
+            w[members, g] = inv[members] / len(members)
     return w
 
 
@@ -254,12 +276,14 @@ class Explorer:
             "pass --data-root")
 
     def _cluster_top_items(self) -> dict[str, dict[int, list[int]]]:
-        """Every cluster's top items, all layers in one pass (a cluster scores an item by its mean)."""
+        """Every cluster's top items as :func:`~modeldx.neurons.cluster_top_items` finds them, but for
+        every cluster of every layer in two passes (the neurons' peaks, then the top items)."""
+        peaks = run_reduction(self.store, ColumnPeaks(self.layers), self.subset)
         weights, ids = {}, {}
         for layer in self.layers:
             cl = self.clusters[layer]
             ids[layer] = [int(c) for c in self.matrices[layer].cluster_order]
-            weights[layer] = _mean_columns(self.store.neurons(layer), [cl.members(c) for c in ids[layer]])
+            weights[layer] = _mean_columns(peaks[f"acts/{layer}"], [cl.members(c) for c in ids[layer]])
         state = run_reduction(self.store, TopPerColumn(weights, self.top_items), self.subset)
         item_ids = self.store.items()["item_id"].to_numpy()
         return {layer: {c: item_ids[state[layer][1][:, j]].tolist() for j, c in enumerate(ids[layer])}
