@@ -266,7 +266,7 @@ class Explorer:
             self.edges.append({"source": found["source"], "target": found["target"], "via": str(found["via"]),
                                "strength": float(np.sum(edge.strength)), "signed": float(np.sum(edge.signed)),
                                "bundles": [_bundle_json(b) for b in found["bundles"]]})
-        self.notes.extend(str(n) for n in graph.notes)
+        self.notes.extend(f"layer graph: {n}" for n in graph.notes)
 
     def _example_input(self) -> torch.Tensor:
         if self.images.available:
@@ -302,11 +302,14 @@ class Explorer:
         for layer in self.layers:
             spec, cl, mat = m.layer(layer), self.clusters[layer], self.matrices[layer]
             order = [int(c) for c in mat.class_order]
+            # colour: one scale per layer, its largest cluster mean (a neuron's peak would wash every row out)
+            peak = float(np.abs(mat.cluster_rows).max()) if mat.cluster_rows.size else 0.0
+            scale = peak if peak > 0 else 1.0
             clusters = []
             for cid in (int(c) for c in mat.cluster_order):
                 row = mat.row_of(cid)
                 clusters.append({"id": cid, "size": int(len(cl.members(cid))), "dead": cid == -1,
-                                 "row": _floats(row / mat.scale), "raw": _floats(row),
+                                 "row": _floats(row / scale), "raw": _floats(row),
                                  "top_items": self._top[layer][cid]})
             layers.append({"name": layer, "kind": spec.kind, "module_type": spec.module_type,
                            "neurons": int(spec.neurons), "depth": self.depth[layer], "class_order": order,

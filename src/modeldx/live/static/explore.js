@@ -3,7 +3,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const token = new URLSearchParams(location.search).get("token");
-const BOX_W = 190, GAP_X = 110, STRIP_H = 16, THUMB = 26, PAD = 6, HEAD_H = 58, BOX_GAP = 8, MAX_BUNDLE_W = 16;
+const BOX_W = 190, GAP_X = 90, STRIP_H = 16, THUMB = 26, PAD = 6, HEAD_H = 58, BOX_GAP = 8, MAX_BUNDLE_W = 16;
 const state = { graph: null, boxes: new Map(), selected: null, drawnAt: null };
 window.modeldxExplorer = state;
 
@@ -196,21 +196,21 @@ function legend(g) {
   el("h4", {}, box, "Cluster rows");
   const grad = el("div", { class: "row" }, box);
   el("span", { class: "swatch", style: `background: linear-gradient(90deg, ${colour(0)}, ${colour(1)})` }, grad);
-  el("span", {}, grad, "mean activation per class (0 → layer max)");
+  el("span", {}, grad, "mean activation per class (0 → the layer's largest)");
   const neg = el("div", { class: "row" }, box);
   el("span", { class: "swatch", style: `background: linear-gradient(90deg, ${colour(0)}, ${colour(-1)})` }, neg);
   el("span", {}, neg, "negative");
   const dead = el("div", { class: "row" }, box);
   el("span", { class: "swatch", style: "background: #eceef1; border: 1px dashed #999" }, dead);
   el("span", {}, dead, "dead neurons (never active)");
-  el("h4", { style: "margin-top: 10px" }, box, "Bundles");
+  el("h4", {}, box, "Bundles");
   if (g.edges.some((e) => e.bundles.length)) {
     for (const [c, text] of [["var(--pos)", "positive weights"], ["var(--neg)", "negative weights"]]) {
       const row = el("div", { class: "row" }, box);
       el("span", { class: "swatch", style: `background: ${c}; opacity: .6` }, row);
       el("span", {}, row, text);
     }
-    el("p", { class: "muted" }, box, "width: the bundle's share of the connection strength between the two layers");
+    el("p", { class: "muted" }, box, "width: share of the strength between two layers");
   } else {
     el("p", { class: "muted" }, box, "none: the layers' weights are needed (--checkpoint)");
   }
@@ -272,7 +272,7 @@ async function openCluster(layer, cid) {
   el("h4", {}, body, "Neurons × classes (mean activation)");
   const names = c.neurons.map((n) => `n${n}`);
   const m = el("div", { id: "neuron-matrix" }, body);
-  m.appendChild(matrixSVG(c.matrix, names, c.class_names, maxAbs(c.matrix)));
+  m.appendChild(matrixSVG(c.matrix, names, c.class_names, maxAbs(c.matrix), { cell: c.size > 40 ? 12 : 18 }));
   el("h4", {}, body, "Top items of the cluster (label → prediction; red: misclassified)");
   const top = el("div", { id: "top-items" }, body);
   itemsView(top, c.top_items, g.images.available);
