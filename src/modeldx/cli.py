@@ -657,7 +657,7 @@ def explore(
     console.print(f"computed clusters, matrices and bundles of {len(explorer.layers)} layers in "
                   f"{explorer.compute_s:.2f} s")
     serve_explorer(explorer, host=host, port=port, token=token, sock=sock, allowed_hosts=allowed_host or (),
-                   announce=console.print)
+                   announce=lambda line: console.print(line, soft_wrap=True))  # a URL never broken in two
 
 
 if __name__ == "__main__":  # pragma: no cover
