@@ -21,7 +21,7 @@ import torch
 
 from modeldx._params import Interval, check_params
 from modeldx.engine.local import Chunk, run_reduction
-from modeldx.engine.subset import Sample
+from modeldx.engine.subset import Sample, make_subset
 from modeldx.errors import InvalidParameterError, LayerNotFoundError, ModeldxError
 from modeldx.queries import class_means
 
@@ -222,8 +222,7 @@ class Explorer:
         self.subset: Sample | None = None
         if sample is not None:
             ids, weights, info = store.load_sample(sample)
-            self.subset = Sample(np.asarray(ids), np.asarray(weights, dtype=np.float64),
-                                 {"sample": sample, **info})
+            self.subset = make_subset(store, ids, weights, {"sample": sample, **info})  # rows resolved
         self.layers = list(store.layers)
         self.means = class_means(store, layers=self.layers, items=self.subset)
         self.classes = list(self.means.classes)
@@ -236,7 +235,8 @@ class Explorer:
         self._graph_edges()
         self._top = self._cluster_top_items()
         self.compute_s = time.perf_counter() - started
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the groups, computed once
+        self._ldam_lock = threading.Lock()  # one LDAM at a time: two would only slow each other down
         self._groups: dict[str, Any] | None = None
         self._neuron_top: dict[tuple[str, int], dict[int, list[int]]] = {}
         self._ldam: dict[tuple[str, int], bytes] = {}
@@ -416,8 +416,11 @@ class Explorer:
         self._check(layer, cid)
         if (why := self.ldam_reason()) is not None:
             raise InvalidParameterError(why)
+        if "#" in layer:
+            raise InvalidParameterError(f"LDAM targets a module, and layer {layer!r} is one of several calls "
+                                        "of its module: no LDAM image for it")
         key = (layer, cid)
-        with self._lock:  # one LDAM at a time: two would only slow each other down
+        with self._ldam_lock:
             if key not in self._ldam:
                 members = [int(n) for n in self.clusters[layer].members(cid)][:LDAM_NEURONS]
                 module = self.store.manifest.layer(layer).module
