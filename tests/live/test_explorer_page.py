@@ -53,3 +53,24 @@ def test_the_network_is_drawn_and_a_click_opens_a_cluster(lenet, page):
     page.wait_for_selector("#ldam img", timeout=60_000)  # sampled on request, then shown
     save(page.screenshot(full_page=False), "explorer-cluster.png")
     assert not console, console
+
+
+def test_a_sampled_store_without_a_model_says_both(tmp_path, tiny_model, digits, page):
+    from modeldx import capture, sample
+
+    store = capture(tiny_model, digits, tmp_path / "s", progress=False)
+    sample(store.path, "uniform", 0.5, name="half")
+    server = ExplorerThread(Explorer(store, sample="half"))
+    try:
+        page.goto(server.url)
+        page.wait_for_function("window.modeldxExplorer && window.modeldxExplorer.drawnAt !== null")
+        badge = page.locator("#source").inner_text()
+        assert badge.startswith("sampled (half)") and "% of the store" in badge
+        assert "--checkpoint" in page.locator("#notes").inner_text()
+        assert page.locator("#bundles g.bundle").count() == 0
+        assert page.locator("#bundles path.chain").count() == len(store.layers) - 1
+        page.locator("g.box").first.click()
+        page.wait_for_selector("#neuron-matrix svg")
+        assert "--checkpoint" in page.locator("#ldam").inner_text()  # no model: no LDAM, and why
+    finally:
+        server.stop()
