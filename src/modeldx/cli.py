@@ -633,5 +633,39 @@ def serve_ldam(
           allowed_hosts=allowed_host or ())
 
 
+@app.command()
+def explore(
+    store: Annotated[Path, typer.Argument(help="A store (modeldx capture).")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="The store's zoo checkpoint: the model's layer graph, weight bundles and LDAM images.")] = None,
+    sample: Annotated[str | None, typer.Option(
+        help="A sample saved in the store: compute on it, weighted.")] = None,
+    k: Annotated[int | None, typer.Option(min=2, help="Clusters per layer (default: by silhouette).")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    token: Token = None,
+    allowed_host: AllowedHost = None,
+    data_root: DataRoot = None,
+) -> None:
+    """The network explorer: layers as columns of neuron clusters, bundles between them, in the browser."""
+    from modeldx.api import open_store  # checks the store was captured from this model
+    from modeldx.live.explorer_app import serve_explorer
+    from modeldx.live.server import reserve
+    from modeldx.neurons.explore import Explorer
+    from modeldx.zoo import load_checkpoint
+
+    sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
+    try:
+        model = load_checkpoint(checkpoint)[0] if checkpoint is not None else None
+        explorer = Explorer(open_store(store, model=model), model, sample=sample, k=k, data_root=data_root)
+    except BaseException:
+        sock.close()
+        raise
+    console.print(f"computed clusters, matrices and bundles of {len(explorer.layers)} layers in "
+                  f"{explorer.compute_s:.2f} s")
+    serve_explorer(explorer, host=host, port=port, token=token, sock=sock, allowed_hosts=allowed_host or (),
+                   announce=lambda line: console.print(line, soft_wrap=True))  # a URL never broken in two
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

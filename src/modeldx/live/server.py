@@ -172,6 +172,29 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def token_ok(token: str | None, given: str | None) -> bool:
+    """Whether a request may pass: no token is set, or it gave the right one (compared in constant time)."""
+    return token is None or (given is not None and secrets.compare_digest(given, token))
+
+
+def given_token(request: Request | WebSocket) -> str | None:
+    """The token a request carries: ``?token=`` or the ``X-Modeldx-Token`` header."""
+    return request.query_params.get("token") or request.headers.get("x-modeldx-token")
+
+
+def guarded_app(title: str, *, host: str, token: str | None, allowed_hosts: Iterable[str] = ()) -> FastAPI:
+    """A FastAPI app with every server's checks: the token's length, Host and Origin, no docs routes.
+
+    Each route still checks the token itself (:func:`token_ok`): some pages
+    (the dashboard's ``/``) are served without one and carry it on.
+    """
+    if token is not None:
+        check_exposure(host, token)
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SameOrigin, host=host, allowed_hosts=tuple(allowed_hosts))
+    return app
+
+
 def handle(session: LiveSession, raw: str, max_bytes: int) -> dict[str, Any] | None:
     """Apply one browser message; returns the reply (an error or a pong), if any."""
     if len(raw.encode()) > max_bytes:
@@ -226,25 +249,19 @@ def create_app(session: LiveSession, *, token: str | None = None, push_hz: float
     may use for it (a machine's DNS name when binding 0.0.0.0). See the module
     docstring for the Host and Origin checks.
     """
-    if token is not None:
-        check_exposure(host, token)
-    app = FastAPI(title=f"modeldx live: {session.name}", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(SameOrigin, host=host, allowed_hosts=tuple(allowed_hosts))
+    app = guarded_app(f"modeldx live: {session.name}", host=host, token=token, allowed_hosts=allowed_hosts)
     app.state.session = session
     app.state.clients = 0
 
-    def allowed(given: str | None) -> bool:
-        return token is None or (given is not None and secrets.compare_digest(given, token))
-
     @app.get("/api/state")
     def state(request: Request) -> JSONResponse:
-        if not allowed(request.query_params.get("token") or request.headers.get("x-modeldx-token")):
+        if not token_ok(token, given_token(request)):
             raise HTTPException(status_code=403, detail="a valid token is required")
         return JSONResponse(session.state())
 
     @app.websocket("/ws")
     async def socket(ws: WebSocket) -> None:
-        if not allowed(ws.query_params.get("token") or ws.headers.get("x-modeldx-token")):
+        if not token_ok(token, given_token(ws)):
             await ws.close(code=4403, reason="a valid token is required")
             return
         await ws.accept()
@@ -322,26 +339,24 @@ def _server(session: LiveSession, host: str, port: int, token: str | None, compr
                                               ws_per_message_deflate=compress))
 
 
-class BackgroundServer:
-    """The dashboard served from a thread of this process (notebooks, scripts, tests).
+class AppThread:
+    """An app of this module served from a thread of this process (notebooks, scripts, tests).
 
     ``port=0`` picks a free port; ``.url`` is the address to open, ``.stop()`` ends it.
     """
 
-    def __init__(self, session: LiveSession, *, host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None, compress: bool = False, **app_options) -> None:
+    def __init__(self, app: FastAPI, server, *, host: str, token: str | None) -> None:
         import threading
         import time
 
-        self.session = session
-        self.app, self.server = _server(session, host, port, token, compress, "warning", **app_options)
+        self.app, self.server = app, server
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="modeldx-live-server")
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.02)
         if not self.server.started:
-            raise ModeldxError(f"the live server did not start on {host}:{port}")
+            raise ModeldxError(f"the live server did not start on {host}")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://{'127.0.0.1' if is_loopback(host) else host}:{self.port}/" + (
             f"?token={token}" if token else "")
@@ -349,6 +364,19 @@ class BackgroundServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class BackgroundServer(AppThread):
+    """The dashboard served from a thread of this process (notebooks, scripts, tests).
+
+    ``port=0`` picks a free port; ``.url`` is the address to open, ``.stop()`` ends it.
+    """
+
+    def __init__(self, session: LiveSession, *, host: str = "127.0.0.1", port: int = 0,
+                 token: str | None = None, compress: bool = False, **app_options) -> None:
+        self.session = session
+        app, server = _server(session, host, port, token, compress, "warning", **app_options)
+        super().__init__(app, server, host=host, token=token)
 
 
 def serve(session: LiveSession, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,

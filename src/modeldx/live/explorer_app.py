@@ -1,0 +1,106 @@
+"""Serve a :class:`~modeldx.neurons.explore.Explorer` to browsers: the network explorer page and its JSON.
+
+Routes (every URL the page uses is relative, so a proxy may mount it anywhere):
+``/`` the page, ``/api/graph``, ``/api/cluster/{layer}/{cid}``,
+``/api/item/{item_id}.png``, ``/api/ldam/{layer}/{cid}.png``, ``/static/...``.
+A layer, cluster or item that does not exist is a 404 whose JSON ``detail``
+names it. Security is the live server's (:mod:`modeldx.live.server`): Host and
+Origin checks, and beyond loopback a token on every request (``?token=`` or
+the ``X-Modeldx-Token`` header; the page carries the one it was opened with).
+"""
+
+from __future__ import annotations
+
+import socket as sockets
+from collections.abc import Iterable
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from modeldx.errors import InvalidParameterError, LayerNotFoundError
+from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, is_loopback, reserve, token_ok
+from modeldx.neurons.explore import Explorer, ItemNotFoundError
+
+
+def create_explorer_app(explorer: Explorer, *, token: str | None = None, host: str = "127.0.0.1",
+                        allowed_hosts: Iterable[str] = ()):
+    """The ASGI app serving ``explorer``'s page and JSON (see the module docstring)."""
+    app = guarded_app(f"modeldx explore: {explorer.store.path}", host=host, token=token,
+                      allowed_hosts=allowed_hosts)
+    app.state.explorer = explorer
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        # the page and its scripts hold no data; every /api/ answer does
+        if request.url.path.startswith("/api/") and not token_ok(token, given_token(request)):
+            return JSONResponse({"detail": "a valid token is required"}, status_code=403)
+        return await call_next(request)
+
+    def answer(fn, *args) -> Response:
+        try:
+            return fn(*args)
+        except (LayerNotFoundError, ItemNotFoundError) as exc:
+            return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
+        except InvalidParameterError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    png_cache = {"Cache-Control": "max-age=3600"}
+
+    @app.get("/api/graph")
+    async def graph() -> Response:
+        return answer(lambda: JSONResponse(explorer.graph()))
+
+    @app.get("/api/cluster/{layer}/{cid}")
+    async def cluster(layer: str, cid: int) -> Response:
+        # a first click computes the groups' matrices: off the event loop, so other requests go on
+        return await run_in_threadpool(answer, lambda: JSONResponse(explorer.cluster(layer, cid)))
+
+    @app.get("/api/item/{item_id}.png")
+    async def item(item_id: int) -> Response:
+        return answer(lambda: Response(explorer.item_png(item_id), media_type="image/png", headers=png_cache))
+
+    @app.get("/api/ldam/{layer}/{cid}.png")
+    async def ldam(layer: str, cid: int) -> Response:
+        return await run_in_threadpool(answer, lambda: Response(explorer.ldam_png(layer, cid),
+                                                                media_type="image/png", headers=png_cache))
+
+    @app.get("/")
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "explore.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _server(explorer: Explorer, host: str, port: int, token: str | None, log_level: str, **options):
+    import uvicorn
+
+    app = create_explorer_app(explorer, token=token, host=host, **options)
+    return app, uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+
+
+class ExplorerThread(AppThread):
+    """The explorer served from a thread of this process (notebooks, tests); ``.url``, ``.stop()``."""
+
+    def __init__(self, explorer: Explorer, *, host: str = "127.0.0.1", port: int = 0,
+                 token: str | None = None, **options) -> None:
+        app, server = _server(explorer, host, port, token, "warning", **options)
+        super().__init__(app, server, host=host, token=token)
+
+
+def serve_explorer(explorer: Explorer, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+                   sock: sockets.socket | None = None, allowed_hosts: Iterable[str] = (),
+                   log_level: str = "warning", announce=print) -> None:
+    """Serve ``explorer`` until interrupted; prints the URL. ``sock``: one :func:`reserve` took already."""
+    sock = sock if sock is not None else reserve(host, port, token)
+    port = sock.getsockname()[1]
+    _, server = _server(explorer, host, port, token, log_level, allowed_hosts=allowed_hosts)
+    query = f"?token={token}" if token else ""
+    shown = "localhost" if is_loopback(host) else host
+    announce(f"modeldx explore {explorer.store.path}: open http://{shown}:{port}/{query}")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
