@@ -87,12 +87,21 @@ def _train_and_diagnose(arch, mnist_train, mnist_test, tmp_path, seed=0):
                     progress=False)
     dead = dead_neurons(store, layers=RELUS)
     truth = _never_positive(result.model, test.get_batch(np.arange(len(test)))[0])
-    return result, dead, truth
+    return result, dead, truth, store
+
+
+def _explorer_dead_share(store, model) -> dict[str, float]:
+    """The share of each layer's neurons that the explorer draws in its dead cluster."""
+    from modeldx.neurons.explore import Explorer
+
+    graph = Explorer(store, model, top_items=1).graph()
+    return {layer["name"]: sum(c["size"] for c in layer["clusters"] if c["dead"]) / layer["neurons"]
+            for layer in graph["layers"]}
 
 
 def test_the_diagnosis_points_at_the_dead_layers_of_the_plain_net(mnist_train, mnist_test, tmp_path,
                                                                   one_thread):
-    plain, dead, truth = _train_and_diagnose("plaincnn", mnist_train, mnist_test, tmp_path)
+    plain, dead, truth, store = _train_and_diagnose("plaincnn", mnist_train, mnist_test, tmp_path)
     ln10 = math.log(10)
     # stuck at chance: the last 20 steps' loss is ln 10 (measured 2.297-2.304 over seeds 0-5)
     assert abs(np.mean(plain.losses[-20:]) - ln10) < 0.02
@@ -109,13 +118,18 @@ def test_the_diagnosis_points_at_the_dead_layers_of_the_plain_net(mnist_train, m
     assert share["act1"] < 0.2
     assert share[RELUS[1:]].mean() > 0.5
     assert share.max() == 1.0
+    # the explorer draws the same units in each layer's dead cluster
+    drawn = _explorer_dead_share(store, plain.model)
+    for layer in RELUS:
+        assert drawn[layer] == pytest.approx(share[layer]), layer
 
 
 def test_the_same_recipe_with_batch_norm_trains_and_keeps_its_relus_alive(mnist_train, mnist_test,
                                                                           tmp_path, one_thread):
-    bn, dead, _ = _train_and_diagnose("plaincnn-bn", mnist_train, mnist_test, tmp_path)
+    bn, dead, _, store = _train_and_diagnose("plaincnn-bn", mnist_train, mnist_test, tmp_path)
     # measured over seeds 0-5: last-20-step loss 0.17-0.28, no dead unit, test accuracy 0.60-0.92
     # (eval mode uses running batch statistics, which lag the fast-moving weights after 100 steps)
     assert np.mean(bn.losses[-20:]) < 0.8
     assert bn.test_accuracy > 0.3
     assert dead.groupby("layer").dead.mean().max() <= 0.05
+    assert max(_explorer_dead_share(store, bn.model).values()) <= 0.05
