@@ -641,6 +641,8 @@ def explore(
     sample: Annotated[str | None, typer.Option(
         help="A sample saved in the store: compute on it, weighted.")] = None,
     k: Annotated[int | None, typer.Option(min=2, help="Clusters per layer (default: by silhouette).")] = None,
+    center: Annotated[bool, typer.Option(
+        help="Cluster by class means minus each neuron's mean; --no-center: raw cosine.")] = True,
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,
@@ -657,7 +659,8 @@ def explore(
     sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
     try:
         model = load_checkpoint(checkpoint)[0] if checkpoint is not None else None
-        explorer = Explorer(open_store(store, model=model), model, sample=sample, k=k, data_root=data_root)
+        explorer = Explorer(open_store(store, model=model), model, sample=sample, k=k, center=center,
+                            data_root=data_root)
     except BaseException:
         sock.close()
         raise
