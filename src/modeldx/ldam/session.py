@@ -41,7 +41,7 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
         options += [f"{layer}:{i}" for layer in map_layers for i in range(store.neurons(layer))
                     if f"{layer}:{i}" not in options]
     session = LiveSession("ldam")
-    session.slider("L2 weight", 0.0, 5.0, 1.0)
+    session.slider("L2 weight", 0.0, 5.0, 0.1)
     session.slider("step size", 1e-3, 1.0, 0.05, log=True)
     session.slider("noise", 0.0, 0.5, 0.05)
     session.slider("momentum", 0.0, 0.99, 0.9)
