@@ -81,7 +81,8 @@ def run(model, reals, settings: dict, seed: int, steps: int, disc_weight: float)
         trainer = DiscriminatorTrainer(
             lambda: LDAM(model, (1, 28, 28), discriminator=disc, **{**settings, "disc_weight": 1.0,
                          "burn_in": 0, "chains": 2, "seed": seed + 1}), disc)
-    ldam = LDAM(model, (1, 28, 28), **{**settings, "discriminator": disc, "disc_weight": disc_weight, "seed": seed})
+    ldam = LDAM(model, (1, 28, 28), **{**settings, "discriminator": disc, "disc_weight": disc_weight,
+                                       "seed": seed})
     for _ in range(steps):
         if trainer is not None:
             trainer.step()

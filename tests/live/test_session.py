@@ -220,7 +220,8 @@ def test_scatter_and_images_carry_titles_hover_thumbnails_and_column_names():
     old = s.state()["streams"]["old"]["latest"][1]
     assert old["x_title"] is None and old["hover"] is None and old["thumbnails"] is None
     ctx.scatter("map", [0, 1, 2], [2, 1, 0], labels=[0, 1, 2], x_title="PCA 1", y_title="PCA 2",
-                hover=["act3:0", "act3:1 dead", "act3:2"], thumbnails={2: np.ones((3, 3)), 0: np.zeros((3, 3))})
+                hover=["act3:0", "act3:1 dead", "act3:2"],
+                thumbnails={2: np.ones((3, 3)), 0: np.zeros((3, 3))})
     v = s.state()["streams"]["map"]["latest"][1]
     assert (v["x_title"], v["y_title"]) == ("PCA 1", "PCA 2") and v["hover"][1] == "act3:1 dead"
     thumbs = v["thumbnails"]

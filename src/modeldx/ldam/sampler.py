@@ -13,9 +13,9 @@ The L2 regulariser ``R(x) = -||x||^2 / 2`` enters raw (thesis: no normalising
 needed); the discriminator's gradient is normalised, because its scale can
 differ from the activation's by orders of magnitude: ``s_t`` is the ratio of the
 running RMS norms of ``grad f`` and ``grad D`` of each chain (RMSprop over whole
-images, not pixels), so ``d = 1`` pulls as hard as the neuron. After ``burn_in`` steps every chain also keeps the running mean of
-its samples (sample averaging, Fig. 4.4b/d). Every setting is an attribute the
-live view changes between steps.
+images, not pixels), so ``d = 1`` pulls as hard as the neuron. After ``burn_in``
+steps every chain also keeps the running mean of its samples (sample averaging,
+Fig. 4.4b/d). Every setting is an attribute the live view changes between steps.
 """
 
 from __future__ import annotations
