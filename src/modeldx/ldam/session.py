@@ -82,7 +82,7 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
         # a live view cannot wait long for D(x) > 0.9: update the discriminator at least every 20 steps
         disc = OnlineDiscriminator(real_images, seed=seed, max_wait=20,
                                    device=next(model.parameters()).device)
-        session.slider("discriminator weight", 0.0, 5.0, 0.0)
+        session.slider("discriminator weight", 0.0, 5.0, 0.5)
     session.choice("show", ["average", "sample"])
     session.choice("target", options)
     session.choice("explain class", list(range(head.weight.shape[0])))
