@@ -142,6 +142,22 @@ def test_ldam_command_writes_the_grids(mnist_model, tmp_path):
     assert result.exit_code == 2 and "has 120 neurons" in result.output
 
 
+def test_ldam_command_trains_the_discriminator_when_asked(mnist_model, tmp_path, monkeypatch):
+    from modeldx.ldam import discriminator
+
+    updates = []
+    real_update = discriminator.OnlineDiscriminator.update
+    monkeypatch.setattr(discriminator.OnlineDiscriminator, "update",
+                        lambda self, fakes: updates.append(1) or real_update(self, fakes))
+    out = tmp_path / "ldam"
+    result = runner.invoke(app, ["ldam", str(mnist_model.checkpoint), "--neurons", "3", "--chains", "2",
+                                 "--steps", "25", "--burn-in", "5", "--discriminator", "--disc-weight", "1",
+                                 "--out", str(out), "--quiet", "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 0, result.output
+    assert (out / "fc3-3-average.png").is_file()
+    assert len(updates) >= 1  # D(x) > 0.9 or at most 20 steps: at least one update in 25 steps
+
+
 def test_serve_refuses_to_expose_a_session_without_a_token():
     result = runner.invoke(app, ["serve", "classifier", "--host", "0.0.0.0", "--data-root", str(MNIST_DIR)])
     assert result.exit_code == 2 and "pass a token" in result.output

@@ -498,26 +498,42 @@ def ldam(
     chains: Annotated[int, typer.Option(help="Chains per neuron (rows of the grid).")] = 8,
     steps: int = 400,
     burn_in: int = 100,
-    l2: Annotated[float, typer.Option(help="L2 weight.")] = 1.0,
+    l2: Annotated[float, typer.Option(help="L2 weight.")] = 0.1,
     beta: Annotated[float, typer.Option(help="Step size.")] = 0.05,
     sigma: Annotated[float, typer.Option(help="Noise standard deviation.")] = 0.05,
+    discriminator: Annotated[bool, typer.Option(
+        help="Train Algorithm 2's discriminator on real images and use it as a regulariser.")] = False,
+    disc_weight: Annotated[float, typer.Option(help="The discriminator's weight.")] = 0.5,
+    seed: int = 0,
     out: Annotated[Path, typer.Option(help="Folder for the PNGs.")] = Path("ldam"),
     data_root: DataRoot = None,
     quiet: Quiet = False,
 ) -> None:
     """Sample images that activate neurons (LDAM); writes the samples and running averages as PNGs."""
+    import numpy as np
+
     from modeldx.data import load_dataset
-    from modeldx.ldam import LDAM, grid_image, save_png
+    from modeldx.ldam import LDAM, DiscriminatorTrainer, OnlineDiscriminator, grid_image, save_png
     from modeldx.zoo import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)
     shape = _image_shape(load_dataset(meta.get("dataset", "mnist"), "test", root=data_root))
     chosen = None if neurons is None else _numbers(neurons, "--neurons", int)
-    sampler = LDAM(model, shape, layer=layer, neurons=chosen, chains=chains, burn_in=burn_in, l2=l2,
-                   beta=beta, sigma=sigma)
+    spec = {"layer": layer, "neurons": chosen, "l2": l2, "beta": beta, "sigma": sigma}
+    disc = trainer = None
+    if discriminator:  # as `serve ldam` runs it: an update at least every 20 steps of its own chains
+        train_set = load_dataset(meta.get("dataset", "mnist"), "train", root=data_root)
+        reals = train_set.get_batch(np.arange(min(10_000, len(train_set))))[0]
+        disc = OnlineDiscriminator(reals, seed=seed, max_wait=20)
+        trainer = DiscriminatorTrainer(lambda: LDAM(model, shape, **spec, chains=2, discriminator=disc,
+                                                    disc_weight=1.0, burn_in=0, seed=seed + 1), disc)
+    sampler = LDAM(model, shape, **spec, chains=chains, burn_in=burn_in, discriminator=disc,
+                   disc_weight=disc_weight if discriminator else 0.0, seed=seed)
     from tqdm.auto import tqdm
 
     for _ in tqdm(range(steps), desc="ldam", unit="step", disable=quiet):
+        if trainer is not None:
+            trainer.step()
         sampler.step()
     out.mkdir(parents=True, exist_ok=True)
     name = f"{sampler.target.layer}-" + "-".join(map(str, sampler.target.neurons[:10]))

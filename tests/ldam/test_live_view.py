@@ -36,9 +36,20 @@ def test_clicking_the_relevance_table_and_the_neuron_map_retargets_the_chains(se
     x, y = page.evaluate(
         "(() => { const c = document.querySelector(\"[data-widget='stream:neuron map'] canvas\");"
         " const [px, py] = c._points[0]; return [px / devicePixelRatio, py / devicePixelRatio]; })()")
+    # the map's axes have titles, a point under the pointer says which neuron it is
+    assert canvas.evaluate("c => [c.dataset.xTitle, c.dataset.yTitle]") == ["PCA 1", "PCA 2"]
+    canvas.hover(position={"x": x, "y": y})
+    tip = page.locator("[data-widget='stream:neuron map'] .tooltip")
+    tip.wait_for(state="visible")
+    hover = page.evaluate("window.modeldx.model.streams['neuron map'].value.hover[0]")
+    assert tip.inner_text() == hover and "mean activation" in hover
+    assert page.evaluate("window.modeldx.model.streams['neuron map'].value.thumbnails.index.length") >= 1
     canvas.click(position={"x": x, "y": y})
     key = page.evaluate("window.modeldx.model.streams['neuron map'].value.keys[0]")
     page.wait_for_function(f"window.modeldx.model.controls.target.value === '{key}'")
+    # the chains' grid names its column: the neuron the chains sample
+    page.wait_for_function(f"document.querySelector(\"[data-widget='stream:chains'] canvas\")"
+                           f".dataset.columns.startsWith('{key},')")
     png = page.screenshot(full_page=True)
     save(png, "ldam-view.png")
     not_blank(png)

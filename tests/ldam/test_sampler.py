@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from modeldx.capture.hooks import hook_count
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
@@ -43,7 +44,9 @@ def test_the_model_is_left_exactly_as_it_was(model):
 
 
 def test_chains_stay_finite_and_running_averages_converge(model):
-    ldam = LDAM(model, (1, 28, 28), chains=4, burn_in=50, sigma=0.1, beta=0.1)
+    # L2 = 1 (the old default): one basin, so the spread over chains is noise alone; at the new
+    # default (0.1) chains settle on different faces and their averages differ by design
+    ldam = LDAM(model, (1, 28, 28), chains=4, burn_in=50, sigma=0.1, beta=0.1, l2=1.0)
     ldam.step(250)
     first = ldam.grid("average").copy()
     ldam.step(400)
@@ -72,25 +75,38 @@ def test_output_neurons_are_activated(model):
     assert (logits.argmax(1) == neuron).float().mean() >= 0.9
 
 
-def test_the_discriminator_makes_samples_sparser(model, mnist_train):
-    reals = mnist_train.get_batch(np.arange(5000))[0]
+def test_default_chains_are_diverse_and_recognisable_with_and_without_the_discriminator(model, mnist_train):
+    """Issue 11 item 7 on the conftest LeNet-5: chains of one neuron must not collapse into one image,
+    the discriminator must not turn every column into the same blob, and a judge of another
+    architecture must read the averages as their digits."""
+    from modeldx.ldam.quality import diversity, recognisability, reference_diversity
 
-    def sparsity(weight: float) -> float:
-        torch.manual_seed(0)
-        disc = OnlineDiscriminator(reals, seed=0, max_wait=30)
-        make = lambda: LDAM(model, (1, 28, 28), chains=2, discriminator=disc, disc_weight=1.0,  # noqa: E731
-                            burn_in=0, seed=1)
-        trainer = DiscriminatorTrainer(make, disc)
-        shown = LDAM(model, (1, 28, 28), chains=4, discriminator=disc, disc_weight=weight, burn_in=150,
-                     seed=2)
-        for _ in range(400):
-            trainer.step()
-            shown.step()
-        raw = shown.grid("average") * 0.3081 + 0.1307  # back to [0, 1] pixels
-        return float((raw < 0.1).mean())
-
-    plain, with_d = sparsity(0.0), sparsity(3.0)
-    assert with_d > plain + 0.1, (plain, with_d)
+    torch.manual_seed(0)
+    x, y = mnist_train.get_batch(np.arange(12_000))
+    judge = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
+    for _ in range(2):
+        for batch in torch.randperm(len(x)).split(100):
+            loss = nn.functional.cross_entropy(judge(x[batch]), y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    pixels = (x * 0.3081 + 0.1307).numpy()  # the threshold for "collapsed": 0.8 of real digits' ratio
+    threshold = 0.8 * reference_diversity(pixels, y.numpy(), per_class=6)
+    disc = OnlineDiscriminator(x[:5000], seed=0, max_wait=20)
+    trainer = DiscriminatorTrainer(lambda: LDAM(model, (1, 28, 28), chains=2, discriminator=disc,
+                                                disc_weight=1.0, burn_in=0, seed=1), disc)
+    plain = LDAM(model, (1, 28, 28), chains=6, burn_in=100, seed=2)
+    with_d = LDAM(model, (1, 28, 28), chains=6, burn_in=100, seed=2, discriminator=disc, disc_weight=0.5)
+    for _ in range(250):
+        trainer.step()
+        plain.step()
+        with_d.step()
+    for ldam in (plain, with_d):
+        grid = ldam.grid("average")
+        assert diversity(grid) > threshold, (diversity(grid), threshold)
+        score = recognisability(grid, judge, range(10), mean=0.1307, std=0.3081).score
+        assert score >= 0.75, score
 
 
 def test_any_size_and_three_channels():

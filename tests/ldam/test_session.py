@@ -27,6 +27,12 @@ def test_ldam_session_streams_the_grid_and_follows_its_controls(mnist_model, mni
     assert relevance["control"] == "target" and relevance["rows"][0]["target"] == "fc3:0"
     scatter = streams["neuron map"]["latest"][1]
     assert scatter["control"] == "target" and scatter["keys"][0].endswith(":0")
+    # the map is a figure (thesis Fig. 4.7): axis titles, hover with the mean activation, LDAM thumbnails
+    assert (scatter["x_title"], scatter["y_title"]) == ("PCA 1", "PCA 2")
+    assert scatter["hover"][0].startswith(scatter["keys"][0] + ", mean activation")
+    thumbs = scatter["thumbnails"]
+    assert 1 <= len(thumbs["index"]) <= 12 and thumbs["shape"][1:] == [28, 28]
+    assert grid["column_names"] == [f"fc3:{n}" for n in range(10)]
     assert s.model["ldam"].sigma == 0.2 and s.model["target"] == OUTPUTS
     # picking a neuron in the relevance table retargets the chains: one neuron, its chains as a square
     s.set("target", relevance["rows"][1]["target"])
@@ -36,6 +42,7 @@ def test_ldam_session_streams_the_grid_and_follows_its_controls(mnist_model, mni
     assert s.model["target"] == relevance["rows"][1]["target"] and s.model["ldam"].neurons == 1
     grid = s.state()["streams"]["chains"]["latest"][1]
     assert grid["shape"] == [3, 28, 28] and grid["columns"] == 2
+    assert grid["column_names"] == [relevance["rows"][1]["target"], ""]
 
 
 def digits_session(tiny_model, digits, **options):

@@ -213,6 +213,31 @@ def test_streams_reach_subscribers_and_the_state():
     assert "h" not in s.state()["streams"]
 
 
+def test_scatter_and_images_carry_titles_hover_thumbnails_and_column_names():
+    s = LiveSession()
+    ctx = StepContext(s)
+    ctx.scatter("old", [0, 1], [1, 0])  # the earlier payload is unchanged but for empty optional fields
+    old = s.state()["streams"]["old"]["latest"][1]
+    assert old["x_title"] is None and old["hover"] is None and old["thumbnails"] is None
+    ctx.scatter("map", [0, 1, 2], [2, 1, 0], labels=[0, 1, 2], x_title="PCA 1", y_title="PCA 2",
+                hover=["act3:0", "act3:1 dead", "act3:2"],
+                thumbnails={2: np.ones((3, 3)), 0: np.zeros((3, 3))})
+    v = s.state()["streams"]["map"]["latest"][1]
+    assert (v["x_title"], v["y_title"]) == ("PCA 1", "PCA 2") and v["hover"][1] == "act3:1 dead"
+    thumbs = v["thumbnails"]
+    pixels = np.frombuffer(base64.b64decode(thumbs["data"]), dtype=np.uint8).reshape(thumbs["shape"])
+    assert thumbs["index"] == [0, 2] and thumbs["shape"] == [2, 3, 3]
+    assert pixels[0].max() == 0 and pixels[1].min() == 255  # in index order, values kept (not stretched)
+    ctx.images("chains", np.zeros((6, 4, 4)), columns=3, column_names=["fc3:0", "fc3:1", "fc3:2"])
+    assert s.state()["streams"]["chains"]["latest"][1]["column_names"] == ["fc3:0", "fc3:1", "fc3:2"]
+    with pytest.raises(InvalidParameterError, match="3 columns; got 2 column names"):
+        ctx.images("chains", np.zeros((6, 4, 4)), columns=3, column_names=["a", "b"])
+    with pytest.raises(InvalidParameterError, match="3 points; got 2 hover"):
+        ctx.scatter("map", [0, 1, 2], [0, 1, 2], hover=["a", "b"])
+    with pytest.raises(InvalidParameterError, match="thumbnails for points 0..5"):
+        ctx.scatter("map", [0, 1, 2], [0, 1, 2], thumbnails={5: np.zeros((2, 2)), 0: np.zeros((2, 2))})
+
+
 def test_a_slow_subscriber_is_told_to_resync_instead_of_growing_without_bound():
     s = LiveSession()
     sub = s.subscribe(limit=5)

@@ -5,16 +5,17 @@ images x with probability proportional to ``exp((f(x) + sum_i lambda_i R_i(x)) /
 (eq. 4.6), so many chains per neuron show the many faces of a neuron. One step,
 for every chain of every neuron at once (one batch of ``neurons x chains``):
 
-    g_t     = grad f(x_t) + l2 * (-x_t) + d * rms(grad D(x_t)) + eta,  eta ~ N(0, sigma^2)
+    g_t     = grad f(x_t) + l2 * (-x_t) + d * s_t grad D(x_t) + eta,  eta ~ N(0, sigma^2)
     v_{t+1} = gamma * v_t + beta * g_t
     x_{t+1} = x_t + v_{t+1}
 
 The L2 regulariser ``R(x) = -||x||^2 / 2`` enters raw (thesis: no normalising
-needed); the discriminator's gradient is normalised by RMSprop (running mean of
-its square), because its scale can differ from the activation's by orders of
-magnitude. After ``burn_in`` steps every chain also keeps the running mean of
-its samples (sample averaging, Fig. 4.4b/d). Every setting is an attribute the
-live view changes between steps.
+needed); the discriminator's gradient is normalised, because its scale can
+differ from the activation's by orders of magnitude: ``s_t`` is the ratio of the
+running RMS norms of ``grad f`` and ``grad D`` of each chain (RMSprop over whole
+images, not pixels), so ``d = 1`` pulls as hard as the neuron. After ``burn_in``
+steps every chain also keeps the running mean of its samples (sample averaging,
+Fig. 4.4b/d). Every setting is an attribute the live view changes between steps.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class LDAM:
         Independent chains per neuron.
     beta, gamma, sigma, l2 : float
         Step size, momentum, noise standard deviation, L2 weight (eq. 4.8 and Algorithm 1).
+        The default L2 weight, 0.1, was tuned with ``benchmarks/ldam_quality.py`` (docs/ldam.md,
+        "Quality"): at 1.0 the demo LeNet-5's chains of a neuron collapsed to one faint image.
     burn_in : int, default=100
         Steps before a chain's samples enter its running average.
     discriminator : OnlineDiscriminator, optional
@@ -80,7 +83,7 @@ class LDAM:
     def __init__(self, model: nn.Module, image_shape: Sequence[int], *, layer: str | None = None,
                  neurons: Sequence[int] | None = None, position: Sequence[int] | None = None,
                  chains: int = 8, beta: float = 0.05, gamma: float = 0.9, sigma: float = 0.05,
-                 l2: float = 1.0, disc_weight: float = 0.0, discriminator=None, burn_in: int = 100,
+                 l2: float = 0.1, disc_weight: float = 0.0, discriminator=None, burn_in: int = 100,
                  init_std: float = 1.0, rms_decay: float = 0.9, seed: int = 0, device: str = "auto") -> None:
         shape = tuple(int(s) for s in image_shape)
         if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
@@ -113,7 +116,7 @@ class LDAM:
         self.x = (torch.randn(n, *self.image_shape, generator=self.generator) * self.init_std).to(self.device)
         self.v = torch.zeros_like(self.x)
         self.mean = torch.zeros_like(self.x)
-        self.rms = torch.zeros_like(self.x)
+        self.rms = torch.zeros(n, 2, device=self.device)  # running mean squares of |grad f|, |grad D|
         self.t = 0
         self.averaged = 0
         self.activation = torch.zeros(n)
@@ -148,9 +151,7 @@ class LDAM:
                 (grad_f,) = torch.autograd.grad(f.sum(), x)
                 g = grad_f - self.l2 * x.detach()
                 if self.discriminator is not None and self.disc_weight > 0:
-                    grad_d = self.discriminator.input_gradient(x.detach())
-                    self.rms = self.rms_decay * self.rms + (1 - self.rms_decay) * grad_d ** 2
-                    g = g + self.disc_weight * grad_d / (self.rms.sqrt() + 1e-8)
+                    g = g + self.disc_weight * self._disc_gradient(x.detach(), grad_f)
                 if self.sigma > 0:
                     noise = torch.randn(self.x.shape, generator=self.generator).to(self.device)
                     g = g + self.sigma * noise
@@ -162,6 +163,26 @@ class LDAM:
                     self.mean += (self.x - self.mean) / self.averaged
                 self.activation = f.detach().cpu()
         return self.activation
+
+    def _disc_gradient(self, x: torch.Tensor, grad_f: torch.Tensor) -> torch.Tensor:
+        """The discriminator's gradient at the activation gradient's scale, one factor per chain.
+
+        RMSprop on the *norms*: each chain keeps running mean squares of
+        ``|grad f|`` and ``|grad D|`` and rescales ``grad D`` by their ratio, so a
+        weight of 1 pulls as hard as the neuron does. Per-pixel RMSprop (the
+        earlier version) set every pixel's step to about 1 whatever its
+        gradient — the background's tiny gradients as large as the strokes' —
+        so the discriminator drowned the neuron and every column became the
+        same blob.
+        """
+        grad_d = self.discriminator.input_gradient(x)
+        dims = tuple(range(1, x.ndim))
+        square_d = (grad_d ** 2).sum(dims)
+        square_f = (grad_f ** 2).sum(dims)
+        self.rms = self.rms_decay * self.rms + (1 - self.rms_decay) * torch.stack([square_f, square_d], 1)
+        # both means start at 0 and are updated together: their start-up bias cancels in the ratio
+        scale = self.rms[:, 0].sqrt() / (self.rms[:, 1].sqrt() + 1e-12)
+        return grad_d * scale.reshape(-1, *([1] * (x.ndim - 1)))
 
     def grid(self, which: str = "sample") -> np.ndarray:
         """(chains, neurons, C, H, W): current samples, or running averages (``which="average"``)."""

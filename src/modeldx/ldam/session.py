@@ -29,6 +29,38 @@ def _grid_for_display(ldam: LDAM, which: str) -> np.ndarray:
     return shown[:, 0] if c == 1 else shown.transpose(0, 2, 3, 1)
 
 
+def _spread(xy: np.ndarray, count: int) -> list[int]:
+    """``count`` points far apart (farthest-point order from the first), so thumbnails cover the map."""
+    chosen = [int(np.argmax(np.linalg.norm(xy - xy.mean(0), axis=1)))]
+    dist = np.linalg.norm(xy - xy[chosen[0]], axis=1)
+    while len(chosen) < min(count, len(xy)):
+        chosen.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, np.linalg.norm(xy - xy[chosen[-1]], axis=1))
+    return chosen
+
+
+def map_thumbnails(model: nn.Module, image_shape, layer: str, points: pd.DataFrame, *, count: int = 12,
+                   steps: int = 60, seed: int = 0, device: str = "auto") -> dict[int, np.ndarray]:
+    """Short LDAM averages (one chain each) of ``count`` live neurons spread over the map, for its points.
+
+    Grey images in [0, 1] (grey is 0), keyed by row of ``points``; empty where
+    LDAM cannot target the layer (a store layer that is not a module of the model).
+    """
+    from modeldx.capture.layers import leaf_modules
+
+    live = np.flatnonzero(~points.dead.to_numpy())
+    if layer not in leaf_modules(model) or len(live) == 0:
+        return {}
+    rows = live[_spread(points[["x", "y"]].to_numpy()[live], count)]
+    ldam = LDAM(model, image_shape, layer=layer, neurons=points.neuron.to_numpy()[rows].tolist(), chains=1,
+                burn_in=steps // 3, seed=seed, device=device)
+    ldam.step(steps)
+    shown = _grid_for_display(ldam, "average")  # (neurons, H, W) or (neurons, H, W, 3)
+    if shown.ndim == 4:
+        shown = shown.mean(-1)
+    return {int(r): shown[k] for k, r in enumerate(rows)}
+
+
 def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | None = None,
                  store=None, chains: int = 8, every: int = 2, seed: int = 0,
                  device: str = "auto") -> LiveSession:
@@ -41,7 +73,7 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
         options += [f"{layer}:{i}" for layer in map_layers for i in range(store.neurons(layer))
                     if f"{layer}:{i}" not in options]
     session = LiveSession("ldam")
-    session.slider("L2 weight", 0.0, 5.0, 1.0)
+    session.slider("L2 weight", 0.0, 5.0, 0.1)
     session.slider("step size", 1e-3, 1.0, 0.05, log=True)
     session.slider("noise", 0.0, 0.5, 0.05)
     session.slider("momentum", 0.0, 0.99, 0.9)
@@ -50,7 +82,7 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
         # a live view cannot wait long for D(x) > 0.9: update the discriminator at least every 20 steps
         disc = OnlineDiscriminator(real_images, seed=seed, max_wait=20,
                                    device=next(model.parameters()).device)
-        session.slider("discriminator weight", 0.0, 5.0, 0.0)
+        session.slider("discriminator weight", 0.0, 5.0, 0.5)
     session.choice("show", ["average", "sample"])
     session.choice("target", options)
     session.choice("explain class", list(range(head.weight.shape[0])))
@@ -117,7 +149,11 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
         if ctx.step % every == 0:
             # columns are neurons; one neuron's chains are laid out as a square instead of a thin column
             columns = ldam.neurons if ldam.neurons > 1 else int(np.ceil(np.sqrt(ldam.chains)))
-            ctx.images("chains", _grid_for_display(ldam, c["show"]), columns=columns, scaled=True)
+            target = ldam.target
+            names = ([f"{target.layer}:{n}" for n in target.neurons] if ldam.neurons > 1
+                     else [f"{target.layer}:{target.neurons[0]}"] + [""] * (columns - 1))
+            ctx.images("chains", _grid_for_display(ldam, c["show"]), columns=columns, scaled=True,
+                       column_names=names)
         if c["explain class"] != state["explain"]:
             state["explain"] = c["explain class"]
             tree = top_down(model, int(c["explain class"]), k=3, depth=2)
@@ -130,9 +166,14 @@ def ldam_session(model: nn.Module, image_shape, *, real_images: torch.Tensor | N
             from modeldx.neurons.maps import neuron_map
 
             state["map"] = c["map layer"]
-            points = neuron_map(store, c["map layer"], items=1000, seed=seed)
-            keys = [f"{c['map layer']}:{n}" for n in points.neuron]
-            ctx.scatter("neuron map", points.x, points.y, labels=points.neuron, keys=keys, control="target")
+            layer = c["map layer"]
+            points = neuron_map(store, layer, items=1000, seed=seed)
+            keys = [f"{layer}:{n}" for n in points.neuron]
+            hover = [f"{k}, mean activation {m:.3g}" + (", dead" if dead else "")
+                     for k, m, dead in zip(keys, points["mean"], points.dead, strict=True)]
+            thumbs = map_thumbnails(model, image_shape, layer, points, seed=seed, device=device)
+            ctx.scatter("neuron map", points.x, points.y, labels=points.neuron, keys=keys, control="target",
+                        x_title="PCA 1", y_title="PCA 2", hover=hover, thumbnails=thumbs)
 
     session.step_fn = step
     session.state_fns = (get_state, set_state)

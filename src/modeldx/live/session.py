@@ -84,28 +84,25 @@ class StepContext:
         self._session._log("histogram", name, self.step,
                            {"counts": counts.tolist(), "edges": edges.tolist()})
 
-    def images(self, name: str, grid, *, columns: int | None = None, scaled: bool = False) -> None:
+    def images(self, name: str, grid, *, columns: int | None = None, scaled: bool = False,
+               column_names: list[str] | None = None) -> None:
         """A grid of images, (n, h, w) or (n, h, w, 3).
 
         Values are stretched to [0, 1] per image, unless ``scaled=True`` says
         they are display values in [0, 1] already (LDAM's grey-is-zero offset).
+        ``column_names`` label the columns (one name per column), e.g. LDAM's neurons.
         """
         arr = np.asarray(grid, dtype=np.float32)
         if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3)):
             raise InvalidParameterError(f"images {name!r} takes an (n, h, w) or (n, h, w, 3) array. "
                                         f"Got shape {arr.shape}.")
-        if scaled:
-            scaled = np.clip(arr, 0.0, 1.0)
-        else:
-            low = arr.reshape(arr.shape[0], -1).min(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
-            high = arr.reshape(arr.shape[0], -1).max(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
-            scaled = (arr - low) / np.where(high > low, high - low, 1)
+        columns = columns or int(np.ceil(np.sqrt(arr.shape[0])))
+        if column_names is not None and len(column_names) != columns:
+            raise InvalidParameterError(f"images {name!r} has {columns} columns; got {len(column_names)} "
+                                        "column names")
         self._session._log("images", name, self.step,
-                           {"shape": list(arr.shape),
-                            "columns": columns or int(np.ceil(np.sqrt(arr.shape[0]))),
-                            # raw uint8 bytes, base64: a third of the size of a JSON list
-                            "data": base64.b64encode(np.round(scaled * 255).astype(np.uint8).tobytes())
-                            .decode()})
+                           {"shape": list(arr.shape), "columns": columns, "data": _image_bytes(arr, scaled),
+                            "column_names": None if column_names is None else [str(c) for c in column_names]})
 
     def matrix(self, name: str, values, *, rows=None, columns=None) -> None:
         arr = np.asarray(values, dtype=np.float64)
@@ -125,23 +122,57 @@ class StepContext:
                            {"cluster": clusters[order].tolist(), "score": np.round(scores[order], 4).tolist(),
                             "mean": float(scores.mean()) if scores.size else 0.0})
 
-    def scatter(self, name: str, x, y, *, labels=None, keys=None, control: str | None = None) -> None:
-        """Points in 2-D; with ``control``, clicking a point sets that control to the point's key."""
+    def scatter(self, name: str, x, y, *, labels=None, keys=None, control: str | None = None,
+                x_title: str | None = None, y_title: str | None = None, hover=None,
+                thumbnails: dict | None = None) -> None:
+        """Points in 2-D; with ``control``, clicking a point sets that control to the point's key.
+
+        ``x_title``, ``y_title``: axis titles; ``hover``: a text per point shown
+        under the pointer; ``thumbnails``: ``{point index: image}`` small
+        (h, w) images in [0, 1] drawn on those points (all of one shape).
+        """
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
         if x.shape != y.shape or x.ndim != 1:
             raise InvalidParameterError(f"scatter {name!r} takes two 1-d arrays of one length. "
                                         f"Got shapes {x.shape} and {y.shape}.")
+        for what, values in (("labels", labels), ("hover", hover), ("keys", keys)):
+            if values is not None and len(values) != len(x):
+                raise InvalidParameterError(f"scatter {name!r} has {len(x)} points; got {len(values)} {what}")
+        thumbs = None
+        if thumbnails:
+            index = sorted(int(i) for i in thumbnails)
+            if index[0] < 0 or index[-1] >= len(x):
+                raise InvalidParameterError(f"scatter {name!r} has {len(x)} points; thumbnails for points "
+                                            f"{index[0]}..{index[-1]}")
+            stack = np.stack([np.asarray(thumbnails[i], dtype=np.float32) for i in index])
+            if stack.ndim != 3:
+                raise InvalidParameterError(f"scatter {name!r}: thumbnails must be (h, w) images. "
+                                            f"Got shape {stack.shape[1:]}.")
+            thumbs = {"index": index, "shape": list(stack.shape), "data": _image_bytes(stack, True)}
         self._session._log("scatter", name, self.step,
                            {"x": x.tolist(), "y": y.tolist(),
                             "labels": None if labels is None else [str(v) for v in labels],
                             "keys": None if keys is None else _plain(list(keys), f"scatter stream {name!r}"),
-                            "control": control})
+                            "control": control, "x_title": x_title, "y_title": y_title,
+                            "hover": None if hover is None else [str(v) for v in hover],
+                            "thumbnails": thumbs})
 
     def table(self, name: str, records: list[dict], *, control: str | None = None,
               key: str | None = None) -> None:
         """Rows of a table; with ``control`` and ``key``, a click on a row sets the control to its ``key``."""
         rows = _plain(list(records), f"table stream {name!r}")
         self._session._log("table", name, self.step, {"rows": rows, "control": control, "key": key})
+
+
+def _image_bytes(arr: np.ndarray, scaled: bool) -> str:
+    """Images as base64 uint8 bytes (a third of a JSON list's size): [0, 1] values, or stretched per image."""
+    if scaled:
+        unit = np.clip(arr, 0.0, 1.0)
+    else:
+        low = arr.reshape(arr.shape[0], -1).min(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
+        high = arr.reshape(arr.shape[0], -1).max(axis=1).reshape(-1, *[1] * (arr.ndim - 1))
+        unit = (arr - low) / np.where(high > low, high - low, 1)
+    return base64.b64encode(np.round(unit * 255).astype(np.uint8).tobytes()).decode()
 
 
 class Subscription:

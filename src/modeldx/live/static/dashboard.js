@@ -658,7 +658,9 @@
     const [n, h, w] = v.shape, channels = v.shape.length === 4 ? v.shape[3] : 1;
     const bytes = Uint8Array.from(atob(v.data), (ch) => ch.charCodeAt(0));
     const cols = v.columns, rows = Math.ceil(n / cols);
-    const cell = Math.floor(Math.min(canvas.width / cols, canvas.height / rows));
+    const head = v.column_names ? 14 * devicePixelRatio : 0;  // a row of column names above the grid
+    const cell = Math.floor(Math.min(canvas.width / cols, (canvas.height - head) / rows));
+    canvas.dataset.columns = v.column_names ? v.column_names.join(",") : "";
     if (cell < 1) return;
     const img = new ImageData(w, h), tile = document.createElement("canvas");
     tile.width = w; tile.height = h;
@@ -673,7 +675,14 @@
         img.data[4 * p + 3] = 255;
       }
       tctx.putImageData(img, 0, 0);
-      ctx.drawImage(tile, (i % cols) * cell + 1, Math.floor(i / cols) * cell + 1, cell - 2, cell - 2);
+      ctx.drawImage(tile, (i % cols) * cell + 1, head + Math.floor(i / cols) * cell + 1, cell - 2, cell - 2);
+    }
+    if (v.column_names) {
+      ctx.save();
+      ctx.fillStyle = "#333"; ctx.font = `${Math.min(11 * devicePixelRatio, cell / 4)}px system-ui`;
+      ctx.textAlign = "center"; ctx.textBaseline = "bottom";
+      v.column_names.forEach((c, k) => ctx.fillText(c, k * cell + cell / 2, head - 1, cell - 2));
+      ctx.restore();
     }
   }
 
@@ -744,34 +753,89 @@
     };
   }
 
+  function decodeImages(thumbs) {
+    // base64 uint8 (n, h, w) greys -> one small canvas per image
+    const [n, h, w] = thumbs.shape, bytes = Uint8Array.from(atob(thumbs.data), (ch) => ch.charCodeAt(0));
+    const tiles = [];
+    for (let i = 0; i < n; i++) {
+      const tile = document.createElement("canvas"), img = new ImageData(w, h);
+      tile.width = w; tile.height = h;
+      for (let p = 0; p < w * h; p++) {
+        const g = bytes[i * w * h + p];
+        img.data[4 * p] = g; img.data[4 * p + 1] = g; img.data[4 * p + 2] = g; img.data[4 * p + 3] = 255;
+      }
+      tile.getContext("2d").putImageData(img, 0, 0);
+      tiles.push(tile);
+    }
+    return tiles;
+  }
+
   function drawScatter(ctx, canvas, v, info) {
-    const pad = 10 * devicePixelRatio, n = v.x.length;
+    // thesis Fig. 4.7's neuron map: axes with titles and tick values, labels, LDAM thumbnails, hover
+    const d = devicePixelRatio, n = v.x.length, titled = v.x_title || v.y_title;
+    const a = titled ? axes(ctx, canvas, v.x_title || "", v.y_title || "")
+      : { left: 10 * d, top: 10 * d, right: canvas.width - 10 * d, bottom: canvas.height - 10 * d };
+    const inset = 8 * d;  // points and thumbnails keep off the axis lines
     const [x0, x1] = [Math.min(...v.x), Math.max(...v.x)], [y0, y1] = [Math.min(...v.y), Math.max(...v.y)];
-    const sx = (x) => pad + (canvas.width - 2 * pad) * (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5);
-    const sy = (y) => canvas.height - pad - (canvas.height - 2 * pad) * (y1 > y0 ? (y - y0) / (y1 - y0) : 0.5);
+    const sx = (x) => a.left + inset + (a.right - a.left - 2 * inset) * (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5);
+    const sy = (y) => a.bottom - inset - (a.bottom - a.top - 2 * inset) * (y1 > y0 ? (y - y0) / (y1 - y0) : 0.5);
+    canvas.dataset.xTitle = v.x_title || ""; canvas.dataset.yTitle = v.y_title || "";
+    if (titled) {
+      tick(ctx, fmt(x0), sx(x0), a.bottom + 3 * d, "center", "top");
+      tick(ctx, fmt(x1), sx(x1), a.bottom + 3 * d, "center", "top");
+      tick(ctx, fmt(y0), a.left - 4 * d, sy(y0), "right", "middle");
+      tick(ctx, fmt(y1), a.left - 4 * d, sy(y1), "right", "middle");
+    }
     canvas._points = [];
-    ctx.font = `${10 * devicePixelRatio}px system-ui`;
+    ctx.font = `${10 * d}px system-ui`;
     for (let i = 0; i < n; i++) {
       const px = sx(v.x[i]), py = sy(v.y[i]);
       canvas._points.push([px, py, i]);
       ctx.fillStyle = COLORS[0];
-      ctx.beginPath(); ctx.arc(px, py, 3.5 * devicePixelRatio, 0, 2 * Math.PI); ctx.fill();
-      if (v.labels && n <= 60) { ctx.fillStyle = "#555"; ctx.fillText(v.labels[i], px + 5, py - 4); }
+      ctx.beginPath(); ctx.arc(px, py, 3.5 * d, 0, 2 * Math.PI); ctx.fill();
+      if (v.labels && n <= 60) { ctx.fillStyle = "#555"; ctx.fillText(v.labels[i], px + 5 * d, py - 4 * d); }
+    }
+    if (v.thumbnails) {
+      const tiles = decodeImages(v.thumbnails), size = 26 * d;
+      ctx.imageSmoothingEnabled = false;
+      v.thumbnails.index.forEach((i, k) => {
+        const px = sx(v.x[i]), py = sy(v.y[i]);
+        ctx.drawImage(tiles[k], px - size / 2, py - size / 2, size, size);
+        ctx.strokeStyle = COLORS[0]; ctx.lineWidth = d; ctx.strokeRect(px - size / 2, py - size / 2, size, size);
+        if (v.labels) { ctx.fillStyle = "#333"; ctx.fillText(v.labels[i], px + size / 2 + 2 * d, py - size / 2 + 8 * d); }
+      });
+    }
+    const nearest = (e) => {
+      const r = canvas.getBoundingClientRect(), cx = (e.clientX - r.left) * devicePixelRatio,
+            cy = (e.clientY - r.top) * devicePixelRatio;
+      let best = null, bd = Infinity;
+      for (const [px, py, i] of canvas._points) {
+        const dd = (px - cx) ** 2 + (py - cy) ** 2;
+        if (dd < bd) { bd = dd; best = i; }
+      }
+      return best !== null && bd < (12 * devicePixelRatio) ** 2 ? best : null;
+    };
+    if (!canvas._hover) {
+      // one tooltip per canvas, above it: the neuron, its mean activation, dead or not
+      const tip = document.createElement("div");
+      tip.className = "tooltip"; tip.hidden = true;
+      canvas.parentElement.append(tip);
+      canvas._hover = tip;
+      canvas.onmousemove = (e) => {
+        const cur = model.streams[canvas._stream].value, i = nearest(e);
+        if (i === null || !cur) { tip.hidden = true; return; }
+        tip.textContent = cur.hover ? cur.hover[i] : (cur.labels ? cur.labels[i] : String(i));
+        const r = canvas.getBoundingClientRect();
+        tip.style.left = `${e.clientX - r.left + 12}px`; tip.style.top = `${e.clientY - r.top + 12}px`;
+        tip.hidden = false;
+      };
+      canvas.onmouseleave = () => { tip.hidden = true; };
     }
     if (v.control && !canvas.onclick) {
       canvas.style.cursor = "pointer";
       canvas.onclick = (e) => {
-        const r = canvas.getBoundingClientRect(), cx = (e.clientX - r.left) * devicePixelRatio,
-              cy = (e.clientY - r.top) * devicePixelRatio;
-        let best = null, bd = Infinity;
-        for (const [px, py, i] of canvas._points) {
-          const d = (px - cx) ** 2 + (py - cy) ** 2;
-          if (d < bd) { bd = d; best = i; }
-        }
-        const cur = model.streams[canvas._stream].value;
-        if (best !== null && bd < (12 * devicePixelRatio) ** 2) {
-          send({ type: "control", name: cur.control, value: cur.keys ? cur.keys[best] : best });
-        }
+        const cur = model.streams[canvas._stream].value, best = nearest(e);
+        if (best !== null) send({ type: "control", name: cur.control, value: cur.keys ? cur.keys[best] : best });
       };
     }
     info.textContent = v.control ? "click a point" : `${n} points`;
