@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
@@ -171,3 +172,34 @@ def test_without_the_data_set_the_explorer_works_and_says_images_are_unavailable
     g = Explorer(mnist_store, data_root=tmp_path).graph()
     assert not g["images"]["available"] and "mnist" in g["images"]["reason"]
     assert len(g["layers"]) == 5
+
+
+class _DigitRows(torch.nn.Module):
+    """A transformer encoder reading a digit's 8 rows as a sequence: its stored layers are sequences."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(8, 16)
+        self.enc = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(self.enc(self.inp(x[:, 0])).mean(1))
+
+
+def test_a_sequence_store_with_its_model_opens_as_a_chain_and_says_why(tmp_path, digits):
+    from modeldx import capture
+
+    torch.manual_seed(0)
+    model = _DigitRows().eval()
+    store = capture(model, digits, tmp_path / "seq", progress=False)
+    assert store.manifest.layer("enc.linear1").kind == "sequence"
+    ex = Explorer(store, model)  # the layer graph would find no channels on axis 1: not a crash
+    g = ex.graph()
+    assert [(e["source"], e["target"]) for e in g["edges"]] == list(zip(store.layers, store.layers[1:],
+                                                                        strict=False))
+    assert any("enc.linear1" in n and "sequence" in n for n in g["notes"])
+    layer = g["layers"][0]
+    assert layer["neurons"] == 16 and sum(c["size"] for c in layer["clusters"]) == 16
+    with pytest.raises(InvalidParameterError, match="'inp' is a sequence"):  # not "has 8 neurons"
+        ex.ldam_png("inp", layer["clusters"][0]["id"])

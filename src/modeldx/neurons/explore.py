@@ -258,6 +258,13 @@ class Explorer:
             self.notes.append("no checkpoint given: layers are drawn in store order as a chain, without "
                               "weight bundles (pass --checkpoint for the model's graph and its bundles)")
             return
+        sequences = [layer for layer in self.layers if self.store.manifest.layer(layer).kind == "sequence"]
+        if sequences:
+            # the layer graph maps channels on axis 1; a sequence's features are its last axis
+            self.notes.append(f"layers {', '.join(sequences)} are sequences (batch, time, features): their "
+                              "weights are not mapped to clusters, so layers are drawn in store order as a "
+                              "chain, without weight bundles")
+            return
         from modeldx.neurons import layer_bundles, layer_graph
 
         example = self._example_input()
@@ -425,6 +432,10 @@ class Explorer:
         if "#" in layer:
             raise InvalidParameterError(f"LDAM targets a module, and layer {layer!r} is one of several calls "
                                         "of its module: no LDAM image for it")
+        if self.store.manifest.layer(layer).kind == "sequence":
+            # LDAM's targets count neurons on axis 1, a sequence's time axis
+            raise InvalidParameterError(f"layer {layer!r} is a sequence (batch, time, features): LDAM images "
+                                        "are made for dense and conv layers only")
         key = (layer, cid)
         with self._ldam_lock:
             if key not in self._ldam:
