@@ -49,7 +49,7 @@ def test_the_graph_has_every_layer_and_its_clusters_hold_every_neuron_once(which
         for c in layer["clusters"]:
             assert len(c["row"]) == len(c["raw"]) == len(g["classes"])
             assert c["dead"] == (c["id"] == -1) and max(abs(v) for v in c["row"]) <= 1 + 1e-9
-            assert len(c["top_items"]) == min(ex.top_items, ex.store.n_items)
+            assert len(c["top_items"]) == (0 if c["dead"] else min(ex.top_items, ex.store.n_items))
     depths = [layer["depth"] for layer in g["layers"]]
     assert depths == sorted(depths)  # columns left to right from the input side
 
@@ -203,3 +203,24 @@ def test_a_sequence_store_with_its_model_opens_as_a_chain_and_says_why(tmp_path,
     assert layer["neurons"] == 16 and sum(c["size"] for c in layer["clusters"]) == 16
     with pytest.raises(InvalidParameterError, match="'inp' is a sequence"):  # not "has 8 neurons"
         ex.ldam_png("inp", layer["clusters"][0]["id"])
+
+
+def test_a_dead_cluster_has_no_top_items_and_no_ldam(tmp_path, digits):
+    from modeldx import capture
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 10)).eval()
+    with torch.no_grad():  # neurons 0 and 1 never fire: every score of theirs ties at 0
+        model[1].weight[:2], model[1].bias[:2] = 0.0, -1.0
+    store = capture(model, digits, tmp_path / "dead", progress=False)
+    ex = Explorer(store, model)
+    layer = next(x for x in ex.graph()["layers"] if x["name"] == "2")
+    dead = next(c for c in layer["clusters"] if c["dead"])
+    assert dead["size"] == 2 and dead["top_items"] == []  # not the first 9 items of the store
+    c = ex.cluster("2", -1)
+    assert c["top_items"] == [] and c["neuron_top_items"] == {"0": [], "1": []}
+    with pytest.raises(InvalidParameterError, match="never active"):
+        ex.ldam_png("2", -1)
+    live = next(c for c in layer["clusters"] if not c["dead"])
+    assert len(live["top_items"]) == ex.top_items

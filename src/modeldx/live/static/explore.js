@@ -239,6 +239,7 @@ const maxAbs = (...ms) => Math.max(0, ...ms.flat(2).map(Math.abs));
 
 function itemsView(parent, items, images) {
   const box = el("div", { class: "items" }, parent);
+  if (!items.length) el("span", { class: "muted" }, box, "none: no item activates these neurons");
   for (const it of items) {
     const div = el("div", { class: `item${it.correct ? "" : " wrong"}`, "data-item": it.item_id }, box);
     if (images) el("img", { src: api(`api/item/${it.item_id}.png`), alt: `item ${it.item_id}` }, div);
