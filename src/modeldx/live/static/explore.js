@@ -107,9 +107,23 @@ function drawGraph(g) {
   for (const edge of g.edges) drawEdge(edgeLayer, edge, placed, bh);
 }
 
+// a name wider than its column would run into the next one: keep its end (a dotted name's most specific
+// part) after an ellipsis, and the whole name as the hover title
+function fitText(text, full, maxW) {
+  el("svg:title", {}, text, full);
+  const node = text.firstChild;
+  if (text.getComputedTextLength() <= maxW) return;
+  let keep = full.length;
+  while (keep > 1) {
+    node.textContent = `…${full.slice(full.length - --keep)}`;
+    if (text.getComputedTextLength() <= maxW) break;
+  }
+}
+
 function drawLayer(parent, g, layer, x, y, bh) {
   const col = el("svg:g", { class: "layer", "data-layer": layer.name }, parent);
-  el("svg:text", { x, y: y + 12, class: "layer-title" }, col, layer.name);
+  const title = el("svg:text", { x, y: y + 12, class: "layer-title" }, col, layer.name);
+  fitText(title, layer.name, BOX_W + GAP_X - 12);
   const sub = `${layer.module_type || layer.kind} · ${layer.neurons} neurons · ${layer.k} clusters`;
   el("svg:text", { x, y: y + 27, class: "layer-sub" }, col, sub);
   // class names over the strips' columns: the order is the layer's, the same in every box
