@@ -102,3 +102,29 @@ def test_a_long_layer_name_stays_in_its_column_and_is_whole_on_hover(tmp_path, d
         assert second.evaluate("t => t.firstChild.textContent") == "fc2"
     finally:
         server.stop()
+
+
+def test_a_dead_cluster_opens_without_asking_for_an_ldam_image(tmp_path, digits, page):
+    import torch
+
+    from modeldx import capture
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 10)).eval()
+    with torch.no_grad():  # neurons 0 and 1 never fire
+        model[1].weight[:2], model[1].bias[:2] = 0.0, -1.0
+    store = capture(model, digits, tmp_path / "dead", progress=False)
+    server = ExplorerThread(Explorer(store, model))
+    failed = []
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(server.url)
+        page.wait_for_function("window.modeldxExplorer && window.modeldxExplorer.drawnAt !== null")
+        page.locator("g.box.dead[data-layer='2'][data-cluster='-1']").click()
+        page.wait_for_selector("#neuron-matrix svg")
+        assert "never active" in page.locator("#ldam").inner_text()
+        assert "none" in page.locator("#top-items").inner_text()
+        assert not failed, failed  # no refused LDAM request (a 409 in the console)
+    finally:
+        server.stop()

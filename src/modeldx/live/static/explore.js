@@ -293,8 +293,8 @@ async function openCluster(layer, cid) {
   itemsView(top, c.top_items, g.images.available);
   el("h4", {}, body, "LDAM average over the cluster's neurons");
   const ldam = el("div", { class: "ldam", id: "ldam" }, body);
-  if (!g.ldam.available) {
-    el("span", { class: "muted" }, ldam, g.ldam.reason);
+  if (!g.ldam.available || c.dead) {  // dead neurons have no gradient to follow: the server refuses them
+    el("span", { class: "muted" }, ldam, c.dead ? "none: these neurons were never active" : g.ldam.reason);
   } else {
     el("div", { class: "spinner" }, ldam);
     const note = el("span", { class: "muted" }, ldam, "sampling (a few seconds)…");
