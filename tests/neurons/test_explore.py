@@ -93,7 +93,8 @@ def test_top_items_are_those_of_cluster_top_items(tiny, digits_store):
         for c in layer["clusters"]:
             members = tiny.clusters[layer["name"]].members(c["id"])
             expect = cluster_top_items(digits_store, layer["name"], members, k=tiny.top_items)
-            assert c["top_items"] == expect["item_id"].tolist()
+            # a dead cluster's scores all tie at 0: no top items rather than the first rows
+            assert c["top_items"] == ([] if c["dead"] else expect["item_id"].tolist())
 
 
 def test_a_cluster_lists_its_neurons_in_leaf_order_with_their_matrix(tiny):
