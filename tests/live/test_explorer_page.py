@@ -74,3 +74,57 @@ def test_a_sampled_store_without_a_model_says_both(tmp_path, tiny_model, digits,
         assert "--checkpoint" in page.locator("#ldam").inner_text()  # no model: no LDAM, and why
     finally:
         server.stop()
+
+
+def test_a_long_layer_name_stays_in_its_column_and_is_whole_on_hover(tmp_path, digits, page):
+    import torch
+
+    from modeldx import capture
+
+    long = "feature_extractor_stage_one_activation_function"
+    torch.manual_seed(0)
+    model = torch.nn.Sequential()
+    for name, module in [("flat", torch.nn.Flatten()), ("fc1", torch.nn.Linear(64, 16)),
+                         (long, torch.nn.ReLU()), ("fc2", torch.nn.Linear(16, 10))]:
+        model.add_module(name, module)
+    store = capture(model.eval(), digits, tmp_path / "long", progress=False)
+    assert store.layers == [long, "fc2"]
+    server = ExplorerThread(Explorer(store))
+    try:
+        page.goto(server.url)
+        page.wait_for_function("window.modeldxExplorer && window.modeldxExplorer.drawnAt !== null")
+        first = page.locator(f"g.layer[data-layer='{long}'] text.layer-title")
+        second = page.locator("g.layer[data-layer='fc2'] text.layer-title")
+        a, b = first.bounding_box(), second.bounding_box()
+        assert a["x"] + a["width"] < b["x"]  # it used to run on under the next column's name
+        assert first.locator("title").text_content() == long
+        assert first.evaluate("t => t.firstChild.textContent").startswith("…")
+        assert second.evaluate("t => t.firstChild.textContent") == "fc2"
+    finally:
+        server.stop()
+
+
+def test_a_dead_cluster_opens_without_asking_for_an_ldam_image(tmp_path, digits, page):
+    import torch
+
+    from modeldx import capture
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 10)).eval()
+    with torch.no_grad():  # neurons 0 and 1 never fire
+        model[1].weight[:2], model[1].bias[:2] = 0.0, -1.0
+    store = capture(model, digits, tmp_path / "dead", progress=False)
+    server = ExplorerThread(Explorer(store, model))
+    failed = []
+    page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(server.url)
+        page.wait_for_function("window.modeldxExplorer && window.modeldxExplorer.drawnAt !== null")
+        page.locator("g.box.dead[data-layer='2'][data-cluster='-1']").click()
+        page.wait_for_selector("#neuron-matrix svg")
+        assert "never active" in page.locator("#ldam").inner_text()
+        assert "none" in page.locator("#top-items").inner_text()
+        assert not failed, failed  # no refused LDAM request (a 409 in the console)
+    finally:
+        server.stop()

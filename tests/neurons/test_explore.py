@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
@@ -48,7 +49,7 @@ def test_the_graph_has_every_layer_and_its_clusters_hold_every_neuron_once(which
         for c in layer["clusters"]:
             assert len(c["row"]) == len(c["raw"]) == len(g["classes"])
             assert c["dead"] == (c["id"] == -1) and max(abs(v) for v in c["row"]) <= 1 + 1e-9
-            assert len(c["top_items"]) == min(ex.top_items, ex.store.n_items)
+            assert len(c["top_items"]) == (0 if c["dead"] else min(ex.top_items, ex.store.n_items))
     depths = [layer["depth"] for layer in g["layers"]]
     assert depths == sorted(depths)  # columns left to right from the input side
 
@@ -92,7 +93,8 @@ def test_top_items_are_those_of_cluster_top_items(tiny, digits_store):
         for c in layer["clusters"]:
             members = tiny.clusters[layer["name"]].members(c["id"])
             expect = cluster_top_items(digits_store, layer["name"], members, k=tiny.top_items)
-            assert c["top_items"] == expect["item_id"].tolist()
+            # a dead cluster's scores all tie at 0: no top items rather than the first rows
+            assert c["top_items"] == ([] if c["dead"] else expect["item_id"].tolist())
 
 
 def test_a_cluster_lists_its_neurons_in_leaf_order_with_their_matrix(tiny):
@@ -171,3 +173,55 @@ def test_without_the_data_set_the_explorer_works_and_says_images_are_unavailable
     g = Explorer(mnist_store, data_root=tmp_path).graph()
     assert not g["images"]["available"] and "mnist" in g["images"]["reason"]
     assert len(g["layers"]) == 5
+
+
+class _DigitRows(torch.nn.Module):
+    """A transformer encoder reading a digit's 8 rows as a sequence: its stored layers are sequences."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(8, 16)
+        self.enc = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(self.enc(self.inp(x[:, 0])).mean(1))
+
+
+def test_a_sequence_store_with_its_model_opens_as_a_chain_and_says_why(tmp_path, digits):
+    from modeldx import capture
+
+    torch.manual_seed(0)
+    model = _DigitRows().eval()
+    store = capture(model, digits, tmp_path / "seq", progress=False)
+    assert store.manifest.layer("enc.linear1").kind == "sequence"
+    ex = Explorer(store, model)  # the layer graph would find no channels on axis 1: not a crash
+    g = ex.graph()
+    assert [(e["source"], e["target"]) for e in g["edges"]] == list(zip(store.layers, store.layers[1:],
+                                                                        strict=False))
+    assert any("enc.linear1" in n and "sequence" in n for n in g["notes"])
+    layer = g["layers"][0]
+    assert layer["neurons"] == 16 and sum(c["size"] for c in layer["clusters"]) == 16
+    with pytest.raises(InvalidParameterError, match="'inp' is a sequence"):  # not "has 8 neurons"
+        ex.ldam_png("inp", layer["clusters"][0]["id"])
+
+
+def test_a_dead_cluster_has_no_top_items_and_no_ldam(tmp_path, digits):
+    from modeldx import capture
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 10)).eval()
+    with torch.no_grad():  # neurons 0 and 1 never fire: every score of theirs ties at 0
+        model[1].weight[:2], model[1].bias[:2] = 0.0, -1.0
+    store = capture(model, digits, tmp_path / "dead", progress=False)
+    ex = Explorer(store, model)
+    layer = next(x for x in ex.graph()["layers"] if x["name"] == "2")
+    dead = next(c for c in layer["clusters"] if c["dead"])
+    assert dead["size"] == 2 and dead["top_items"] == []  # not the first 9 items of the store
+    c = ex.cluster("2", -1)
+    assert c["top_items"] == [] and c["neuron_top_items"] == {"0": [], "1": []}
+    with pytest.raises(InvalidParameterError, match="never active"):
+        ex.ldam_png("2", -1)
+    live = next(c for c in layer["clusters"] if not c["dead"])
+    assert len(live["top_items"]) == ex.top_items

@@ -258,6 +258,13 @@ class Explorer:
             self.notes.append("no checkpoint given: layers are drawn in store order as a chain, without "
                               "weight bundles (pass --checkpoint for the model's graph and its bundles)")
             return
+        sequences = [layer for layer in self.layers if self.store.manifest.layer(layer).kind == "sequence"]
+        if sequences:
+            # the layer graph maps channels on axis 1; a sequence's features are its last axis
+            self.notes.append(f"layers {', '.join(sequences)} are sequences (batch, time, features): their "
+                              "weights are not mapped to clusters, so layers are drawn in store order as a "
+                              "chain, without weight bundles")
+            return
         from modeldx.neurons import layer_bundles, layer_graph
 
         example = self._example_input()
@@ -292,8 +299,9 @@ class Explorer:
             weights[layer] = _mean_columns(peaks[f"acts/{layer}"], [cl.members(c) for c in ids[layer]])
         state = run_reduction(self.store, TopPerColumn(weights, self.top_items), self.subset)
         item_ids = self.store.items()["item_id"].to_numpy()
-        return {layer: {c: item_ids[state[layer][1][:, j]].tolist() for j, c in enumerate(ids[layer])}
-                for layer in self.layers}
+        # the dead cluster never fires: its scores all tie at 0, and the "top" items would be the first rows
+        return {layer: {c: [] if c == -1 else item_ids[state[layer][1][:, j]].tolist()
+                        for j, c in enumerate(ids[layer])} for layer in self.layers}
 
     # --- answers -------------------------------------------------------------------
     def source(self) -> dict[str, Any]:
@@ -386,6 +394,8 @@ class Explorer:
                 "top_items": top, "groups": groups, "source": self.source()}
 
     def _neuron_tops(self, layer: str, cid: int, neurons: np.ndarray, k: int = 3) -> dict[int, list[int]]:
+        if cid == -1:  # never active: no item activates them more than another
+            return {int(n): [] for n in neurons}
         key = (layer, cid)
         if key not in self._neuron_top:
             w = np.zeros((self.store.neurons(layer), len(neurons)))
@@ -425,6 +435,13 @@ class Explorer:
         if "#" in layer:
             raise InvalidParameterError(f"LDAM targets a module, and layer {layer!r} is one of several calls "
                                         "of its module: no LDAM image for it")
+        if cid == -1:
+            raise InvalidParameterError(f"the dead neurons of layer {layer!r} were never active: LDAM has "
+                                        "nothing to sample toward (their gradient is 0)")
+        if self.store.manifest.layer(layer).kind == "sequence":
+            # LDAM's targets count neurons on axis 1, a sequence's time axis
+            raise InvalidParameterError(f"layer {layer!r} is a sequence (batch, time, features): LDAM images "
+                                        "are made for dense and conv layers only")
         key = (layer, cid)
         with self._ldam_lock:
             if key not in self._ldam:

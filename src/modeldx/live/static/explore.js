@@ -107,9 +107,23 @@ function drawGraph(g) {
   for (const edge of g.edges) drawEdge(edgeLayer, edge, placed, bh);
 }
 
+// a name wider than its column would run into the next one: keep its end (a dotted name's most specific
+// part) after an ellipsis, and the whole name as the hover title
+function fitText(text, full, maxW) {
+  el("svg:title", {}, text, full);
+  const node = text.firstChild;
+  if (text.getComputedTextLength() <= maxW) return;
+  let keep = full.length;
+  while (keep > 1) {
+    node.textContent = `…${full.slice(full.length - --keep)}`;
+    if (text.getComputedTextLength() <= maxW) break;
+  }
+}
+
 function drawLayer(parent, g, layer, x, y, bh) {
   const col = el("svg:g", { class: "layer", "data-layer": layer.name }, parent);
-  el("svg:text", { x, y: y + 12, class: "layer-title" }, col, layer.name);
+  const title = el("svg:text", { x, y: y + 12, class: "layer-title" }, col, layer.name);
+  fitText(title, layer.name, BOX_W + GAP_X - 12);
   const sub = `${layer.module_type || layer.kind} · ${layer.neurons} neurons · ${layer.k} clusters`;
   el("svg:text", { x, y: y + 27, class: "layer-sub" }, col, sub);
   // class names over the strips' columns: the order is the layer's, the same in every box
@@ -239,6 +253,7 @@ const maxAbs = (...ms) => Math.max(0, ...ms.flat(2).map(Math.abs));
 
 function itemsView(parent, items, images) {
   const box = el("div", { class: "items" }, parent);
+  if (!items.length) el("span", { class: "muted" }, box, "none: no item activates these neurons");
   for (const it of items) {
     const div = el("div", { class: `item${it.correct ? "" : " wrong"}`, "data-item": it.item_id }, box);
     if (images) el("img", { src: api(`api/item/${it.item_id}.png`), alt: `item ${it.item_id}` }, div);
@@ -278,8 +293,8 @@ async function openCluster(layer, cid) {
   itemsView(top, c.top_items, g.images.available);
   el("h4", {}, body, "LDAM average over the cluster's neurons");
   const ldam = el("div", { class: "ldam", id: "ldam" }, body);
-  if (!g.ldam.available) {
-    el("span", { class: "muted" }, ldam, g.ldam.reason);
+  if (!g.ldam.available || c.dead) {  // dead neurons have no gradient to follow: the server refuses them
+    el("span", { class: "muted" }, ldam, c.dead ? "none: these neurons were never active" : g.ldam.reason);
   } else {
     el("div", { class: "spinner" }, ldam);
     const note = el("span", { class: "muted" }, ldam, "sampling (a few seconds)…");
