@@ -225,3 +225,13 @@ def test_a_dead_cluster_has_no_top_items_and_no_ldam(tmp_path, digits):
         ex.ldam_png("2", -1)
     live = next(c for c in layer["clusters"] if not c["dead"])
     assert len(live["top_items"]) == ex.top_items
+
+
+def test_more_clusters_than_a_layer_can_hold_are_lowered_and_the_page_is_told(digits_store, tiny_model):
+    ex = Explorer(digits_store, tiny_model, k=40)
+    widths = {layer: digits_store.neurons(layer) for layer in digits_store.layers}
+    lowered = [layer for layer, cl in ex.clusters.items() if cl.k < 40]
+    assert lowered and lowered == [layer for layer, n in widths.items() if n <= 40]
+    notes = ex.graph()["notes"]
+    for layer in lowered:
+        assert any(note.startswith(f"{layer}: {ex.clusters[layer].k} clusters, not 40") for note in notes)

@@ -238,6 +238,9 @@ class Explorer:
                          for layer in self.layers}
         self.images = ItemImages(store, data_root)
         self.notes: list[str] = []
+        if k is not None:  # a layer with fewer live neurons than k gets fewer clusters: say so
+            self.notes.extend(f"{layer}: {cl.k} clusters, not {k}: it has {int(np.sum(~cl.dead))} live "
+                              "neurons" for layer, cl in self.clusters.items() if cl.k < k)
         self._graph_edges()
         self._top = self._cluster_top_items()
         self.compute_s = time.perf_counter() - started
