@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
-from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, is_loopback, reserve, token_ok
+from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, reserve, run_announced, token_ok
 from modeldx.neurons.explore import Explorer, ItemNotFoundError
 
 
@@ -97,10 +97,4 @@ def serve_explorer(explorer: Explorer, *, host: str = "127.0.0.1", port: int = 8
     sock = sock if sock is not None else reserve(host, port, token)
     port = sock.getsockname()[1]
     _, server = _server(explorer, host, port, token, log_level, allowed_hosts=allowed_hosts)
-    query = f"?token={token}" if token else ""
-    shown = "localhost" if is_loopback(host) else host
-    announce(f"modeldx explore {explorer.store.path}: open http://{shown}:{port}/{query}")
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+    run_announced(server, sock, host, token, f"modeldx explore {explorer.store.path}", announce)

@@ -395,11 +395,18 @@ def serve(session: LiveSession, *, host: str = "127.0.0.1", port: int = 8765, to
     _, server = _server(session, host, port, token, compress, log_level, allowed_hosts=allowed_hosts)
     if start and not session.running:
         session.start()
+    try:
+        run_announced(server, sock, host, token, f"modeldx live session {session.name!r}", announce)
+    finally:
+        session.stop()
+
+
+def run_announced(server, sock: sockets.socket, host: str, token: str | None, what: str, announce) -> None:
+    """Print the URL to open (``what: open URL``), then serve on ``sock`` until interrupted."""
     query = f"?token={token}" if token else ""
     shown = "localhost" if is_loopback(host) else host
-    announce(f"modeldx live session {session.name!r}: open http://{shown}:{port}/{query}")
+    announce(f"{what}: open http://{shown}:{sock.getsockname()[1]}/{query}")
     try:
         server.run(sockets=[sock])
     finally:
-        session.stop()
         sock.close()
