@@ -198,7 +198,7 @@ def _grad_x_act(model, modules, inputs, target_layer, neuron, source_layer, eps)
             seen[name] = leaf
             return leaf.clone()
         seen[name] = out
-        return None
+        return out.clone()  # an in-place module after the target must not change its value
 
     _run_recorded(model, inputs, {source_layer: modules[source_layer],
                                   target_layer: modules[target_layer]}, hook)
