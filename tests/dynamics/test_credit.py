@@ -118,7 +118,8 @@ def test_batch_gives_the_mean_of_the_items():
     x = torch.tensor([[1.0, 2.0], [3.0, 0.0]], dtype=torch.float64)
     for method in ("lrp", "grad_x_act"):
         both = contributions(model, x, "l2", 0, source_layer="inp", method=method)
-        each = [contributions(model, x[i:i + 1], "l2", 0, source_layer="inp", method=method) for i in range(2)]
+        each = [contributions(model, x[i:i + 1], "l2", 0, source_layer="inp", method=method)
+                for i in range(2)]
         np.testing.assert_allclose(both, np.mean(each, axis=0))
 
 

@@ -204,7 +204,8 @@ def _grad_x_act(model, modules, inputs, target_layer, neuron, source_layer, eps)
                                   target_layer: modules[target_layer]}, hook)
     for name in (source_layer, target_layer):
         if name not in seen:
-            raise LayerNotFoundError(f"layer {name!r} did not run in a forward pass of {type(model).__name__}")
+            raise LayerNotFoundError(
+                f"layer {name!r} did not run in a forward pass of {type(model).__name__}")
     _check_neuron(seen[target_layer], target_layer, neuron)
     target = _per_neuron(seen[target_layer])[:, neuron].sum()
     (grad,) = torch.autograd.grad(target, seen[source_layer], allow_unused=True)
