@@ -215,3 +215,17 @@ def test_contribution_series_over_state_dicts_and_paths(tmp_path):
     assert all(torch.equal(v, original[k]) for k, v in model.state_dict().items())  # untouched
     with pytest.raises(InvalidParameterError, match="at least one"):
         contribution_series([], model, x, "fc3", 7, source_layer="act3")
+
+
+def test_blocks_as_source_and_target():
+    # A container as target or source: its output is its last leaf's, so the chain is its leaves.
+    torch.manual_seed(3)
+    model = _no_bias(nn.Sequential(OrderedDict([
+        ("stem", nn.Sequential(nn.Linear(4, 5), nn.ReLU())),
+        ("head", nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 2))),
+    ])).double())
+    x = torch.randn(3, 4, dtype=torch.float64)
+    for method in ("lrp", "grad_x_act"):
+        c = contributions(model, x, "head", 1, source_layer="stem", method=method, eps=1e-12)
+        assert c.shape == (5,)
+        assert c.sum() == pytest.approx(float(model(x)[:, 1].mean().detach()), rel=1e-6)

@@ -220,7 +220,9 @@ def _grad_x_act(model, modules, inputs, target_layer, neuron, source_layer, eps)
 def _lrp(model, modules, inputs, target_layer, neuron, source_layer, eps) -> np.ndarray:
     # Record every leaf module's call in order, to find (and verify) the chain.
     leaves = {n: m for n, m in modules.items() if n and not any(True for _ in m.children())}
+    # A container as source or target is hooked too; its output is its last leaf's.
     leaves[source_layer] = modules[source_layer]
+    leaves[target_layer] = modules[target_layer]
     calls: list[tuple[str, torch.Tensor, torch.Tensor]] = []
     source_out: list[torch.Tensor] = []
 
@@ -241,6 +243,11 @@ def _lrp(model, modules, inputs, target_layer, neuron, source_layer, eps) -> np.
             f"target_layer {target_layer!r} does not run after source_layer {source_layer!r}")
     stop = names.index(target_layer, 1)
     chain = calls[1:stop + 1]
+    if any(True for _ in modules[target_layer].children()):
+        if len(chain) < 2 or chain[-1][2] is not chain[-2][2]:
+            raise InvalidParameterError(
+                f"LRP needs target_layer {target_layer!r}'s output to be its last module's output.")
+        chain = chain[:-1]  # the container's own entry: its leaves are the chain
     previous = calls[0][2]
     for name, arg, out in chain:
         module = modules[name]
