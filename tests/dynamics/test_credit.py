@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from modeldx.dynamics import contribution_series, contributions
-from modeldx.errors import InvalidParameterError, LayerNotFoundError
+from modeldx.errors import InputShapeError, InvalidParameterError, LayerNotFoundError
 from modeldx.zoo import LeNet5
 
 
@@ -229,3 +229,11 @@ def test_blocks_as_source_and_target():
         c = contributions(model, x, "head", 1, source_layer="stem", method=method, eps=1e-12)
         assert c.shape == (5,)
         assert c.sum() == pytest.approx(float(model(x)[:, 1].mean().detach()), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["lrp", "grad_x_act"])
+def test_a_model_that_fails_on_the_inputs_raises_input_shape_error_and_leaves_no_hooks(method):
+    model = LeNet5()
+    with pytest.raises(InputShapeError, match=r"\(2, 3, 28, 28\)"):
+        contributions(model, torch.rand(2, 3, 28, 28), "fc3", 0, source_layer="act1", method=method)
+    assert _hooks(model) == 0

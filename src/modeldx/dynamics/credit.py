@@ -32,7 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from modeldx._params import Interval, OneOf, check_params
-from modeldx.errors import CheckpointError, InvalidParameterError, LayerNotFoundError
+from modeldx.errors import (
+    CheckpointError,
+    InputShapeError,
+    InvalidParameterError,
+    LayerNotFoundError,
+)
 
 __all__ = ["contributions", "contribution_series", "LRP_MODULES"]
 
@@ -179,6 +184,9 @@ def _run_recorded(model: nn.Module, inputs: torch.Tensor, hooked: dict[str, nn.M
     try:
         device = next((p.device for p in model.parameters()), inputs.device)
         model(inputs.to(device))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InputShapeError(f"{type(model).__name__} could not run on inputs of shape "
+                              f"{tuple(inputs.shape)}: {exc}") from exc
     finally:
         for h in handles:
             h.remove()
