@@ -38,7 +38,7 @@ def _as_series(series, owner: str, name: str = "series") -> torch.Tensor:
         raise InvalidParameterError(
             f"The {name!r} parameter of {owner} must be a 2-D array (series x snapshots) with "
             f"at least 2 snapshots. Got shape {tuple(x.shape)} instead.")
-    if not (x.is_floating_point()):
+    if not x.is_floating_point():
         x = x.double()
     return x
 
