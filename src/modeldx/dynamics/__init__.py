@@ -1,5 +1,14 @@
-"""Training dynamics (DGMTracker, issue 12): credit assignment over snapshots."""
+"""Training dynamics (DGMTracker): series per neuron over snapshots, how to show them, and credit
+assignment between neurons."""
 
 from modeldx.dynamics.credit import LRP_MODULES, contribution_series, contributions
+from modeldx.dynamics.polylines import (
+    blue_noise_sample,
+    clutter,
+    outliers_kept,
+    polyline_distance,
+    true_outliers,
+)
 
-__all__ = ["LRP_MODULES", "contribution_series", "contributions"]
+__all__ = ["LRP_MODULES", "contribution_series", "contributions", "blue_noise_sample", "clutter",
+           "outliers_kept", "polyline_distance", "true_outliers"]
