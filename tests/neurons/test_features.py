@@ -49,3 +49,14 @@ def test_bad_arguments(digits_store):
         cluster_top_items(digits_store, "act2", [1], k=0)
     with pytest.raises(InvalidParameterError, match="neurons of layer 'act2'"):
         cluster_top_items(digits_store, "act2", [99])
+
+
+def test_items_that_do_not_activate_the_cluster_are_not_its_top_items(digits_store):
+    acts = digits_store.read("acts/act2").astype(np.float64)
+    positive = (acts > 0).sum(axis=0)
+    neuron = int(np.argmin(positive))  # the neuron active on the fewest items
+    top = cluster_top_items(digits_store, "act2", [neuron], k=int(positive[neuron]) + 5)
+    assert len(top) == positive[neuron]  # not padded with items scoring 0
+    assert (top["score"] > 0).all()
+    ids = digits_store.items()["item_id"].to_numpy()
+    assert set(top["item_id"]) == set(ids[acts[:, neuron] > 0].tolist())

@@ -106,6 +106,17 @@ def _mean_columns(peak: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
     return w
 
 
+def _active_items(store, top: tuple[np.ndarray, np.ndarray], column: int) -> list[int]:
+    """Item ids of one column of a :class:`TopPerColumn` answer, those that activate it only.
+
+    As in :func:`~modeldx.neurons.cluster_top_items`: an item scoring 0 (a dead
+    neuron's every item, tied) is no top item.
+    """
+    scores, rows = top
+    keep = rows[:, column][scores[:, column] > 0]
+    return store.items()["item_id"].to_numpy()[keep].tolist()
+
+
 class ItemImages:
     """Item ids of a store -> thumbnails, from the data set the store was captured from.
 
@@ -301,10 +312,8 @@ class Explorer:
             ids[layer] = [int(c) for c in self.matrices[layer].cluster_order]
             weights[layer] = _mean_columns(peaks[f"acts/{layer}"], [cl.members(c) for c in ids[layer]])
         state = run_reduction(self.store, TopPerColumn(weights, self.top_items), self.subset)
-        item_ids = self.store.items()["item_id"].to_numpy()
-        # the dead cluster never fires: its scores all tie at 0, and the "top" items would be the first rows
-        return {layer: {c: [] if c == -1 else item_ids[state[layer][1][:, j]].tolist()
-                        for j, c in enumerate(ids[layer])} for layer in self.layers}
+        return {layer: {c: _active_items(self.store, state[layer], j) for j, c in enumerate(ids[layer])}
+                for layer in self.layers}
 
     # --- answers -------------------------------------------------------------------
     def source(self) -> dict[str, Any]:
@@ -397,15 +406,12 @@ class Explorer:
                 "top_items": top, "groups": groups, "source": self.source()}
 
     def _neuron_tops(self, layer: str, cid: int, neurons: np.ndarray, k: int = 3) -> dict[int, list[int]]:
-        if cid == -1:  # never active: no item activates them more than another
-            return {int(n): [] for n in neurons}
         key = (layer, cid)
         if key not in self._neuron_top:
             w = np.zeros((self.store.neurons(layer), len(neurons)))
             w[neurons, np.arange(len(neurons))] = 1.0
             state = run_reduction(self.store, TopPerColumn({layer: w}, k), self.subset)
-            item_ids = self.store.items()["item_id"].to_numpy()
-            self._neuron_top[key] = {int(n): item_ids[state[layer][1][:, j]].tolist()
+            self._neuron_top[key] = {int(n): _active_items(self.store, state[layer], j)
                                      for j, n in enumerate(neurons)}
         return self._neuron_top[key]
 

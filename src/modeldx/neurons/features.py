@@ -19,7 +19,9 @@ def cluster_top_items(store, layer: str, neurons, *, k: int = 9, items=None, wei
     An item's score is the mean, over the cluster's neurons, of each neuron's
     activation divided by that neuron's maximum (over the same items), so that
     every neuron counts alike and one large neuron does not decide alone. A
-    neuron whose maximum is not positive (dead on these items) adds 0. Two
+    neuron whose maximum is not positive (dead on these items) adds 0, and an
+    item whose score is not positive is not a top item: a dead cluster has
+    none, and a cluster active on fewer than k items has fewer. Two
     passes over the layer: the maxima, then the top k (ties to the lower row).
 
     Parameters
@@ -54,7 +56,8 @@ def cluster_top_items(store, layer: str, neurons, *, k: int = 9, items=None, wei
     inv = np.divide(1.0, peak, out=np.zeros_like(peak), where=peak > 0)
 
     def score(chunk: Chunk) -> np.ndarray:
-        return (chunk.arrays[name][:, idx].astype(np.float64) @ inv) / idx.size
+        s = (chunk.arrays[name][:, idx].astype(np.float64) @ inv) / idx.size
+        return np.where(s > 0, s, np.nan)  # an item that does not activate the cluster is no top item
 
     scores, rows = run_reduction(store, TopRows([name], score, k), subset, engine=engine, progress=progress)
     frame = item_columns(store, rows)
