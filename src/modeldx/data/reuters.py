@@ -254,7 +254,7 @@ def load_reuters(
     >>> train = load_reuters("train")  # doctest: +SKIP
     >>> test = load_reuters("test", vocabulary=train.vocabulary)  # doctest: +SKIP
     >>> train.counts().shape  # doctest: +SKIP
-    (7770, 26001)
+    (7770, 24645)
     """
     check_params("load_reuters",
                  {"split": split, "topic_filter": topic_filter, "min_count": min_count,
