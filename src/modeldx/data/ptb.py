@@ -94,9 +94,9 @@ def load_ptb(
     Examples
     --------
     >>> train = load_ptb("train")  # doctest: +SKIP
-    >>> len(train), len(train.vocabulary)
+    >>> len(train), len(train.vocabulary)  # doctest: +SKIP
     (929589, 10000)
-    >>> train.vocabulary.words[:3]
+    >>> train.vocabulary.words[:3]  # doctest: +SKIP
     ('the', '<unk>', '<eos>')
     """
     check_params("load_ptb", {"split": split}, {"split": OneOf(*SPLITS)})
