@@ -13,6 +13,7 @@ readable; ``resume=True`` overwrites whatever lies beyond the count and appends.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import shutil
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 import zarr
 from torch import nn
+from zarr.core.sync import sync
 
 from modeldx._params import Interval, check_params
 from modeldx.capture.hooks import hook_group
@@ -91,11 +93,25 @@ class _Appender:
         self.count += 1
 
     def flush(self, last: int | None = None) -> None:
+        """Write the chunk holding row ``last`` (default: the last row appended)."""
+        sync(self.write(last))
+
+    async def write(self, last: int | None = None) -> None:
         last = self.count - 1 if last is None else last
         if last < 0:
             return
         start = last - last % self.chunk
-        self.array[start:start + self.chunk] = self.buffer
+        await self.array._async_array.setitem(slice(start, start + self.chunk), self.buffer)
+
+
+def write_all(appenders: list[_Appender]) -> None:
+    """Write every appender's current chunk in one round trip to zarr's event loop: a snapshot
+    costs one wait instead of one per array (about 1.5 ms each on this machine)."""
+
+    async def gather() -> None:
+        await asyncio.gather(*(a.write() for a in appenders))
+
+    sync(gather())
 
 
 class _Layer:
@@ -132,29 +148,50 @@ class _Layer:
         return rows
 
 
-def neuron_rows(out: torch.Tensor, call: Call) -> torch.Tensor:
-    """A layer's output as (values, neurons): conv channels over batch and space, sequence
-    features over batch and time, dense features over the batch."""
-    if call.time_major:
-        out = out.transpose(0, 1)
+def neuron_view(out: torch.Tensor, call: Call) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """A layer's output as a view and the dimensions to reduce to get one value per neuron:
+    conv channels over batch and space, sequence features over batch and time (either order of
+    batch and time), dense features over the batch. No copy is made."""
     if out.dim() <= 1:
-        return out.reshape(-1, 1)
+        return out.reshape(-1, 1), (0,)
     if out.dim() == 2:
-        return out
+        return out, (0,)
     if call.kind == "sequence":
-        return out.reshape(-1, out.shape[-1])
-    return out.movedim(1, -1).reshape(-1, out.shape[1])
+        return out.reshape(-1, out.shape[-1]), (0,)
+    return out.reshape(out.shape[0], out.shape[1], -1), (0, 2)
 
 
-def activation_stats(rows: torch.Tensor) -> dict[str, torch.Tensor]:
-    """mean, max |a|, share of zeros and share of non-finite values per neuron (column)."""
-    rows = rows.float()
-    return {
-        "mean": rows.mean(0),
-        "max_abs": rows.abs().amax(0),
-        "zero_share": (rows == 0).float().mean(0),
-        "nonfinite_share": 1.0 - torch.isfinite(rows).float().mean(0),
-    }
+def _reduce(values: torch.Tensor, op: str, dims: tuple[int, ...], **kw) -> torch.Tensor:
+    # one dimension at a time, innermost first: torch's fast paths reduce contiguous rows, and
+    # amax over (batch, space) at once is an order of magnitude slower on a conv map
+    for dim in sorted(dims, reverse=True):
+        values = getattr(values, op)(dim, **kw)
+    return values
+
+
+def activation_stats(values: torch.Tensor, dims: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """mean, max |a|, share of zeros and share of non-finite values per neuron.
+
+    Written for speed: it runs at every snapshot on a probe batch whose outputs are far larger
+    than the statistics (docs/benchmarks.md, "Training-dynamics recorder").
+    """
+    if not values.is_floating_point():
+        values = values.float()
+    count = values.numel() // math.prod(values.shape[d] for d in range(values.dim()) if d not in dims)
+    mean = values.mean(dim=dims, dtype=torch.float32)
+    max_abs = _reduce(values.abs(), "amax", dims).float()  # amax keeps NaN
+    # bool() then a uint8 sum is several times faster than count_nonzero or (values == 0).sum()
+    nonzero = _reduce(values.bool().view(torch.uint8), "sum", dims, dtype=torch.int32)
+    zero_share = 1.0 - nonzero.float() / count
+    nonfinite_share = torch.zeros_like(mean)
+    bad = ~torch.isfinite(mean)
+    # a neuron with a finite mean has only finite values (a sum with NaN or inf is not finite);
+    # only the rare others are counted, so a healthy run pays nothing for this statistic
+    if bool(bad.any()):
+        finite = _reduce(torch.isfinite(values).view(torch.uint8), "sum", dims, dtype=torch.int32)
+        nonfinite_share = torch.where(bad, 1.0 - finite.float() / count, nonfinite_share)
+    return {"mean": mean, "max_abs": max_abs, "zero_share": zero_share,
+            "nonfinite_share": nonfinite_share}
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -210,6 +247,7 @@ class Recorder:
         self.session = check_session(session)
         self.keep_weights = weights
         self._closed = False
+        self._failed: BaseException | None = None
         self._device = _model_device(model)
         self._probe = probe.detach().to(self._device)
         self.layers = self._choose_layers(layers)
@@ -385,6 +423,10 @@ class Recorder:
         A snapshot is due every ``every`` steps (step 0 included) and at the first step whose
         loss is not finite. Returns whether a snapshot was taken.
         """
+        if self._failed is not None:
+            raise InvalidParameterError(
+                f"writing a snapshot to {self.path} failed ({self._failed!r}); its finished "
+                "snapshots are kept: record again with resume=True to go on")
         if self._closed:
             raise InvalidParameterError(f"the recorder of {self.path} is closed")
         try:
@@ -400,7 +442,11 @@ class Recorder:
             self.meta["first_nonfinite_step"] = step
             due = True
         if due:
-            self._snapshot(step, value)
+            try:
+                self._snapshot(step, value)
+            except BaseException as exc:  # the arrays are ahead of run.json: stop here
+                self._failed = exc
+                raise
         return due
 
     def _probe_stats(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -416,7 +462,7 @@ class Recorder:
                 layer = wanted.get((module_name, index))
                 out = output_tensor(output)
                 if layer is not None and out is not None:
-                    found[layer.name] = activation_stats(neuron_rows(out.detach(), layer.call))
+                    found[layer.name] = activation_stats(*neuron_view(out.detach(), layer.call))
             return hook
 
         modules = dict(self.model.named_modules())
@@ -446,12 +492,9 @@ class Recorder:
                        weights_file(self.path, index))
         for stat, out in self._stat_out.items():
             out.append(rows[stat])
-            out.flush()
         self._steps_out.append(step)
-        self._steps_out.flush()
         self._loss_out.append(loss)
-        self._loss_out.flush()
-        self._step_loss_out.flush()
+        write_all([*self._stat_out.values(), self._steps_out, self._loss_out, self._step_loss_out])
         self._commit(index + 1)
         if self.session is not None:
             publish(self.session, step, loss, acts)
@@ -465,6 +508,9 @@ class Recorder:
     def close(self) -> None:
         """Commit the per-step losses recorded since the last snapshot; status "complete"."""
         if self._closed:
+            return
+        if self._failed is not None:  # leave the run as the failure left it: resumable
+            self._closed = True
             return
         self._step_loss_out.flush()
         self._commit(self.meta["snapshots"], STATUS_COMPLETE)
