@@ -464,3 +464,58 @@ def test_a_recorder_whose_write_failed_refuses_more_steps(tmp_path, monkeypatch)
     with pytest.raises(InvalidParameterError, match="resume=True"):
         rec.step(loss=1.0)
     assert open_run(tmp_path / "run").n_snapshots == 1
+
+
+def test_background_writing_records_exactly_what_foreground_does(tmp_path):
+    runs = {}
+    for background in (False, True):
+        torch.manual_seed(7)
+        model = Net()
+        torch.manual_seed(8)
+        with record(model, data(12, seed=9)[0], tmp_path / str(background), every=2,
+                    background=background) as rec:
+            outs = train(model, 9, rec)
+            assert hook_count(model) == 0  # the probe pass runs on a copy
+        runs[background] = (open_run(tmp_path / str(background)), outs)
+    (fg, fg_outs), (bg, bg_outs) = runs[False], runs[True]
+    assert all(torch.equal(a, b) for a, b in zip(fg_outs, bg_outs, strict=True))
+    assert bg.status == "complete" and bg.n_snapshots == fg.n_snapshots == 5
+    np.testing.assert_array_equal(bg.steps, fg.steps)
+    np.testing.assert_array_equal(bg.losses()[1], fg.losses()[1])
+    for layer in fg.layers:
+        for stat in fg.stats_of(layer):
+            np.testing.assert_array_equal(bg.series(layer, stat), fg.series(layer, stat), err_msg=stat)
+    for key, value in fg.state_dict(3).items():
+        assert torch.equal(value, bg.state_dict(3)[key])
+
+
+def test_background_commits_a_nonfinite_snapshot_before_step_returns(tmp_path):
+    model = Net()
+    rec = record(model, data()[0], tmp_path / "run", every=100, background=True)
+    rec.step(loss=1.0)
+    rec.step(loss=float("nan"))
+    run = open_run(tmp_path / "run")
+    np.testing.assert_array_equal(run.steps, [0, 1])
+    assert run.first_nonfinite() == 1
+    rec.close()
+    assert run.refresh().status == "complete"
+
+
+def test_background_write_failure_is_raised_in_the_training_thread(tmp_path, monkeypatch):
+    from modeldx.dynamics import recorder as module
+
+    async def fail(self, last=None):
+        raise OSError("disk full")
+
+    rec = record(Net(), data()[0], tmp_path / "run", every=1, background=True)
+    rec.step(loss=1.0)
+    rec.flush()
+    monkeypatch.setattr(module._Appender, "write", fail)
+    rec.step(loss=1.0)
+    with pytest.raises(OSError, match="disk full"):
+        rec.flush()
+    with pytest.raises(InvalidParameterError, match="resume=True"):
+        rec.step(loss=1.0)
+    rec.close()  # already reported: closing is quiet and leaves the run resumable
+    run = open_run(tmp_path / "run")
+    assert run.n_snapshots == 1 and run.status == "recording"
