@@ -56,7 +56,7 @@ from modeldx.dynamics._layout import (
     weights_file,
     write_meta,
 )
-from modeldx.dynamics._live import check_session, publish
+from modeldx.dynamics._live import check_session, publish, stream_step
 from modeldx.errors import (
     InputShapeError,
     InvalidParameterError,
@@ -500,8 +500,9 @@ class Recorder:
         if self._worker is not None or self.keep_weights:
             state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         losses, self._pending_losses = self._pending_losses, []
+        shown = None if self.session is None else stream_step(self.session, step)
         return {"step": step, "loss": loss, "weight_stats": weight_stats, "state": state,
-                "losses": losses}
+                "losses": losses, "stream_step": shown}
 
     def _submit(self, job: dict[str, Any]) -> None:
         if self._worker is None:
@@ -587,7 +588,7 @@ class Recorder:
         write_all([*self._stat_out.values(), self._steps_out, self._loss_out, self._step_loss_out])
         self._commit(index + 1)
         if self.session is not None:
-            publish(self.session, job["step"], job["loss"], acts)
+            publish(self.session, job["stream_step"], job["loss"], acts)
 
     def _commit(self, snapshots: int, status: str = STATUS_RECORDING) -> None:
         meta = dict(self.meta, snapshots=snapshots, steps_recorded=self._step_loss_out.count,
