@@ -519,3 +519,20 @@ def test_background_write_failure_is_raised_in_the_training_thread(tmp_path, mon
     rec.close()  # already reported: closing is quiet and leaves the run resumable
     run = open_run(tmp_path / "run")
     assert run.n_snapshots == 1 and run.status == "recording"
+
+
+def test_one_recorder_per_run(tmp_path):
+    from modeldx.errors import StoreLockedError
+
+    probe = data()[0]
+    first = record(Net(), probe, tmp_path / "run", every=1)
+    first.step(loss=1.0)
+    with pytest.raises(StoreLockedError, match=r"being recorded by pid \d+.*rec.close\(\)"):
+        record(Net(), probe, tmp_path / "run", overwrite=True)
+    with pytest.raises(StoreLockedError):
+        record(Net(), probe, tmp_path / "run", resume=True)
+    first.close()
+    assert not (tmp_path / "run" / ".lock").exists()
+    assert open_run(tmp_path / "run").n_snapshots == 1
+    record(Net(), probe, tmp_path / "run", overwrite=True).close()
+    assert open_run(tmp_path / "run").n_snapshots == 0

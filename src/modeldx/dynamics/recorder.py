@@ -63,7 +63,9 @@ from modeldx.errors import (
     LayerNotFoundError,
     RunExistsError,
     RunMismatchError,
+    StoreLockedError,
 )
+from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.store import COMPRESSORS, WRITE_CONFIG
 
 
@@ -260,12 +262,17 @@ class Recorder:
         self._probe = probe.detach().to(self._device)
         self.layers = self._choose_layers(layers)
         self._weighted = [layer for layer in self.layers if layer.weighted]
-        existing = (self.path / RUN_JSON).is_file()
-        if existing and resume:
-            self._open_existing(probe, arch, model_args)
-        else:
-            self._create(probe, overwrite, arch, model_args)
-        self._open_arrays()
+        self._lock: WriterLock | None = None
+        try:
+            if (self.path / RUN_JSON).is_file() and resume:
+                self._take_lock()
+                self._open_existing(probe, arch, model_args)
+            else:
+                self._create(probe, overwrite, arch, model_args)
+            self._open_arrays()
+        except BaseException:
+            self._release_lock()
+            raise
         self._shadow: nn.Module | None = None
         self._worker: threading.Thread | None = None
         if background:
@@ -342,11 +349,14 @@ class Recorder:
                 raise RunExistsError(
                     f"a run is already at {path}; pass overwrite=True to replace it or resume=True "
                     "to append to it")
-            shutil.rmtree(path)
-        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+        elif path.exists() and (not path.is_dir() or any(p.name != LOCK for p in path.iterdir())):
             raise RunExistsError(
                 f"{path} exists and is not a run; record into a new or empty folder")
         path.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        for entry in path.iterdir():  # the old run, once no recorder is writing it
+            if entry.name != LOCK:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         (path / WEIGHTS).mkdir(exist_ok=True)
         torch.save(probe.detach().cpu(), path / PROBE)
         specs, columns = self._layout()
@@ -377,6 +387,22 @@ class Recorder:
         }
         write_meta(path, self.meta)
         self._previous = {layer.name: layer.units() for layer in self._weighted}
+
+    def _take_lock(self) -> None:
+        """One recorder per run: a second one (another process, or a forgotten recorder of a
+        notebook cell run again) would interleave its snapshots with the first's."""
+        try:
+            self._lock = WriterLock(self.path).acquire()
+        except StoreLockedError as exc:
+            holder = str(exc).split(" is being written by ", 1)[-1].split(" (lock file", 1)[0]
+            raise StoreLockedError(
+                f"the run at {self.path} is being recorded by {holder}; close that recorder "
+                "(rec.close()) or wait for it to end, then record again") from None
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _open_existing(self, probe: torch.Tensor, arch, model_args) -> None:
         meta = read_meta(self.path)
@@ -522,6 +548,7 @@ class Recorder:
         except BaseException as exc:  # the arrays are ahead of run.json: stop here
             self._failed = exc
             self._failure_seen = self._worker is None or threading.current_thread() is not self._worker
+            self._release_lock()  # this recorder writes no more: resume=True may take the run
             raise
 
     def _work(self) -> None:
@@ -601,11 +628,14 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
-        if self._failed is None:
-            job = {"close": True, "losses": self._pending_losses}
-            self._pending_losses = []
-            self._submit(job)
-        self._stop_worker()
+        try:
+            if self._failed is None:
+                job = {"close": True, "losses": self._pending_losses}
+                self._pending_losses = []
+                self._submit(job)
+        finally:
+            self._stop_worker()
+            self._release_lock()
         self._raise_failure()
 
     def _raise_failure(self) -> None:
@@ -629,6 +659,7 @@ class Recorder:
         else:  # keep what was committed (waiting for the writer); the run stays "recording"
             self._closed = True
             self._stop_worker()
+            self._release_lock()
 
     def __repr__(self) -> str:
         return (f"Recorder({str(self.path)!r}, every={self.every}, layers={len(self.layers)}, "
