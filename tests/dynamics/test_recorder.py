@@ -536,3 +536,22 @@ def test_one_recorder_per_run(tmp_path):
     assert open_run(tmp_path / "run").n_snapshots == 1
     record(Net(), probe, tmp_path / "run", overwrite=True).close()
     assert open_run(tmp_path / "run").n_snapshots == 0
+
+
+def test_wide_layers_get_fewer_snapshots_per_chunk(tmp_path):
+    import zarr
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3000), nn.ReLU())
+    rec = record(model, torch.randn(5, 4), tmp_path / "run", every=1, weights=False)
+    for i in range(30):
+        with torch.no_grad():
+            model[0].bias += 1.0
+        rec.step(loss=float(i))
+    rec.close()
+    group = zarr.open_group(tmp_path / "run" / "series.zarr", mode="r")
+    assert group["stats/mean"].chunks[0] == 10  # 6,000 float32 columns: 256 KiB / 24 KiB
+    run = open_run(tmp_path / "run")
+    means = run.series("0", "mean")
+    np.testing.assert_allclose(np.diff(means, axis=0), 1.0, rtol=1e-4)
+    assert run.series("0", "weight_change", 9, 12).shape == (3, 3000)

@@ -37,7 +37,6 @@ from modeldx.capture.layers import WEIGHTED, leaf_modules, select_layers, split_
 from modeldx.capture.probe import Call, call_counts, output_tensor, probe_calls
 from modeldx.dynamics._layout import (
     ACTIVATION_STATS,
-    CHUNK_SNAPSHOTS,
     CHUNK_STEPS,
     FORMAT,
     FORMAT_VERSION,
@@ -51,6 +50,7 @@ from modeldx.dynamics._layout import (
     WEIGHTS,
     architecture,
     architecture_fingerprint,
+    chunk_snapshots,
     read_meta,
     stat_array,
     weights_file,
@@ -263,20 +263,20 @@ class Recorder:
         self.layers = self._choose_layers(layers)
         self._weighted = [layer for layer in self.layers if layer.weighted]
         self._lock: WriterLock | None = None
+        self._shadow: nn.Module | None = None
+        self._worker: threading.Thread | None = None
         try:
             if (self.path / RUN_JSON).is_file() and resume:
                 self._take_lock()
-                self._open_existing(probe, arch, model_args)
+                self._open_existing(probe)
             else:
                 self._create(probe, overwrite, arch, model_args)
             self._open_arrays()
+            if background:
+                self._start_worker()
         except BaseException:
             self._release_lock()
             raise
-        self._shadow: nn.Module | None = None
-        self._worker: threading.Thread | None = None
-        if background:
-            self._start_worker()
 
     def _start_worker(self) -> None:
         """The probe pass runs on a copy of the model in a writer thread, with the writes: the
@@ -364,7 +364,7 @@ class Recorder:
         for stat, cols in columns.items():
             width = max(stop for _, stop in cols.values())
             group.create_array(stat_array(stat), shape=(MAX_ROWS, width),
-                               chunks=(CHUNK_SNAPSHOTS, width), dtype="float32", fill_value=np.nan,
+                               chunks=(chunk_snapshots(width), width), dtype="float32", fill_value=np.nan,
                                compressors=COMPRESSORS, dimension_names=("snapshot", "neuron"))
         group.create_array("steps", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="int64",
                            fill_value=-1, compressors=COMPRESSORS, dimension_names=("snapshot",))
@@ -381,7 +381,7 @@ class Recorder:
             "architecture": arch_shapes,
             "probe_shape": list(probe.shape), "probe_dtype": str(probe.dtype).removeprefix("torch."),
             "weights": self.keep_weights, "arch": arch, "model_args": model_args or {},
-            "layers": specs, "columns": columns, "chunk_snapshots": CHUNK_SNAPSHOTS,
+            "layers": specs, "columns": columns,
             "chunk_steps": CHUNK_STEPS, "first_nonfinite_step": None,
             "created": _now(), "updated": _now(),
         }
@@ -404,7 +404,7 @@ class Recorder:
             self._lock.release()
             self._lock = None
 
-    def _open_existing(self, probe: torch.Tensor, arch, model_args) -> None:
+    def _open_existing(self, probe: torch.Tensor) -> None:
         meta = read_meta(self.path)
         theirs, ours = meta["architecture"], architecture(self.model)
         if theirs != ours:
@@ -439,21 +439,20 @@ class Recorder:
         if self.keep_weights and meta["snapshots"] and last.is_file():
             # weight_change of the first resumed snapshot is against the last committed one
             state = torch.load(last, weights_only=True, map_location=self._device)
-            copy = {layer.name: layer for layer in self._weighted}
             self._previous = {}
-            for name, layer in copy.items():
+            for layer in self._weighted:
                 prefix = layer.call.module + "."
                 w = state[prefix + "weight"].reshape(layer.neurons, -1).float()
                 if prefix + "bias" in state:
                     w = torch.cat([w, state[prefix + "bias"].reshape(layer.neurons, 1).float()], 1)
-                self._previous[name] = w
+                self._previous[layer.name] = w
         else:
             self._previous = {layer.name: layer.units() for layer in self._weighted}
 
     def _open_arrays(self) -> None:
         group = zarr.open_group(self.path / SERIES, mode="r+")
         n, t = self.meta["snapshots"], self.meta["steps_recorded"]
-        self._stat_out = {stat: _Appender(group[stat_array(stat)], CHUNK_SNAPSHOTS, n)
+        self._stat_out = {stat: _Appender(group[stat_array(stat)], group[stat_array(stat)].chunks[0], n)
                           for stat in self.meta["columns"]}
         self._steps_out = _Appender(group["steps"], CHUNK_STEPS, n)
         self._loss_out = _Appender(group["loss"], CHUNK_STEPS, n)
