@@ -572,3 +572,26 @@ def test_resume_exactly_at_a_chunk_boundary_keeps_the_full_chunk(tmp_path):
     assert run.n_snapshots == 65
     np.testing.assert_array_equal(run.series("fc2", "mean", 0, 64), before)
     np.testing.assert_array_equal(run.loss, np.arange(65.0))
+
+
+def test_token_ids_probe_keeps_its_dtype(tmp_path):
+    class Text(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 8)
+            self.gru = nn.GRU(8, 5)  # time-major
+            self.head = nn.Linear(5, 2)
+
+        def forward(self, tokens):
+            out, _ = self.gru(self.emb(tokens))
+            return self.head(out[-1])
+
+    model = Text()
+    tokens = torch.randint(0, 50, (7, 4))  # (time 7, batch 4)
+    rec = record(model, tokens, tmp_path / "run", layers=["emb", "gru", "head"], every=1)
+    rec.step(loss=1.0)
+    rec.close()
+    run = open_run(tmp_path / "run")
+    assert [run.neurons(n) for n in run.layers] == [8, 5, 2]
+    assert run.probe().dtype == torch.int64
+    assert "weight_change" not in run.stats_of("emb")  # not a Linear/Conv: no per-unit rows
