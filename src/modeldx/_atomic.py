@@ -15,10 +15,12 @@ from typing import IO
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, sync: bool = True) -> Iterator[IO]:
     """Open a temporary file for writing; on a clean exit it is synced and renamed to ``path``.
 
-    On an exception the target is untouched and the temporary file removed.
+    On an exception the target is untouched and the temporary file removed. ``sync=False``
+    skips the fsync: the rename alone is atomic for other processes and survives the writer
+    being killed, only not a power loss (cheaper where a commit is frequent).
 
     Examples
     --------
@@ -31,7 +33,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -624,7 +624,7 @@ class Recorder:
     def _commit(self, snapshots: int, status: str = STATUS_RECORDING) -> None:
         meta = dict(self.meta, snapshots=snapshots, steps_recorded=self._step_loss_out.count,
                     status=status, updated=_now())
-        write_meta(self.path, meta)
+        write_meta(self.path, meta, sync=status != STATUS_RECORDING)
         self.meta = meta
 
     def close(self) -> None:
