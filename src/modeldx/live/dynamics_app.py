@@ -17,10 +17,14 @@ Routes (every URL the page uses is relative, so a proxy may mount it anywhere):
   ``stat`` over snapshots ``start:stop``, of the neurons that have a value in
   the band ``[lo, hi]`` there (or a non-finite one), blue-noise sampled
   (:func:`~modeldx.dynamics.blue_noise_sample`) to at most ``m`` (default 150,
-  at most 1,000) lines: ``lines`` = ``[{neuron, values, outlier, nonfinite}]``,
-  ``outlier`` by :func:`~modeldx.dynamics.true_outliers` on the window, with
-  ``eligible`` (how many neurons were in the window and band), ``neurons``,
-  ``steps`` of the window and ``value_range`` (the finite range drawn).
+  at most 1,000) lines: ``lines`` = ``[{neuron, values, outlier, nonfinite,
+  early}]``, with ``eligible`` (how many neurons were in the window and band),
+  ``neurons``, ``steps`` of the window, ``value_range`` (the finite range
+  drawn) and ``basis``: once most series are non-finite (a run that blew up)
+  they are compared over the window's first ``basis`` snapshots only, before
+  that; ``outlier`` is :func:`~modeldx.dynamics.true_outliers` there, ``early``
+  a series non-finite there already (before most of its layer), ``nonfinite``
+  one non-finite anywhere in the window.
 - ``/api/neuron/{layer}/{neuron}?top=&source=``: the neuron's series of every
   statistic its layer has, and ``contributors``: ``{available, reason,
   source_layer, method, items: [{layer, neuron, series, total, mean}]}`` — the
@@ -245,16 +249,23 @@ class DynamicsView:
             eligible = np.flatnonzero(inside.any(1) | ~finite.all(1))  # a broken series stays in any band
         n = len(eligible)
         k = min(m, n)
+        # Once a run has blown up, every series is NaN from then on and the sampler would keep all of
+        # them as "broken" alike; distances are measured over the snapshots before most series broke,
+        # so the lines are still thinned and the outliers found where they differ: before the failure.
+        broken = (~finite[eligible]).mean(0) > 0.5 if n else np.zeros(x.shape[1], dtype=bool)
+        basis = x.shape[1] if not broken.any() else int(np.argmax(broken))
+        basis = basis if basis >= 2 else x.shape[1]
+        xb = x[eligible, :basis]
         if k == 0:
             chosen = np.zeros(0, dtype=np.int64)
         elif x.shape[1] >= 2:
-            chosen = eligible[blue_noise_sample(x[eligible], k)]
+            chosen = eligible[blue_noise_sample(xb, k)]
         else:  # one snapshot is no polyline: keep the extremes, then evenly spaced
             order = eligible[np.argsort(np.nan_to_num(x[eligible, 0], nan=np.inf))]
             chosen = order[np.unique(np.linspace(0, n - 1, k).round().astype(int))]
         outliers: set[int] = set()
         if n >= 2 and x.shape[1] >= 2:
-            outliers = set(eligible[true_outliers(x[eligible])].tolist())
+            outliers = set(eligible[true_outliers(xb)].tolist())
         fin = x[eligible][finite[eligible]]
         value_range = [float(fin.min()), float(fin.max())] if fin.size else [0.0, 1.0]
         if lo is not None:
@@ -264,8 +275,10 @@ class DynamicsView:
         return {
             "layer": layer, "stat": stat, "start": start, "stop": stop, "steps": steps,
             "neurons": int(len(x)), "eligible": int(n), "m": int(m), "value_range": value_range,
+            "basis": basis,
             "lines": [{"neuron": int(i), "values": finite_or_name(x[i]), "outlier": int(i) in outliers,
-                       "nonfinite": bool(not finite[i].all())} for i in chosen],
+                       "nonfinite": bool(not finite[i].all()), "early": bool(not finite[i, :basis].all())}
+                      for i in chosen],
         }
 
     # -- the neuron view ----------------------------------------------------------------------------

@@ -40,7 +40,7 @@ const nums = (a) => a.map(num);
 function fmt(v) {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1);
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(0).replace("e+", "e");
   return a >= 100 ? v.toFixed(0) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
 }
 
@@ -66,8 +66,7 @@ function extent(arrays, fallback = [0, 1]) {
   for (const a of arrays) for (const v of a) if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   if (lo === Infinity) return fallback;
   if (lo === hi) { const d = Math.abs(lo) * 0.05 || 0.5; return [lo - d, hi + d]; }
-  const pad = (hi - lo) * 0.04;
-  return [lo - pad, hi + pad];
+  return [lo, hi];  // the chart pads it, in its own scale
 }
 
 function ticks(lo, hi, n = 4) {
@@ -80,29 +79,68 @@ function ticks(lo, hi, n = 4) {
   return out;
 }
 
-// chart(parent, {width, height, xDomain, yDomain, logY, title, cls}) -> {svg, plot, x, y, inv, box}
+// a scale for these values: log for a positive quantity spanning decades, symlog (linear near 0, log beyond the
+// values' median magnitude) when a few values dwarf the rest -- a run about to blow up -- else linear
+function autoScale(arrays, positiveLog = false) {
+  const a = [];
+  for (const arr of arrays) for (const v of arr) if (Number.isFinite(v)) a.push(v);
+  if (a.length < 2) return { scale: "linear" };
+  const mags = a.map(Math.abs).filter((v) => v > 0).sort((p, q) => p - q);
+  if (!mags.length) return { scale: "linear" };
+  const median = mags[Math.floor(mags.length / 2)], top = mags[mags.length - 1];
+  if (positiveLog && a.every((v) => v > 0) && top / mags[0] > 100) return { scale: "log" };
+  if (top / median > 1e3) return { scale: "symlog", c: median };
+  return { scale: "linear" };
+}
+
+// chart(parent, {width, height, xDomain, yDomain, scale, c, title, cls, compact}) -> {svg, plot, x, y, inv, box}
 function chart(parent, o) {
-  const m = { l: o.compact ? 40 : 58, r: 10, t: o.title ? 18 : 8, b: o.compact ? 18 : 24 };
+  const m = { l: o.compact ? 50 : 62, r: 10, t: o.title ? 18 : 8, b: o.compact ? 18 : 24 };
   const w = o.width, h = o.height;
   const svg = el("svg:svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}`, class: o.cls || "" }, parent);
   const box = { l: m.l, r: w - m.r, t: m.t, b: h - m.b };
   const [x0, x1] = o.xDomain[0] === o.xDomain[1] ? [o.xDomain[0] - 1, o.xDomain[1] + 1] : o.xDomain;
-  const log = !!o.logY;
-  const ty = (v) => (log ? Math.log10(v) : v);
-  const [y0, y1] = o.yDomain.map(ty);
+  const scale = o.scale || "linear", c0 = o.c || 1;
+  const ty = scale === "log" ? (v) => Math.log10(v)
+    : scale === "symlog" ? (v) => Math.sign(v) * Math.log10(1 + Math.abs(v) / c0) : (v) => v;
+  const un = scale === "log" ? (t) => 10 ** t
+    : scale === "symlog" ? (t) => Math.sign(t) * c0 * (10 ** Math.abs(t) - 1) : (t) => t;
+  let [y0, y1] = o.yDomain.map(ty);
+  if (!(y1 > y0)) { y0 -= 0.5; y1 += 0.5; }
+  const pad = o.exact ? 0 : (y1 - y0) * 0.04;
+  y0 = o.yDomain[0] >= 0 && scale !== "log" ? Math.max(y0 - pad, ty(0)) : y0 - pad;  // no negative room for a >= 0 stat
+  y1 += pad;
   const x = (v) => box.l + ((v - x0) / (x1 - x0)) * (box.r - box.l);
   const y = (v) => box.b - ((ty(v) - y0) / (y1 - y0)) * (box.b - box.t);
   const inv = {
     x: (px) => x0 + ((px - box.l) / (box.r - box.l)) * (x1 - x0),
-    y: (py) => { const t = y0 + ((box.b - py) / (box.b - box.t)) * (y1 - y0); return log ? 10 ** t : t; },
+    y: (py) => un(y0 + ((box.b - py) / (box.b - box.t)) * (y1 - y0)),
   };
   if (o.title) el("svg:text", { x: box.l, y: 12, class: "title" }, svg, o.title);
   const axis = el("svg:g", { class: "axis" }, svg);
-  const yt = log ? ticks(y0, y1, 3).filter(Number.isInteger).map((t) => 10 ** t) : ticks(o.yDomain[0], o.yDomain[1],
-    o.compact ? 3 : 4);
+  let yt;
+  if (scale === "linear") {
+    yt = ticks(o.yDomain[0], o.yDomain[1], o.compact ? 3 : 4);
+  } else {  // powers of ten (and 0 on symlog), thinned to a handful
+    const [lo, hi] = [un(y0), un(y1)];
+    yt = [];
+    if (scale === "symlog" && lo <= 0 && hi >= 0) yt.push(0);
+    for (let k = -30; k <= 40; k++) {
+      const p = 10 ** k;
+      if (scale === "symlog" && p < c0) continue;
+      if (p >= lo && p <= hi) yt.push(p);
+      if (scale === "symlog" && -p >= lo && -p <= hi) yt.push(-p);
+    }
+    yt.sort((p, q) => p - q);
+    const most = o.compact ? 4 : 6;
+    if (yt.length > most) { const every = Math.ceil(yt.length / most); yt = yt.filter((_, i) => i % every === 0); }
+  }
   for (const t of yt) {
     el("svg:line", { x1: box.l, x2: box.r, y1: y(t), y2: y(t), class: "grid" }, axis);
     el("svg:text", { x: box.l - 4, y: y(t) + 3, "text-anchor": "end" }, axis, fmt(t));
+  }
+  if (scale !== "linear" && !o.compact) {
+    el("svg:text", { x: box.r, y: o.title ? 12 : box.t + 10, "text-anchor": "end" }, svg, scale);
   }
   for (const t of ticks(x0, x1, o.compact ? 3 : 8).filter(Number.isInteger)) {
     el("svg:text", { x: x(t), y: box.b + 13, "text-anchor": "middle" }, axis, String(t));
@@ -113,7 +151,7 @@ function chart(parent, o) {
   const clip = el("svg:clipPath", { id }, el("svg:defs", {}, svg));
   el("svg:rect", { x: box.l, y: box.t - 1, width: box.r - box.l, height: box.b - box.t + 2 }, clip);
   const plot = el("svg:g", { "clip-path": `url(#${id})` }, svg);
-  return { svg, plot, x, y, inv, box, log };
+  return { svg, plot, x, y, inv, box, log: scale === "log" };
 }
 
 // "M..L.." of the finite points; a non-finite value (or a non-positive one on a log axis) breaks the path
@@ -219,13 +257,13 @@ function drawLoss(r) {
   const xs = r.losses.steps.length ? r.losses.steps : r.steps;
   const ys = nums(r.losses.steps.length ? r.losses.loss : r.loss);
   const snapLoss = nums(r.loss);
-  const [lo, hi] = extent([ys, snapLoss]);
-  const positive = ys.concat(snapLoss).filter(Number.isFinite);
-  const logY = positive.length > 1 && positive.every((v) => v > 0) && Math.max(...positive) / Math.min(...positive) > 100;
-  const dom = logY ? [Math.min(...positive) / 1.3, Math.max(...positive) * 1.3] : [lo, hi];
+  const sc = autoScale([ys, snapLoss], true);
+  const logY = sc.scale === "log";
+  const fin = ys.concat(snapLoss).filter(Number.isFinite);
+  const dom = logY ? [Math.min(...fin), Math.max(...fin)] : extent([ys, snapLoss]);
   const width = Math.max(600, root.clientWidth || 1200);
   const c = chart(root, { width, height: 190, xDomain: [xs[0] || 0, xs[xs.length - 1] || 1], yDomain: dom,
-    logY, cls: "loss" });
+    ...sc, cls: "loss" });
   el("svg:path", { d: pathOf(c, xs, ys), class: "loss-line" }, c.plot);
   r.steps.forEach((s, i) => {
     if (Number.isFinite(snapLoss[i]) && (!logY || snapLoss[i] > 0)) {
@@ -236,7 +274,7 @@ function drawLoss(r) {
   const first = r.first_nonfinite;
   marker(c, markStep(), first ? `first non-finite: step ${first.step}` : null);
   document.getElementById("loss-note").textContent = `every step (line), snapshots (dots)` +
-    (logY ? " · log scale" : "") + (bad ? ` · ${bad} non-finite losses (red marks)` : "");
+    (sc.scale !== "linear" ? ` · ${sc.scale} scale` : "") + (bad ? ` · ${bad} non-finite losses (red marks)` : "");
 }
 
 async function drawMultiples() {
@@ -251,7 +289,7 @@ async function drawMultiples() {
     const [mean, lo, hi, nf] = [nums(s.mean), nums(s.min), nums(s.max), nums(s.nonfinite)];
     const wrap = el("div", { class: `small${layer.name === failed ? " failed" : ""}`, "data-layer": layer.name }, root);
     const c = chart(wrap, { width: 290, height: 130, compact: true, xDomain: [data.steps[0], data.steps.at(-1)],
-      yDomain: extent([lo, hi, mean]), title: `${layer.name} · ${layer.neurons} neurons` +
+      yDomain: extent([lo, hi, mean]), ...autoScale([lo, hi]), title: `${layer.name} · ${layer.neurons} neurons` +
       (layer.name === failed ? " · failure starts here" : "") });
     el("svg:path", { d: bandOf(c, data.steps, lo, hi), class: "band" }, c.plot);
     el("svg:path", { d: pathOf(c, data.steps, mean), class: "mean" }, c.plot);
@@ -314,7 +352,8 @@ function drawLines() {
   const yDom = zoomedBand ? d.value_range : extent(series, d.value_range);
   const width = Math.max(600, root.clientWidth || 1200);
   const xDom = xs.length > 1 ? [xs[0], xs.at(-1)] : [xs[0] - 1, xs[0] + 1];
-  const c = chart(root, { width, height: 380, xDomain: xDom, yDomain: yDom, cls: "lines" });
+  const c = chart(root, { width, height: 380, xDomain: xDom, yDomain: yDom, ...autoScale(series), exact: zoomedBand,
+    cls: "lines" });
   state.linesChart = c;
   // the ordinary lines first, the emphasised ones on top
   const order = d.lines.map((_, i) => i).sort((a, b) => (d.lines[a].outlier || d.lines[a].nonfinite) -
@@ -322,19 +361,19 @@ function drawLines() {
   const g = el("svg:g", { id: "polylines" }, c.plot);
   for (const i of order) {
     const l = d.lines[i];
-    const cls = `line${l.outlier ? " outlier" : ""}${l.nonfinite ? " nonfinite" : ""}`;
+    const cls = `line${l.outlier ? " outlier" : ""}${l.early ? " nonfinite" : ""}`;
     const p = el("svg:path", { d: pathOf(c, xs, series[i]) || `M${c.box.l},${c.box.t}`, class: cls,
       "data-neuron": l.neuron }, g);
     p.addEventListener("mousemove", (ev) => showTip(ev, `neuron ${l.neuron}` + (l.outlier ? " · outlier" : "") +
-      (l.nonfinite ? " · non-finite" : "")));
+      (l.early ? " · non-finite before the rest" : l.nonfinite ? " · non-finite" : "")));
     p.addEventListener("mouseleave", hideTip);
     p.addEventListener("click", (ev) => { ev.stopPropagation(); if (!c.dragged) openNeuron(state.layer, l.neuron); });
-    if (l.nonfinite) nonfiniteMarks(c, c.svg, xs, series[i], true);
+    if (l.early) nonfiniteMarks(c, c.svg, xs, series[i], true);
   }
   const step = markStep();
   if (step !== null && step >= xDom[0] && step <= xDom[1]) marker(c, step, `first non-finite: step ${step}`);
   brush(c);
-  const outl = d.lines.filter((l) => l.outlier).length, bad = d.lines.filter((l) => l.nonfinite).length;
+  const outl = d.lines.filter((l) => l.outlier).length, bad = d.lines.filter((l) => l.early).length;
   document.getElementById("lines-note").textContent =
     `${d.lines.length} of ${d.eligible} neurons` + (d.eligible !== d.neurons ? ` (of ${d.neurons} in the band)` : "") +
     ` · steps ${xs[0]}–${xs.at(-1)}` + (zoomedBand ? ` · values ${fmt(d.value_range[0])}…${fmt(d.value_range[1])}` : "");
@@ -345,9 +384,10 @@ function drawLines() {
     el("span", { class: "sw", style: `background:${colour}` }, s);
     s.appendChild(document.createTextNode(text));
   };
-  item("rgba(76,110,245,.5)", "blue-noise sample of the layer's neurons");
+  item("rgba(76,110,245,.5)", "blue-noise sample of the layer's neurons" +
+    (d.basis < d.steps.length ? ` (compared over steps ${xs[0]}–${xs[d.basis - 1]}, before most of them broke)` : ""));
   item("#e8590c", `outliers (${outl}; top 1 % by distance to the 10th nearest series)`);
-  if (bad) item("#d6336c", `non-finite (${bad}; red mark where it stops)`);
+  if (bad) item("#d6336c", `non-finite before the rest of the layer (${bad}; red mark where it stops)`);
   state.linesDrawnAt = performance.now();
 }
 
@@ -456,7 +496,7 @@ async function openNeuron(layer, neuron) {
 function small(parent, steps, ys, title, cls, second, attrs) {
   const wrap = el("div", { class: "small static", ...attrs }, parent);
   const c = chart(wrap, { width: 290, height: 130, compact: true, xDomain: [steps[0], steps.at(-1)],
-    yDomain: extent([ys, second || []]), title });
+    yDomain: extent([ys, second || []]), ...autoScale([ys]), title });
   if (second) el("svg:path", { d: pathOf(c, steps, second), class: "contrib-mean" }, c.plot);
   el("svg:path", { d: pathOf(c, steps, ys), class: cls }, c.plot);
   nonfiniteMarks(c, c.svg, steps, ys, true);
