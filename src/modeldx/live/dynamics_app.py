@@ -195,6 +195,9 @@ class DynamicsView:
         if self.model is None:
             return {"available": False, "reason": "contributors need the model: pass --checkpoint CKPT "
                                                   "(or record the run with arch=...)"}
+        if not self.run.meta.get("weights"):
+            return {"available": False, "reason": "contributors need the weights: the run was recorded "
+                                                  "with weights=False"}
         return {"available": True, "reason": f"model from the {self.model_from}"}
 
     def summaries(self, stat: str) -> dict:
