@@ -64,7 +64,7 @@ from fastapi.staticfiles import StaticFiles
 from torch import nn
 
 from modeldx._params import Interval, check_params
-from modeldx.errors import InvalidParameterError, LayerNotFoundError, ModeldxError
+from modeldx.errors import InvalidParameterError, LayerNotFoundError, ModeldxError, RunMismatchError
 from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, reserve, run_announced, token_ok
 
 __all__ = ["create_dynamics_app", "DynamicsThread", "serve_dynamics", "DEFAULT_LINES", "MAX_LINES"]
@@ -134,6 +134,17 @@ class _Cache:
             return value
 
 
+def _check_architecture(run, model: nn.Module) -> None:
+    """The model given for credit must be the run's architecture: its snapshots' weights load into it."""
+    from modeldx.dynamics._layout import architecture, architecture_fingerprint
+
+    want = run.meta.get("model_fingerprint")
+    if want is not None and architecture_fingerprint(architecture(model)) != want:
+        raise RunMismatchError(
+            f"the model ({type(model).__name__}) is not the architecture the run at {run.path} recorded "
+            f"({run.meta.get('model_class', '?')}): its parameter names or shapes differ")
+
+
 class DynamicsView:
     """The computations behind the routes, on one run (re-read while it records)."""
 
@@ -142,6 +153,8 @@ class DynamicsView:
         self.lock = threading.RLock()  # the run is re-read in place; reads must not interleave with that
         self.read_at = time.monotonic()
         self.cache = _Cache()
+        if model is not None:
+            _check_architecture(run, model)
         self.model = model if model is not None else run.build_model()
         self.model_from = "checkpoint" if model is not None else "run" if self.model is not None else None
 
