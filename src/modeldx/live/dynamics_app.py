@@ -179,7 +179,11 @@ class DynamicsView:
         from modeldx.dynamics import localize
 
         def compute():
-            found = localize(run)
+            try:
+                found = localize(run)
+            except ModeldxError as exc:  # the views still show the run; the reason says why no localisation
+                return {"reason": f"the failure could not be localised: {exc}", "layer": None,
+                        "neurons": [], "stat": None}
             return None if found is None else _json_safe(found.to_dict())
         return self.cache.get(("failure", run.n_snapshots), compute)
 

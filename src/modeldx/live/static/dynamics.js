@@ -65,7 +65,7 @@ function extent(arrays, fallback = [0, 1]) {
   let lo = Infinity, hi = -Infinity;
   for (const a of arrays) for (const v of a) if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   if (lo === Infinity) return fallback;
-  if (lo === hi) { const d = Math.abs(lo) * 0.05 || 0.5; return [lo - d, hi + d]; }
+  if (lo === hi) { if (lo === 0) return [0, 1]; const d = Math.abs(lo) * 0.05; return [lo - d, hi + d]; }
   return [lo, hi];  // the chart pads it, in its own scale
 }
 
@@ -135,9 +135,16 @@ function chart(parent, o) {
     const most = o.compact ? 4 : 6;
     if (yt.length > most) { const every = Math.ceil(yt.length / most); yt = yt.filter((_, i) => i % every === 0); }
   }
+  // linear ticks get the decimals their spacing needs (0.0401 and 0.0402 must not both read 0.040)
+  const gap = scale === "linear" && yt.length > 1 ? yt[1] - yt[0] : null;
+  const label = (t) => {
+    if (t === 0) return "0";
+    if (gap === null || Math.abs(t) >= 1e5 || gap < 1e-4) return fmt(t);
+    return t.toFixed(Math.max(0, Math.min(8, -Math.floor(Math.log10(gap) + 1e-9))));
+  };
   for (const t of yt) {
     el("svg:line", { x1: box.l, x2: box.r, y1: y(t), y2: y(t), class: "grid" }, axis);
-    el("svg:text", { x: box.l - 4, y: y(t) + 3, "text-anchor": "end" }, axis, fmt(t));
+    el("svg:text", { x: box.l - 4, y: y(t) + 3, "text-anchor": "end" }, axis, label(t));
   }
   if (scale !== "linear" && !o.compact) {
     el("svg:text", { x: box.r, y: o.title ? 12 : box.t + 10, "text-anchor": "end" }, svg, scale);
@@ -241,8 +248,10 @@ function header(r) {
     const f = r.failure;
     if (f) {
       el("span", { id: "failure-reason" }, box, `${f.reason} `);
-      const a = el("a", { id: "failure-open" }, box, `show ${f.layer} · ${f.stat}`);
-      a.addEventListener("click", () => openLayer(f.layer, f.stat, f.neurons && f.neurons.length ? f.neurons[0] : null));
+      if (f.layer && layerInfo(f.layer)) {
+        const a = el("a", { id: "failure-open" }, box, `show ${f.layer} · ${f.stat}`);
+        a.addEventListener("click", () => openLayer(f.layer, f.stat, f.neurons && f.neurons.length ? f.neurons[0] : null));
+      }
     }
   } else {
     box.hidden = true;
@@ -358,7 +367,9 @@ function drawLines() {
   // the ordinary lines first, the emphasised ones on top
   const order = d.lines.map((_, i) => i).sort((a, b) => (d.lines[a].outlier || d.lines[a].nonfinite) -
     (d.lines[b].outlier || d.lines[b].nonfinite));
-  const g = el("svg:g", { id: "polylines" }, c.plot);
+  // fewer lines can each be darker; many must stay translucent so that bundles read as density
+  const alpha = Math.min(0.7, Math.max(0.18, 3 / Math.sqrt(Math.max(1, d.lines.length))));
+  const g = el("svg:g", { id: "polylines", style: `--line-alpha: ${alpha.toFixed(2)}` }, c.plot);
   for (const i of order) {
     const l = d.lines[i];
     const cls = `line${l.outlier ? " outlier" : ""}${l.early ? " nonfinite" : ""}`;
@@ -541,7 +552,8 @@ async function main() {
   const r = state.run;
   const all = [...new Set(r.layers.flatMap((l) => l.stats))];
   const f = r.failure;
-  state.summaryStat = f && all.includes(f.stat) ? f.stat : all.includes("max_abs") ? "max_abs" : all[0];
+  const located = f && f.layer && layerInfo(f.layer);
+  state.summaryStat = located && all.includes(f.stat) ? f.stat : all.includes("max_abs") ? "max_abs" : all[0];
   const sel = document.getElementById("summary-stat");
   fillSelect(sel, all, state.summaryStat);
   sel.addEventListener("change", () => { state.summaryStat = sel.value; drawMultiples(); });
@@ -561,8 +573,8 @@ async function main() {
   });
   await redraw();
   if (r.layers.length && r.n_snapshots) {
-    const first = f ? f.layer : (r.layers.find((l) => l.stats.includes(state.summaryStat)) || r.layers[0]).name;
-    await openLayer(first, f ? f.stat : state.summaryStat);
+    const first = located ? f.layer : (r.layers.find((l) => l.stats.includes(state.summaryStat)) || r.layers[0]).name;
+    await openLayer(first, located ? f.stat : state.summaryStat);
   }
   if (r.status === "recording") setTimeout(poll, POLL_MS);
 }
