@@ -203,3 +203,18 @@ def test_heavy_answers_are_cached(dynamics_runs, monkeypatch):
     assert client.get("/api/lines/0/mean?m=5").json() == first and len(calls) == 1
     client.get("/api/lines/0/mean?m=6")
     assert len(calls) == 2
+
+
+def test_outliers_among_many_series_agree_with_true_outliers():
+    from modeldx.dynamics import blue_noise_sample, true_outliers
+    from modeldx.live.dynamics_app import _outliers_among
+
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(size=(6000, 30)), axis=1)
+    x[7, 10:] = np.nan  # a broken series is never an outlier of the finite ones
+    chosen = blue_noise_sample(x, 200)
+    exact = np.isin(chosen, true_outliers(x))
+    estimate = _outliers_among(x, chosen)
+    assert exact.sum() >= 5 and (exact & estimate).sum() >= 0.8 * exact.sum()
+    assert (estimate & ~exact).sum() <= 0.2 * exact.sum() + 1
+    assert not estimate[np.flatnonzero(chosen == 7)].any()
