@@ -137,3 +137,15 @@ class OutputError(ModeldxError, OSError):
 
 class PortInUseError(ModeldxError, OSError):
     """The live server cannot listen on the port asked for (another server holds it)."""
+
+
+class RunNotFoundError(ModeldxError, FileNotFoundError):
+    """No recorded training run (``run.json``) at the given path."""
+
+
+class RunExistsError(ModeldxError, FileExistsError):
+    """A run is already at the path and neither ``overwrite`` nor ``resume`` was asked for."""
+
+
+class RunMismatchError(ModeldxError, ValueError):
+    """``resume=True`` on a run recorded for another model, probe or layer selection."""

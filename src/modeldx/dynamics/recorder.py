@@ -1,0 +1,530 @@
+"""Recording a training run's dynamics: per snapshot, per layer and per neuron statistics.
+
+``rec = record(model, probe, path, every=10)`` then ``rec.step(loss=...)`` after each optimizer
+step. Every ``every`` steps (and at the first step whose loss is not finite) the recorder runs the
+fixed probe batch through the model in eval mode under ``torch.no_grad()`` and appends one row per
+statistic to the run's Zarr arrays (snapshot x neuron).
+
+Crash safety: the rows of a snapshot (and its state dict) are written first, then ``run.json`` is
+replaced atomically with the new ``snapshots`` count. Readers never look past that count, so a
+snapshot is visible whole or not at all, and a killed recorder leaves every finished snapshot
+readable; ``resume=True`` overwrites whatever lies beyond the count and appends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch import nn
+
+from modeldx._params import Interval, check_params
+from modeldx.capture.hooks import hook_group
+from modeldx.capture.layers import WEIGHTED, leaf_modules, select_layers, split_call
+from modeldx.capture.probe import Call, call_counts, output_tensor, probe_calls
+from modeldx.dynamics._layout import (
+    ACTIVATION_STATS,
+    CHUNK_SNAPSHOTS,
+    CHUNK_STEPS,
+    FORMAT,
+    FORMAT_VERSION,
+    MAX_ROWS,
+    PROBE,
+    RUN_JSON,
+    SERIES,
+    STATUS_COMPLETE,
+    STATUS_RECORDING,
+    WEIGHT_STATS,
+    WEIGHTS,
+    architecture,
+    architecture_fingerprint,
+    read_meta,
+    stat_array,
+    weights_file,
+    write_meta,
+)
+from modeldx.dynamics._live import check_session, publish
+from modeldx.errors import (
+    InputShapeError,
+    InvalidParameterError,
+    LayerNotFoundError,
+    RunExistsError,
+    RunMismatchError,
+)
+from modeldx.store.store import COMPRESSORS, WRITE_CONFIG
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class _Appender:
+    """Appends rows to a Zarr array whose first axis is chunked by ``chunk``.
+
+    The chunk being filled is kept in memory and written whole on :meth:`flush`, so zarr never
+    reads a chunk back to update part of it; rows beyond the committed count are garbage that a
+    later flush overwrites.
+    """
+
+    def __init__(self, array: zarr.Array, chunk: int, count: int) -> None:
+        self.array = array.with_config(WRITE_CONFIG)
+        self.chunk = chunk
+        self.count = count
+        self.fill = np.nan if array.dtype.kind == "f" else 0
+        self.buffer = np.full((chunk, *array.shape[1:]), self.fill, dtype=array.dtype)
+        start = count - count % chunk
+        if count > start:
+            self.buffer[: count - start] = self.array[start:count]
+
+    def append(self, row) -> None:
+        if self.count and self.count % self.chunk == 0:  # the filled chunk is done: start a new one
+            self.flush(self.count - 1)
+            self.buffer[:] = self.fill
+        self.buffer[self.count % self.chunk] = row
+        self.count += 1
+
+    def flush(self, last: int | None = None) -> None:
+        last = self.count - 1 if last is None else last
+        if last < 0:
+            return
+        start = last - last % self.chunk
+        self.array[start:start + self.chunk] = self.buffer
+
+
+class _Layer:
+    """One recorded layer: a call of a module, how its output becomes neurons, its columns."""
+
+    def __init__(self, name: str, call: Call, module: nn.Module) -> None:
+        self.name = name
+        self.call = call
+        self.module = module
+        shape = call.shape
+        if shape is None:
+            raise LayerNotFoundError(f"layer {name!r} does not return a tensor; record another layer")
+        if len(shape) <= 1:
+            self.neurons = 1
+        elif call.kind == "sequence":
+            self.neurons = shape[-1]
+        else:
+            self.neurons = shape[1]
+        weight = getattr(module, "weight", None)
+        self.weighted = (isinstance(module, WEIGHTED) and isinstance(weight, torch.Tensor)
+                         and weight.shape[0] == self.neurons)
+        self.stats = ACTIVATION_STATS + (WEIGHT_STATS if self.weighted else ())
+
+    def units(self, grad: bool = False) -> torch.Tensor:
+        """(output units, fan-in [+ 1]) rows of the weight (and bias), or of their gradients."""
+        weight, bias = self.module.weight, getattr(self.module, "bias", None)
+        if grad:
+            weight = weight.grad if weight.grad is not None else torch.zeros_like(weight)
+            if isinstance(bias, torch.Tensor):
+                bias = bias.grad if bias.grad is not None else torch.zeros_like(bias)
+        rows = weight.detach().reshape(self.neurons, -1).float()
+        if isinstance(bias, torch.Tensor):
+            rows = torch.cat([rows, bias.detach().reshape(self.neurons, 1).float()], dim=1)
+        return rows
+
+
+def neuron_rows(out: torch.Tensor, call: Call) -> torch.Tensor:
+    """A layer's output as (values, neurons): conv channels over batch and space, sequence
+    features over batch and time, dense features over the batch."""
+    if call.time_major:
+        out = out.transpose(0, 1)
+    if out.dim() <= 1:
+        return out.reshape(-1, 1)
+    if out.dim() == 2:
+        return out
+    if call.kind == "sequence":
+        return out.reshape(-1, out.shape[-1])
+    return out.movedim(1, -1).reshape(-1, out.shape[1])
+
+
+def activation_stats(rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """mean, max |a|, share of zeros and share of non-finite values per neuron (column)."""
+    rows = rows.float()
+    return {
+        "mean": rows.mean(0),
+        "max_abs": rows.abs().amax(0),
+        "zero_share": (rows == 0).float().mean(0),
+        "nonfinite_share": 1.0 - torch.isfinite(rows).float().mean(0),
+    }
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+class _EvalPass:
+    """Eval mode for one probe pass; every module's train flag is restored after."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.flags = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+
+    def __exit__(self, *exc) -> None:
+        for m, flag in self.flags:
+            m.training = flag
+
+
+class Recorder:
+    """Appends snapshots of a model's training dynamics to a run folder; see :func:`record`."""
+
+    def __init__(self, model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *,
+                 every: int = 10, layers: Any = "auto", weights: bool = True,
+                 overwrite: bool = False, resume: bool = False, session=None,
+                 arch: str | None = None, model_args: dict | None = None) -> None:
+        check_params("record", {"every": every, "weights": weights, "overwrite": overwrite,
+                                "resume": resume, "arch": arch, "model_args": model_args},
+                     {"every": Interval(int, 1, None), "weights": bool, "overwrite": bool,
+                      "resume": bool, "arch": [str, None], "model_args": [dict, None]})
+        if not isinstance(model, nn.Module):
+            raise InvalidParameterError(f"record needs a torch nn.Module. Got {type(model).__name__}.")
+        if not isinstance(probe, torch.Tensor) or probe.dim() == 0:
+            raise InvalidParameterError(
+                f"The probe must be a batch of inputs as a tensor (batch, ...). Got {probe!r}.")
+        if overwrite and resume:
+            raise InvalidParameterError("record: pass overwrite=True or resume=True, not both")
+        if arch is not None:
+            from modeldx.zoo import MODELS
+
+            if arch not in MODELS:
+                raise InvalidParameterError(
+                    f"arch={arch!r} is not a modeldx.zoo.MODELS name; expected one of {sorted(MODELS)}")
+        self.model = model
+        self.path = Path(path)
+        self.every = every
+        self.session = check_session(session)
+        self.keep_weights = weights
+        self._closed = False
+        self._device = _model_device(model)
+        self._probe = probe.detach().to(self._device)
+        self.layers = self._choose_layers(layers)
+        self._weighted = [layer for layer in self.layers if layer.weighted]
+        existing = (self.path / RUN_JSON).is_file()
+        if existing and resume:
+            self._open_existing(probe, arch, model_args)
+        else:
+            self._create(probe, overwrite, arch, model_args)
+        self._open_arrays()
+
+    # -- setting up --------------------------------------------------------------------------
+
+    def _forward(self) -> None:
+        try:
+            self.model(self._probe)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise InputShapeError(
+                f"the model could not run on the probe of shape {tuple(self._probe.shape)} "
+                f"({self._probe.dtype}): {exc}") from exc
+
+    def _choose_layers(self, layers) -> list[_Layer]:
+        with torch.no_grad(), _EvalPass(self.model):
+            calls = probe_calls(self.model, self._forward)
+        counts = call_counts(calls)
+        if isinstance(layers, str) and layers == "auto":
+            weighted = [n for n, m in leaf_modules(self.model).items()
+                        if isinstance(m, WEIGHTED) and counts.get(n, 0) > 0]
+            picked = set(weighted) | set(select_layers(self.model, "auto", counts))
+            # back to module names: select_layers names every call of a module run k > 1 times
+            layers = sorted({split_call(n)[0] if split_call(n)[0] in counts else n for n in picked})
+        if layers is None or (isinstance(layers, list | tuple) and not layers):
+            raise InvalidParameterError("record needs at least one layer; got none")
+        names = select_layers(self.model, layers, counts)
+        modules = dict(self.model.named_modules())
+        by_call = {(c.module, c.index): c for c in calls}
+        order = {(c.module, c.index): i for i, c in enumerate(calls)}
+        chosen = []
+        for name in names:
+            base, index = split_call(name)
+            if name in modules:
+                base, index = name, 0
+            chosen.append((order[(base, index)], _Layer(name, by_call[(base, index)], modules[base])))
+        return [layer for _, layer in sorted(chosen, key=lambda pair: pair[0])]
+
+    def _layout(self) -> tuple[list[dict], dict[str, dict[str, list[int]]]]:
+        columns: dict[str, dict[str, list[int]]] = {}
+        for layer in self.layers:
+            for stat in layer.stats:
+                cols = columns.setdefault(stat, {})
+                start = max((stop for _, stop in cols.values()), default=0)
+                cols[layer.name] = [start, start + layer.neurons]
+        specs = [{"name": layer.name, "module": layer.call.module, "call": layer.call.index,
+                  "kind": layer.call.kind, "neurons": layer.neurons, "stats": list(layer.stats)}
+                 for layer in self.layers]
+        return specs, columns
+
+    def _create(self, probe: torch.Tensor, overwrite: bool, arch, model_args) -> None:
+        path = self.path
+        if (path / RUN_JSON).is_file():
+            if not overwrite:
+                raise RunExistsError(
+                    f"a run is already at {path}; pass overwrite=True to replace it or resume=True "
+                    "to append to it")
+            shutil.rmtree(path)
+        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunExistsError(
+                f"{path} exists and is not a run; record into a new or empty folder")
+        path.mkdir(parents=True, exist_ok=True)
+        (path / WEIGHTS).mkdir(exist_ok=True)
+        torch.save(probe.detach().cpu(), path / PROBE)
+        specs, columns = self._layout()
+        group = zarr.open_group(path / SERIES, mode="w")
+        for stat, cols in columns.items():
+            width = max(stop for _, stop in cols.values())
+            group.create_array(stat_array(stat), shape=(MAX_ROWS, width),
+                               chunks=(CHUNK_SNAPSHOTS, width), dtype="float32", fill_value=np.nan,
+                               compressors=COMPRESSORS, dimension_names=("snapshot", "neuron"))
+        group.create_array("steps", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="int64",
+                           fill_value=-1, compressors=COMPRESSORS, dimension_names=("snapshot",))
+        group.create_array("loss", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="float64",
+                           fill_value=np.nan, compressors=COMPRESSORS, dimension_names=("snapshot",))
+        group.create_array("step_loss", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="float64",
+                           fill_value=np.nan, compressors=COMPRESSORS, dimension_names=("step",))
+        arch_shapes = architecture(self.model)
+        self.meta: dict[str, Any] = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "status": STATUS_RECORDING,
+            "snapshots": 0, "steps_recorded": 0, "every": self.every,
+            "model_class": type(self.model).__name__,
+            "model_fingerprint": architecture_fingerprint(arch_shapes),
+            "architecture": arch_shapes,
+            "probe_shape": list(probe.shape), "probe_dtype": str(probe.dtype).removeprefix("torch."),
+            "weights": self.keep_weights, "arch": arch, "model_args": model_args or {},
+            "layers": specs, "columns": columns, "chunk_snapshots": CHUNK_SNAPSHOTS,
+            "chunk_steps": CHUNK_STEPS, "first_nonfinite_step": None,
+            "created": _now(), "updated": _now(),
+        }
+        write_meta(path, self.meta)
+        self._previous = {layer.name: layer.units() for layer in self._weighted}
+
+    def _open_existing(self, probe: torch.Tensor, arch, model_args) -> None:
+        meta = read_meta(self.path)
+        theirs, ours = meta["architecture"], architecture(self.model)
+        if theirs != ours:
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            shown = "; ".join(f"{k}: run {theirs.get(k)}, model {ours.get(k)}" for k in diff[:5])
+            raise RunMismatchError(
+                f"cannot resume the run at {self.path} with this model: its architecture differs "
+                f"({shown})")
+        stored = torch.load(self.path / PROBE, weights_only=True)
+        if stored.shape != probe.shape or not torch.equal(stored, probe.detach().cpu()):
+            raise RunMismatchError(
+                f"cannot resume the run at {self.path} with another probe (run: "
+                f"{tuple(stored.shape)}, given: {tuple(probe.shape)}); pass the run's probe, "
+                "open_run(path).probe()")
+        specs, columns = self._layout()
+        if [s["name"] for s in specs] != [s["name"] for s in meta["layers"]] or columns != meta["columns"]:
+            raise RunMismatchError(
+                f"cannot resume the run at {self.path}: it recorded layers "
+                f"{[s['name'] for s in meta['layers']]}, this recorder chose {[s['name'] for s in specs]}")
+        if meta["every"] != self.every:
+            meta["every"] = self.every
+        # whatever lies beyond the committed count is a snapshot that was not finished
+        for f in (self.path / WEIGHTS).glob("*.pt"):
+            if f.stem.isdigit() and int(f.stem) >= meta["snapshots"]:
+                f.unlink()
+        meta["status"] = STATUS_RECORDING
+        meta["updated"] = _now()
+        self.keep_weights = meta["weights"]
+        self.meta = meta
+        write_meta(self.path, meta)
+        last = weights_file(self.path, meta["snapshots"] - 1)
+        if self.keep_weights and meta["snapshots"] and last.is_file():
+            # weight_change of the first resumed snapshot is against the last committed one
+            state = torch.load(last, weights_only=True, map_location=self._device)
+            copy = {layer.name: layer for layer in self._weighted}
+            self._previous = {}
+            for name, layer in copy.items():
+                prefix = layer.call.module + "."
+                w = state[prefix + "weight"].reshape(layer.neurons, -1).float()
+                if prefix + "bias" in state:
+                    w = torch.cat([w, state[prefix + "bias"].reshape(layer.neurons, 1).float()], 1)
+                self._previous[name] = w
+        else:
+            self._previous = {layer.name: layer.units() for layer in self._weighted}
+
+    def _open_arrays(self) -> None:
+        group = zarr.open_group(self.path / SERIES, mode="r+")
+        n, t = self.meta["snapshots"], self.meta["steps_recorded"]
+        self._stat_out = {stat: _Appender(group[stat_array(stat)], CHUNK_SNAPSHOTS, n)
+                          for stat in self.meta["columns"]}
+        self._steps_out = _Appender(group["steps"], CHUNK_STEPS, n)
+        self._loss_out = _Appender(group["loss"], CHUNK_STEPS, n)
+        self._step_loss_out = _Appender(group["step_loss"], CHUNK_STEPS, t)
+        self._step = t
+        self._seen_nonfinite = self.meta.get("first_nonfinite_step") is not None
+
+    # -- recording ---------------------------------------------------------------------------
+
+    @property
+    def n_snapshots(self) -> int:
+        """Snapshots committed so far."""
+        return self.meta["snapshots"]
+
+    @property
+    def steps(self) -> int:
+        """Steps counted so far (calls of :meth:`step`, across resumes)."""
+        return self._step
+
+    def step(self, loss: float) -> bool:
+        """Count one training step with its loss; take a snapshot if one is due.
+
+        A snapshot is due every ``every`` steps (step 0 included) and at the first step whose
+        loss is not finite. Returns whether a snapshot was taken.
+        """
+        if self._closed:
+            raise InvalidParameterError(f"the recorder of {self.path} is closed")
+        try:
+            value = float(loss)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(f"rec.step needs the loss as a number. Got {loss!r}.") from None
+        step = self._step
+        self._step_loss_out.append(value)
+        self._step += 1
+        due = step % self.every == 0
+        if not math.isfinite(value) and not self._seen_nonfinite:
+            self._seen_nonfinite = True
+            self.meta["first_nonfinite_step"] = step
+            due = True
+        if due:
+            self._snapshot(step, value)
+        return due
+
+    def _probe_stats(self) -> dict[str, dict[str, torch.Tensor]]:
+        wanted: dict[tuple[str, int], _Layer] = {(lay.call.module, lay.call.index): lay
+                                                 for lay in self.layers}
+        found: dict[str, dict[str, torch.Tensor]] = {}
+        counts: dict[str, int] = {}
+
+        def hook_for(module_name: str):
+            def hook(module, inputs, output):
+                index = counts.get(module_name, 0)
+                counts[module_name] = index + 1
+                layer = wanted.get((module_name, index))
+                out = output_tensor(output)
+                if layer is not None and out is not None:
+                    found[layer.name] = activation_stats(neuron_rows(out.detach(), layer.call))
+            return hook
+
+        modules = dict(self.model.named_modules())
+        with torch.no_grad(), _EvalPass(self.model), hook_group() as hooks:
+            for name in {lay.call.module for lay in self.layers}:
+                hooks.add(modules[name].register_forward_hook(hook_for(name)))
+            self._forward()
+        missing = [lay.name for lay in self.layers if lay.name not in found]
+        if missing:
+            raise LayerNotFoundError(f"layers {missing} did not run in the probe forward pass")
+        return found
+
+    def _snapshot(self, step: int, loss: float) -> None:
+        acts = self._probe_stats()
+        with torch.no_grad():
+            for layer in self._weighted:
+                now = layer.units()
+                acts[layer.name]["weight_change"] = torch.linalg.vector_norm(
+                    now - self._previous[layer.name], dim=1)
+                acts[layer.name]["grad_norm"] = torch.linalg.vector_norm(layer.units(grad=True), dim=1)
+                self._previous[layer.name] = now
+        rows = {stat: torch.cat([acts[name][stat] for name in cols]).cpu().numpy()
+                for stat, cols in self.meta["columns"].items()}
+        index = self.meta["snapshots"]
+        if self.keep_weights:
+            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                       weights_file(self.path, index))
+        for stat, out in self._stat_out.items():
+            out.append(rows[stat])
+            out.flush()
+        self._steps_out.append(step)
+        self._steps_out.flush()
+        self._loss_out.append(loss)
+        self._loss_out.flush()
+        self._step_loss_out.flush()
+        self._commit(index + 1)
+        if self.session is not None:
+            publish(self.session, step, loss, acts)
+
+    def _commit(self, snapshots: int, status: str = STATUS_RECORDING) -> None:
+        meta = dict(self.meta, snapshots=snapshots, steps_recorded=self._step_loss_out.count,
+                    status=status, updated=_now())
+        write_meta(self.path, meta)
+        self.meta = meta
+
+    def close(self) -> None:
+        """Commit the per-step losses recorded since the last snapshot; status "complete"."""
+        if self._closed:
+            return
+        self._step_loss_out.flush()
+        self._commit(self.meta["snapshots"], STATUS_COMPLETE)
+        self._closed = True
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # keep what was committed; the run stays "recording" and can be resumed
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return (f"Recorder({str(self.path)!r}, every={self.every}, layers={len(self.layers)}, "
+                f"snapshots={self.n_snapshots}, steps={self._step})")
+
+
+def record(model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *, every: int = 10,
+           layers: Any = "auto", weights: bool = True, overwrite: bool = False,
+           resume: bool = False, session=None, arch: str | None = None,
+           model_args: dict | None = None) -> Recorder:
+    """Record a training run's dynamics into the run folder ``path``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model being trained.
+    probe : Tensor
+        A fixed batch of inputs, run through the model at every snapshot (saved as probe.pt).
+    path : path-like
+        The run folder (new, empty, or an existing run with ``overwrite`` or ``resume``).
+    every : int
+        Steps between snapshots; step 0 is always one, and so is the first non-finite loss.
+    layers : "auto" or list of str
+        "auto": every Linear/Conv module and every activation module that runs; or module
+        names (``"relu#1"`` picks one call of a module that runs more than once).
+    weights : bool
+        Keep each snapshot's state dict under ``<path>/weights/<snapshot>.pt``.
+    overwrite, resume : bool
+        Replace an existing run, or append to it (the step count continues).
+    session : LiveSession, optional
+        Each snapshot also publishes its loss and per-layer summaries as scalar streams.
+    arch, model_args : str, dict
+        A ``modeldx.zoo.MODELS`` name and its arguments, so a viewer can rebuild the model.
+
+    Returns
+    -------
+    Recorder
+        Call ``rec.step(loss=...)`` after each optimizer step and ``rec.close()`` at the end (or
+        use it as a context manager).
+
+    Examples
+    --------
+    >>> with record(model, probe, "runs/lenet", every=10) as rec:  # doctest: +SKIP
+    ...     for x, y in loader:
+    ...         opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()
+    ...         rec.step(loss=loss.item())
+    """
+    return Recorder(model, probe, path, every=every, layers=layers, weights=weights,
+                    overwrite=overwrite, resume=resume, session=session, arch=arch,
+                    model_args=model_args)
