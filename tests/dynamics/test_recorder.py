@@ -348,15 +348,15 @@ def test_a_crash_mid_snapshot_keeps_finished_snapshots_and_resume_appends(tmp_pa
     from modeldx.dynamics import recorder as module
 
     calls = {"n": 0}
-    real = module._Appender.flush
+    real = module._Appender.write
 
-    def failing_flush(self, last=None):
+    async def failing_write(self, last=None):
         calls["n"] += 1
         if calls["n"] == 3:  # the third array of snapshot 3 fails half-way through the snapshot
             raise OSError("disk full")
-        real(self, last)
+        await real(self, last)
 
-    monkeypatch.setattr(module._Appender, "flush", failing_flush)
+    monkeypatch.setattr(module._Appender, "write", failing_write)
     with pytest.raises(OSError, match="disk full"):
         train(model, 1, rec)
     monkeypatch.undo()
@@ -384,3 +384,138 @@ def test_many_snapshots_span_chunks_and_keep_few_files(tmp_path):
     assert run.series("fc1", "mean", 60, 70).shape == (10, 8)
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
     assert len(files) < 40  # 3 chunks per statistic, not 150 x layers x stats
+
+
+CHILD = """
+import os, signal, sys
+import torch
+from torch import nn
+from modeldx.dynamics import record
+from modeldx.dynamics import recorder as module
+
+torch.manual_seed(0)
+torch.set_num_threads(1)
+model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+probe = torch.load(sys.argv[2])
+real = module._Appender.write
+calls = {"n": 0}
+
+async def write(self, last=None):
+    calls["n"] += 1
+    if calls["n"] == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of writing a snapshot
+    await real(self, last)
+
+module._Appender.write = write
+rec = record(model, probe, sys.argv[1], every=1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for i in range(100):
+    opt.zero_grad()
+    model(torch.randn(8, 4)).pow(2).mean().backward()
+    opt.step()
+    rec.step(loss=float(i))
+"""
+
+
+def test_a_recorder_killed_mid_snapshot_leaves_a_readable_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = torch.randn(10, 4)
+    torch.save(probe, tmp_path / "probe.pt")
+    src = Path(__file__).resolve().parents[2] / "src"
+    arrays = 6 + 3  # array writes per snapshot: six statistics, steps, loss, per-step losses
+    env = dict(os.environ, PYTHONPATH=str(src))
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "run"),
+                           str(tmp_path / "probe.pt"), str(4 * arrays + 5)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    run = open_run(tmp_path / "run")
+    assert run.status == "recording" and run.n_snapshots == 4
+    np.testing.assert_array_equal(run.steps, [0, 1, 2, 3])
+    np.testing.assert_array_equal(run.losses()[1], [0.0, 1.0, 2.0, 3.0])
+    assert np.isfinite(run.series("2", "grad_norm")).all()
+    assert [int(p.stem) for p in sorted((tmp_path / "run" / "weights").glob("*.pt"))] == [0, 1, 2, 3, 4]
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    with record(model, probe, tmp_path / "run", every=1, resume=True) as rec:
+        assert rec.steps == 4
+        rec.step(loss=10.0)
+    run.refresh()
+    np.testing.assert_array_equal(run.steps, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(run.loss, [0.0, 1.0, 2.0, 3.0, 10.0])
+    assert run.status == "complete"
+
+
+def test_a_recorder_whose_write_failed_refuses_more_steps(tmp_path, monkeypatch):
+    model = Net()
+    rec = record(model, data()[0], tmp_path / "run", every=1)
+    rec.step(loss=1.0)
+    from modeldx.dynamics import recorder as module
+
+    async def fail(self, last=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module._Appender, "write", fail)
+    with pytest.raises(OSError):
+        rec.step(loss=1.0)
+    monkeypatch.undo()
+    with pytest.raises(InvalidParameterError, match="resume=True"):
+        rec.step(loss=1.0)
+    assert open_run(tmp_path / "run").n_snapshots == 1
+
+
+def test_background_writing_records_exactly_what_foreground_does(tmp_path):
+    runs = {}
+    for background in (False, True):
+        torch.manual_seed(7)
+        model = Net()
+        torch.manual_seed(8)
+        with record(model, data(12, seed=9)[0], tmp_path / str(background), every=2,
+                    background=background) as rec:
+            outs = train(model, 9, rec)
+            assert hook_count(model) == 0  # the probe pass runs on a copy
+        runs[background] = (open_run(tmp_path / str(background)), outs)
+    (fg, fg_outs), (bg, bg_outs) = runs[False], runs[True]
+    assert all(torch.equal(a, b) for a, b in zip(fg_outs, bg_outs, strict=True))
+    assert bg.status == "complete" and bg.n_snapshots == fg.n_snapshots == 5
+    np.testing.assert_array_equal(bg.steps, fg.steps)
+    np.testing.assert_array_equal(bg.losses()[1], fg.losses()[1])
+    for layer in fg.layers:
+        for stat in fg.stats_of(layer):
+            np.testing.assert_array_equal(bg.series(layer, stat), fg.series(layer, stat), err_msg=stat)
+    for key, value in fg.state_dict(3).items():
+        assert torch.equal(value, bg.state_dict(3)[key])
+
+
+def test_background_commits_a_nonfinite_snapshot_before_step_returns(tmp_path):
+    model = Net()
+    rec = record(model, data()[0], tmp_path / "run", every=100, background=True)
+    rec.step(loss=1.0)
+    rec.step(loss=float("nan"))
+    run = open_run(tmp_path / "run")
+    np.testing.assert_array_equal(run.steps, [0, 1])
+    assert run.first_nonfinite() == 1
+    rec.close()
+    assert run.refresh().status == "complete"
+
+
+def test_background_write_failure_is_raised_in_the_training_thread(tmp_path, monkeypatch):
+    from modeldx.dynamics import recorder as module
+
+    async def fail(self, last=None):
+        raise OSError("disk full")
+
+    rec = record(Net(), data()[0], tmp_path / "run", every=1, background=True)
+    rec.step(loss=1.0)
+    rec.flush()
+    monkeypatch.setattr(module._Appender, "write", fail)
+    rec.step(loss=1.0)
+    with pytest.raises(OSError, match="disk full"):
+        rec.flush()
+    with pytest.raises(InvalidParameterError, match="resume=True"):
+        rec.step(loss=1.0)
+    rec.close()  # already reported: closing is quiet and leaves the run resumable
+    run = open_run(tmp_path / "run")
+    assert run.n_snapshots == 1 and run.status == "recording"

@@ -20,34 +20,36 @@ def stream_names(layers: list[str]) -> list[str]:
 
 
 def check_session(session):
-    """A LiveSession or a StepContext (the ``ctx`` a session's step function gets), or None."""
+    """A LiveSession, or None."""
     if session is None:
         return None
-    from modeldx.live.session import LiveSession, StepContext
+    from modeldx.live.session import LiveSession
 
-    if not isinstance(session, LiveSession | StepContext):
+    if not isinstance(session, LiveSession):
         raise InvalidParameterError(
-            f"session must be a modeldx.live.LiveSession or its step context. Got "
-            f"{type(session).__name__}.")
+            f"session must be a modeldx.live.LiveSession. Got {type(session).__name__}.")
     return session
 
 
-def publish(session, step: int, loss: float, acts: dict[str, dict[str, torch.Tensor]]) -> None:
-    """Log one snapshot through the session's public StepContext.scalar.
+def stream_step(session, step: int) -> int:
+    """The step a snapshot taken now is published at: the session's own step while it runs (so
+    the recorder's points line up with the user's other streams), else the training step."""
+    return session.step if session.running else step
 
-    The stream step is the session's own step when the recorder runs in its step function (so
-    the recorder's points line up with the user's other streams), else the training step.
+
+def publish(session, step: int, loss: float, acts: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Log one snapshot at stream step ``step`` (see :func:`stream_step`) through the session's
+    public writer, ``StepContext.scalar``.
+
     Non-finite values are published as they are: ``<layer>/nonfinite`` is the share of the
     probe's values that are NaN or infinite (largest over the layer's neurons), and ``max_abs`` is
     the largest |activation| over the layer's neurons.
     """
     from modeldx.live.session import StepContext
 
-    if isinstance(session, StepContext):
-        ctx = session
-    else:
-        ctx = StepContext(session)
-        ctx.step = session.step if session.running else step
+    # a context of its own: a background writer must not move the step of the session's ctx
+    ctx = StepContext(session)
+    ctx.step = step
     ctx.scalar(f"{PREFIX}loss", loss)
     for layer, stats in acts.items():
         nonfinite = float(stats["nonfinite_share"].max())

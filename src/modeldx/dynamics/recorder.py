@@ -13,9 +13,14 @@ readable; ``resume=True`` overwrites whatever lies beyond the count and appends.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import math
 import os
+import queue
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ import numpy as np
 import torch
 import zarr
 from torch import nn
+from zarr.core.sync import sync
 
 from modeldx._params import Interval, check_params
 from modeldx.capture.hooks import hook_group
@@ -50,7 +56,7 @@ from modeldx.dynamics._layout import (
     weights_file,
     write_meta,
 )
-from modeldx.dynamics._live import check_session, publish
+from modeldx.dynamics._live import check_session, publish, stream_step
 from modeldx.errors import (
     InputShapeError,
     InvalidParameterError,
@@ -91,11 +97,25 @@ class _Appender:
         self.count += 1
 
     def flush(self, last: int | None = None) -> None:
+        """Write the chunk holding row ``last`` (default: the last row appended)."""
+        sync(self.write(last))
+
+    async def write(self, last: int | None = None) -> None:
         last = self.count - 1 if last is None else last
         if last < 0:
             return
         start = last - last % self.chunk
-        self.array[start:start + self.chunk] = self.buffer
+        await self.array._async_array.setitem(slice(start, start + self.chunk), self.buffer)
+
+
+def write_all(appenders: list[_Appender]) -> None:
+    """Write every appender's current chunk in one round trip to zarr's event loop: a snapshot
+    costs one wait instead of one per array (about 1.5 ms each on this machine)."""
+
+    async def gather() -> None:
+        await asyncio.gather(*(a.write() for a in appenders))
+
+    sync(gather())
 
 
 class _Layer:
@@ -132,29 +152,50 @@ class _Layer:
         return rows
 
 
-def neuron_rows(out: torch.Tensor, call: Call) -> torch.Tensor:
-    """A layer's output as (values, neurons): conv channels over batch and space, sequence
-    features over batch and time, dense features over the batch."""
-    if call.time_major:
-        out = out.transpose(0, 1)
+def neuron_view(out: torch.Tensor, call: Call) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """A layer's output as a view and the dimensions to reduce to get one value per neuron:
+    conv channels over batch and space, sequence features over batch and time (either order of
+    batch and time), dense features over the batch. No copy is made."""
     if out.dim() <= 1:
-        return out.reshape(-1, 1)
+        return out.reshape(-1, 1), (0,)
     if out.dim() == 2:
-        return out
+        return out, (0,)
     if call.kind == "sequence":
-        return out.reshape(-1, out.shape[-1])
-    return out.movedim(1, -1).reshape(-1, out.shape[1])
+        return out.reshape(-1, out.shape[-1]), (0,)
+    return out.reshape(out.shape[0], out.shape[1], -1), (0, 2)
 
 
-def activation_stats(rows: torch.Tensor) -> dict[str, torch.Tensor]:
-    """mean, max |a|, share of zeros and share of non-finite values per neuron (column)."""
-    rows = rows.float()
-    return {
-        "mean": rows.mean(0),
-        "max_abs": rows.abs().amax(0),
-        "zero_share": (rows == 0).float().mean(0),
-        "nonfinite_share": 1.0 - torch.isfinite(rows).float().mean(0),
-    }
+def _reduce(values: torch.Tensor, op: str, dims: tuple[int, ...], **kw) -> torch.Tensor:
+    # one dimension at a time, innermost first: torch's fast paths reduce contiguous rows, and
+    # amax over (batch, space) at once is an order of magnitude slower on a conv map
+    for dim in sorted(dims, reverse=True):
+        values = getattr(values, op)(dim, **kw)
+    return values
+
+
+def activation_stats(values: torch.Tensor, dims: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """mean, max |a|, share of zeros and share of non-finite values per neuron.
+
+    Written for speed: it runs at every snapshot on a probe batch whose outputs are far larger
+    than the statistics (docs/benchmarks.md, "Training-dynamics recorder").
+    """
+    if not values.is_floating_point():
+        values = values.float()
+    count = values.numel() // math.prod(values.shape[d] for d in range(values.dim()) if d not in dims)
+    mean = values.mean(dim=dims, dtype=torch.float32)
+    max_abs = _reduce(values.abs(), "amax", dims).float()  # amax keeps NaN
+    # bool() then a uint8 sum is several times faster than count_nonzero or (values == 0).sum()
+    nonzero = _reduce(values.bool().view(torch.uint8), "sum", dims, dtype=torch.int32)
+    zero_share = 1.0 - nonzero.float() / count
+    nonfinite_share = torch.zeros_like(mean)
+    bad = ~torch.isfinite(mean)
+    # a neuron with a finite mean has only finite values (a sum with NaN or inf is not finite);
+    # only the rare others are counted, so a healthy run pays nothing for this statistic
+    if bool(bad.any()):
+        finite = _reduce(torch.isfinite(values).view(torch.uint8), "sum", dims, dtype=torch.int32)
+        nonfinite_share = torch.where(bad, 1.0 - finite.float() / count, nonfinite_share)
+    return {"mean": mean, "max_abs": max_abs, "zero_share": zero_share,
+            "nonfinite_share": nonfinite_share}
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -186,11 +227,14 @@ class Recorder:
     def __init__(self, model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *,
                  every: int = 10, layers: Any = "auto", weights: bool = True,
                  overwrite: bool = False, resume: bool = False, session=None,
-                 arch: str | None = None, model_args: dict | None = None) -> None:
+                 arch: str | None = None, model_args: dict | None = None,
+                 background: bool = False) -> None:
         check_params("record", {"every": every, "weights": weights, "overwrite": overwrite,
-                                "resume": resume, "arch": arch, "model_args": model_args},
+                                "resume": resume, "arch": arch, "model_args": model_args,
+                                "background": background},
                      {"every": Interval(int, 1, None), "weights": bool, "overwrite": bool,
-                      "resume": bool, "arch": [str, None], "model_args": [dict, None]})
+                      "resume": bool, "arch": [str, None], "model_args": [dict, None],
+                      "background": bool})
         if not isinstance(model, nn.Module):
             raise InvalidParameterError(f"record needs a torch nn.Module. Got {type(model).__name__}.")
         if not isinstance(probe, torch.Tensor) or probe.dim() == 0:
@@ -210,6 +254,8 @@ class Recorder:
         self.session = check_session(session)
         self.keep_weights = weights
         self._closed = False
+        self._failed: BaseException | None = None
+        self._failure_seen = False
         self._device = _model_device(model)
         self._probe = probe.detach().to(self._device)
         self.layers = self._choose_layers(layers)
@@ -220,12 +266,34 @@ class Recorder:
         else:
             self._create(probe, overwrite, arch, model_args)
         self._open_arrays()
+        self._shadow: nn.Module | None = None
+        self._worker: threading.Thread | None = None
+        if background:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        """The probe pass runs on a copy of the model in a writer thread, with the writes: the
+        training thread only copies the state (and computes weight norms) at a snapshot."""
+        try:
+            shadow = copy.deepcopy(self.model)
+        except Exception as exc:  # a model holding a lock, a file, a generator ...
+            raise InvalidParameterError(
+                f"background=True needs a copy of the model (copy.deepcopy failed: {exc}); "
+                "record with background=False") from exc
+        for p in shadow.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+        self._shadow = shadow.eval()
+        self._jobs: queue.Queue = queue.Queue(maxsize=2)
+        self._worker = threading.Thread(target=self._work, name=f"modeldx-recorder {self.path}",
+                                        daemon=True)
+        self._worker.start()
 
     # -- setting up --------------------------------------------------------------------------
 
-    def _forward(self) -> None:
+    def _forward(self, model: nn.Module | None = None) -> None:
         try:
-            self.model(self._probe)
+            (self.model if model is None else model)(self._probe)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise InputShapeError(
                 f"the model could not run on the probe of shape {tuple(self._probe.shape)} "
@@ -233,7 +301,7 @@ class Recorder:
 
     def _choose_layers(self, layers) -> list[_Layer]:
         with torch.no_grad(), _EvalPass(self.model):
-            calls = probe_calls(self.model, self._forward)
+            calls = probe_calls(self.model, lambda: self._forward())
         counts = call_counts(calls)
         if isinstance(layers, str) and layers == "auto":
             weighted = [n for n, m in leaf_modules(self.model).items()
@@ -365,6 +433,7 @@ class Recorder:
         self._loss_out = _Appender(group["loss"], CHUNK_STEPS, n)
         self._step_loss_out = _Appender(group["step_loss"], CHUNK_STEPS, t)
         self._step = t
+        self._pending_losses: list[float] = []  # steps since the last snapshot, not yet written
         self._seen_nonfinite = self.meta.get("first_nonfinite_step") is not None
 
     # -- recording ---------------------------------------------------------------------------
@@ -383,27 +452,97 @@ class Recorder:
         """Count one training step with its loss; take a snapshot if one is due.
 
         A snapshot is due every ``every`` steps (step 0 included) and at the first step whose
-        loss is not finite. Returns whether a snapshot was taken.
+        loss is not finite. Returns whether a snapshot was taken. With ``background=True`` the
+        snapshot is committed by the writer thread shortly after (see :meth:`flush`); a
+        non-finite loss's snapshot is always committed before this returns.
         """
-        if self._closed:
-            raise InvalidParameterError(f"the recorder of {self.path} is closed")
+        self._check_usable()
         try:
             value = float(loss)
         except (TypeError, ValueError):
             raise InvalidParameterError(f"rec.step needs the loss as a number. Got {loss!r}.") from None
         step = self._step
-        self._step_loss_out.append(value)
+        self._pending_losses.append(value)
         self._step += 1
         due = step % self.every == 0
-        if not math.isfinite(value) and not self._seen_nonfinite:
+        forced = not math.isfinite(value) and not self._seen_nonfinite
+        if forced:
             self._seen_nonfinite = True
             self.meta["first_nonfinite_step"] = step
             due = True
         if due:
-            self._snapshot(step, value)
+            self._submit(self._snapshot_job(step, value))
+            if forced:  # the run may die right after: have the failure on disk first
+                self.flush()
         return due
 
-    def _probe_stats(self) -> dict[str, dict[str, torch.Tensor]]:
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            self._failure_seen = True
+            raise InvalidParameterError(
+                f"writing a snapshot to {self.path} failed ({self._failed!r}); its finished "
+                "snapshots are kept: record again with resume=True to go on") from self._failed
+        if self._closed:
+            raise InvalidParameterError(f"the recorder of {self.path} is closed")
+
+    def _snapshot_job(self, step: int, loss: float) -> dict[str, Any]:
+        """What must be taken from the model now, at ``rec.step``: weight and gradient norms
+        (and, writing in the background, a copy of the state the probe pass will use)."""
+        weight_stats: dict[str, dict[str, torch.Tensor]] = {}
+        with torch.no_grad():
+            for layer in self._weighted:
+                now = layer.units()
+                weight_stats[layer.name] = {
+                    "weight_change": torch.linalg.vector_norm(now - self._previous[layer.name], dim=1),
+                    "grad_norm": torch.linalg.vector_norm(layer.units(grad=True), dim=1)}
+                self._previous[layer.name] = now
+        state = None
+        if self._worker is not None or self.keep_weights:
+            state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        losses, self._pending_losses = self._pending_losses, []
+        shown = None if self.session is None else stream_step(self.session, step)
+        return {"step": step, "loss": loss, "weight_stats": weight_stats, "state": state,
+                "losses": losses, "stream_step": shown}
+
+    def _submit(self, job: dict[str, Any]) -> None:
+        if self._worker is None:
+            self._run_job(job)
+        else:
+            self._jobs.put(job)  # blocks while two snapshots wait: memory stays bounded
+
+    def _run_job(self, job: dict[str, Any]) -> None:
+        try:
+            for value in job["losses"]:
+                self._step_loss_out.append(value)
+            if job.get("close"):
+                self._step_loss_out.flush()
+                self._commit(self.meta["snapshots"], STATUS_COMPLETE)
+            else:
+                self._write_snapshot(job)
+        except BaseException as exc:  # the arrays are ahead of run.json: stop here
+            self._failed = exc
+            self._failure_seen = self._worker is None or threading.current_thread() is not self._worker
+            raise
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self._failed is None:
+                    with contextlib.suppress(BaseException):  # kept in self._failed
+                        self._run_job(job)
+            finally:
+                self._jobs.task_done()
+
+    def flush(self) -> None:
+        """Wait until every snapshot taken so far is committed (at once without background)."""
+        if self._worker is not None:
+            self._jobs.join()
+        self._raise_failure()
+
+    def _probe_stats(self, model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
         wanted: dict[tuple[str, int], _Layer] = {(lay.call.module, lay.call.index): lay
                                                  for lay in self.layers}
         found: dict[str, dict[str, torch.Tensor]] = {}
@@ -416,45 +555,40 @@ class Recorder:
                 layer = wanted.get((module_name, index))
                 out = output_tensor(output)
                 if layer is not None and out is not None:
-                    found[layer.name] = activation_stats(neuron_rows(out.detach(), layer.call))
+                    found[layer.name] = activation_stats(*neuron_view(out.detach(), layer.call))
             return hook
 
-        modules = dict(self.model.named_modules())
-        with torch.no_grad(), _EvalPass(self.model), hook_group() as hooks:
+        modules = dict(model.named_modules())
+        with torch.no_grad(), _EvalPass(model), hook_group() as hooks:
             for name in {lay.call.module for lay in self.layers}:
                 hooks.add(modules[name].register_forward_hook(hook_for(name)))
-            self._forward()
+            self._forward(model)
         missing = [lay.name for lay in self.layers if lay.name not in found]
         if missing:
             raise LayerNotFoundError(f"layers {missing} did not run in the probe forward pass")
         return found
 
-    def _snapshot(self, step: int, loss: float) -> None:
-        acts = self._probe_stats()
-        with torch.no_grad():
-            for layer in self._weighted:
-                now = layer.units()
-                acts[layer.name]["weight_change"] = torch.linalg.vector_norm(
-                    now - self._previous[layer.name], dim=1)
-                acts[layer.name]["grad_norm"] = torch.linalg.vector_norm(layer.units(grad=True), dim=1)
-                self._previous[layer.name] = now
+    def _write_snapshot(self, job: dict[str, Any]) -> None:
+        if self._shadow is not None:
+            self._shadow.load_state_dict(job["state"])
+            acts = self._probe_stats(self._shadow)
+        else:
+            acts = self._probe_stats(self.model)
+        for name, stats in job["weight_stats"].items():
+            acts[name].update(stats)
         rows = {stat: torch.cat([acts[name][stat] for name in cols]).cpu().numpy()
                 for stat, cols in self.meta["columns"].items()}
         index = self.meta["snapshots"]
         if self.keep_weights:
-            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                       weights_file(self.path, index))
+            torch.save({k: v.cpu() for k, v in job["state"].items()}, weights_file(self.path, index))
         for stat, out in self._stat_out.items():
             out.append(rows[stat])
-            out.flush()
-        self._steps_out.append(step)
-        self._steps_out.flush()
-        self._loss_out.append(loss)
-        self._loss_out.flush()
-        self._step_loss_out.flush()
+        self._steps_out.append(job["step"])
+        self._loss_out.append(job["loss"])
+        write_all([*self._stat_out.values(), self._steps_out, self._loss_out, self._step_loss_out])
         self._commit(index + 1)
         if self.session is not None:
-            publish(self.session, step, loss, acts)
+            publish(self.session, job["stream_step"], job["loss"], acts)
 
     def _commit(self, snapshots: int, status: str = STATUS_RECORDING) -> None:
         meta = dict(self.meta, snapshots=snapshots, steps_recorded=self._step_loss_out.count,
@@ -466,18 +600,35 @@ class Recorder:
         """Commit the per-step losses recorded since the last snapshot; status "complete"."""
         if self._closed:
             return
-        self._step_loss_out.flush()
-        self._commit(self.meta["snapshots"], STATUS_COMPLETE)
         self._closed = True
+        if self._failed is None:
+            job = {"close": True, "losses": self._pending_losses}
+            self._pending_losses = []
+            self._submit(job)
+        self._stop_worker()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        """Raise a writer-thread failure the caller has not seen yet."""
+        if self._failed is not None and not self._failure_seen:
+            self._failure_seen = True
+            raise self._failed
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._jobs.put(None)
+            self._worker.join()
+            self._worker = None
 
     def __enter__(self) -> Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.close()
-        else:  # keep what was committed; the run stays "recording" and can be resumed
+            self.close()  # a write that failed in the background is raised here
+        else:  # keep what was committed (waiting for the writer); the run stays "recording"
             self._closed = True
+            self._stop_worker()
 
     def __repr__(self) -> str:
         return (f"Recorder({str(self.path)!r}, every={self.every}, layers={len(self.layers)}, "
@@ -487,7 +638,7 @@ class Recorder:
 def record(model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *, every: int = 10,
            layers: Any = "auto", weights: bool = True, overwrite: bool = False,
            resume: bool = False, session=None, arch: str | None = None,
-           model_args: dict | None = None) -> Recorder:
+           model_args: dict | None = None, background: bool = False) -> Recorder:
     """Record a training run's dynamics into the run folder ``path``.
 
     Parameters
@@ -511,6 +662,12 @@ def record(model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *, ev
         Each snapshot also publishes its loss and per-layer summaries as scalar streams.
     arch, model_args : str, dict
         A ``modeldx.zoo.MODELS`` name and its arguments, so a viewer can rebuild the model.
+    background : bool
+        Run the probe pass (on a copy of the model) and the writes in a thread, so training
+        goes on meanwhile: on a machine with a spare core the overhead drops to the copy of the
+        state at each snapshot (docs/benchmarks.md). Snapshots are committed shortly after
+        ``rec.step`` (``rec.flush()`` waits for them; a non-finite loss's snapshot is committed
+        before ``rec.step`` returns); a killed process loses at most the two in flight.
 
     Returns
     -------
@@ -527,4 +684,4 @@ def record(model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *, ev
     """
     return Recorder(model, probe, path, every=every, layers=layers, weights=weights,
                     overwrite=overwrite, resume=resume, session=session, arch=arch,
-                    model_args=model_args)
+                    model_args=model_args, background=background)
