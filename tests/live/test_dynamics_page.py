@@ -136,7 +136,8 @@ def test_a_nan_run_marks_its_first_nonfinite_step(servers, dynamics_runs, page):
                                       "ts => ts.map(t => [+t.textContent, +t.getAttribute('x')])")
     (s0, x0), (s1, x1) = ticks[0], ticks[-1]
     assert x == pytest.approx(x0 + (step - s0) * (x1 - x0) / (s1 - s0), abs=1.0)
-    assert page.locator("#multiples .marker").count() == len(run.layers)
+    stat = page.evaluate("window.modeldxDynamics.summaryStat")  # the localisation's statistic
+    assert page.locator("#multiples .marker").count() == sum(stat in run.stats_of(la) for la in run.layers)
     assert page.locator("#loss-chart .nf-mark").count() > 0  # the NaN losses are drawn as marks
     failure = page.locator("#failure").inner_text()
     assert f"First non-finite value at step {step}" in failure
