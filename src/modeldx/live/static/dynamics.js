@@ -139,6 +139,9 @@ function chart(parent, o) {
   const gap = scale === "linear" && yt.length > 1 ? yt[1] - yt[0] : null;
   const label = (t) => {
     if (t === 0) return "0";
+    if (scale !== "linear") {  // powers of ten: 0.01, 1, 1000, then 1e5
+      return Math.abs(t) >= 1e5 || Math.abs(t) < 1e-3 ? fmt(t) : String(+t.toPrecision(3));
+    }
     if (gap === null || Math.abs(t) >= 1e5 || gap < 1e-4) return fmt(t);
     return t.toFixed(Math.max(0, Math.min(8, -Math.floor(Math.log10(gap) + 1e-9))));
   };
@@ -147,7 +150,7 @@ function chart(parent, o) {
     el("svg:text", { x: box.l - 4, y: y(t) + 3, "text-anchor": "end" }, axis, label(t));
   }
   if (scale !== "linear" && !o.compact) {
-    el("svg:text", { x: box.r, y: o.title ? 12 : box.t + 10, "text-anchor": "end" }, svg, scale);
+    el("svg:text", { x: box.l + 5, y: box.t + 10, class: "scale" }, svg, `${scale} scale`);
   }
   for (const t of ticks(x0, x1, o.compact ? 3 : 8).filter(Number.isInteger)) {
     el("svg:text", { x: x(t), y: box.b + 13, "text-anchor": "middle" }, axis, String(t));
@@ -221,7 +224,8 @@ function marker(c, step, label) {
   el("svg:line", { x1: px, x2: px, y1: c.box.t, y2: c.box.b }, g);
   if (label) {
     const right = px < (c.box.l + c.box.r) / 2;
-    el("svg:text", { x: right ? px + 4 : px - 4, y: c.box.t + 12, "text-anchor": right ? "start" : "end" }, g, label);
+    // below the red marks that non-finite values leave along the top edge
+    el("svg:text", { x: right ? px + 4 : px - 4, y: c.box.t + 22, "text-anchor": right ? "start" : "end" }, g, label);
   }
 }
 
@@ -283,7 +287,7 @@ function drawLoss(r) {
   const first = r.first_nonfinite;
   marker(c, markStep(), first ? `first non-finite: step ${first.step}` : null);
   document.getElementById("loss-note").textContent = `every step (line), snapshots (dots)` +
-    (sc.scale !== "linear" ? ` · ${sc.scale} scale` : "") + (bad ? ` · ${bad} non-finite losses (red marks)` : "");
+    (sc.scale !== "linear" ? ` · ${sc.scale} scale` : "") + (bad ? ` · ${bad} non-finite loss${bad > 1 ? "es" : ""} (red marks)` : "");
 }
 
 async function drawMultiples() {
@@ -398,7 +402,10 @@ function drawLines() {
   item("rgba(76,110,245,.5)", "blue-noise sample of the layer's neurons" +
     (d.basis < d.steps.length ? ` (compared over steps ${xs[0]}–${xs[d.basis - 1]}, before most of them broke)` : ""));
   item("#e8590c", `outliers (${outl}; top 1 % by distance to the 10th nearest series)`);
-  if (bad) item("#d6336c", `non-finite before the rest of the layer (${bad}; red mark where it stops)`);
+  if (bad) {
+    item("#d6336c", (d.basis < d.steps.length ? "non-finite before most of the layer" : "non-finite") +
+      ` (${bad}; a red mark where each stops)`);
+  }
   state.linesDrawnAt = performance.now();
 }
 
@@ -494,7 +501,7 @@ async function openNeuron(layer, neuron) {
   } else {
     title.textContent = `Top contributors in ${cs.source_layer}`;
     note.textContent = `contribution to ${layer} #${neuron} at each snapshot (gradient × activation on the run's ` +
-      `probe batch), largest |sum over snapshots| first; dashed grey: the contributor's own mean activation`;
+      `probe batch), largest |sum over snapshots| first; dashed grey: the contributor's own mean activation, on its own scale`;
     for (const it of cs.items) {
       small(list, d.steps, nums(it.series), `${it.layer} #${it.neuron} · total ${fmt(num(it.total))}`, "contrib",
         it.mean ? nums(it.mean) : null, { "data-neuron": it.neuron, "data-layer": it.layer });
@@ -507,8 +514,12 @@ async function openNeuron(layer, neuron) {
 function small(parent, steps, ys, title, cls, second, attrs) {
   const wrap = el("div", { class: "small static", ...attrs }, parent);
   const c = chart(wrap, { width: 290, height: 130, compact: true, xDomain: [steps[0], steps.at(-1)],
-    yDomain: extent([ys, second || []]), ...autoScale([ys]), title });
-  if (second) el("svg:path", { d: pathOf(c, steps, second), class: "contrib-mean" }, c.plot);
+    yDomain: extent([ys]), ...autoScale([ys]), title });
+  if (second) {  // another quantity: drawn on its own scale over the chart's height, no axis of its own
+    const [lo, hi] = extent([second]);
+    const own = { ...c, log: false, y: (v) => c.box.b - ((v - lo) / (hi - lo)) * (c.box.b - c.box.t) };
+    el("svg:path", { d: pathOf(own, steps, second), class: "contrib-mean" }, c.plot);
+  }
   el("svg:path", { d: pathOf(c, steps, ys), class: cls }, c.plot);
   nonfiniteMarks(c, c.svg, steps, ys, true);
   marker(c, markStep(), null);
