@@ -218,3 +218,30 @@ def test_outliers_among_many_series_agree_with_true_outliers():
     assert exact.sum() >= 5 and (exact & estimate).sum() >= 0.8 * exact.sum()
     assert (estimate & ~exact).sum() <= 0.2 * exact.sum() + 1
     assert not estimate[np.flatnonzero(chosen == 7)].any()
+
+
+def test_a_localisation_that_fails_is_reported_not_a_500(dynamics_runs, monkeypatch):
+    import modeldx.dynamics
+    from modeldx.errors import InvalidParameterError
+
+    def refuse(run):
+        raise InvalidParameterError("no weighted layer to blame")
+
+    monkeypatch.setattr(modeldx.dynamics, "localize", refuse)
+    client = TestClient(create_dynamics_app(dynamics_runs["nan"]), base_url=BASE)
+    r = client.get("/api/run")
+    assert r.status_code == 200
+    failure = r.json()["failure"]
+    assert failure["layer"] is None and "no weighted layer to blame" in failure["reason"]
+
+
+def test_a_run_without_weights_says_contributors_need_them(tmp_path, dynamics_runs):
+    from modeldx.dynamics import open_run, record
+
+    model = dynamics_runs["model"]
+    with record(model, torch.randn(4, 6), tmp_path / "run", every=1, weights=False) as rec:
+        rec.step(loss=1.0)
+        rec.step(loss=0.5)
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run"), model=model), base_url=BASE)
+    c = client.get("/api/neuron/2/0").json()["contributors"]
+    assert not c["available"] and "weights=False" in c["reason"]

@@ -231,7 +231,8 @@ class DynamicsView:
                                                                "step": int(run.steps[first])},
                 "contributors": self.contributors_available(),
             }
-        out["failure"] = self.failure(run) if first is not None else None
+            # under the lock: a refresh in between would change the run under the localisation
+            out["failure"] = self.failure(run) if first is not None else None
         return out
 
     def contributors_available(self) -> dict:
