@@ -23,8 +23,11 @@ WEIGHT_STATS = ("weight_change", "grad_norm")
 STATS = ACTIVATION_STATS + WEIGHT_STATS
 
 # Snapshots per chunk of a statistic's array: a long run writes one file per 64 snapshots and
-# statistic, not one per snapshot, layer and statistic.
+# statistic, not one per snapshot, layer and statistic. The chunk being filled is rewritten whole
+# at every snapshot, so wide arrays get fewer rows per chunk (at most CHUNK_BYTES of float32).
 CHUNK_SNAPSHOTS = 64
+MIN_CHUNK_SNAPSHOTS = 8
+CHUNK_BYTES = 256 * 1024
 # Per-step losses per chunk (8 bytes each: 32 KiB per chunk).
 CHUNK_STEPS = 4096
 # Arrays are created this long so that appending never rewrites their metadata; only chunks
@@ -42,6 +45,11 @@ def architecture(model: nn.Module) -> dict[str, list[int]]:
 
 def architecture_fingerprint(arch: dict[str, list[int]]) -> str:
     return hashlib.blake2b(json.dumps(arch, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def chunk_snapshots(width: int) -> int:
+    """Snapshots per chunk of an array of ``width`` float32 columns."""
+    return max(MIN_CHUNK_SNAPSHOTS, min(CHUNK_SNAPSHOTS, CHUNK_BYTES // (4 * max(width, 1))))
 
 
 def stat_array(stat: str) -> str:
