@@ -245,3 +245,20 @@ def test_a_run_without_weights_says_contributors_need_them(tmp_path, dynamics_ru
     client = TestClient(create_dynamics_app(open_run(tmp_path / "run"), model=model), base_url=BASE)
     c = client.get("/api/neuron/2/0").json()["contributors"]
     assert not c["available"] and "weights=False" in c["reason"]
+
+
+def test_the_localisations_suspects_are_always_among_the_lines(broken, dynamics_runs):
+    from modeldx.dynamics import localize
+
+    failure = localize(dynamics_runs["nan"])
+    suspects = failure.neurons
+    assert suspects
+    d = strict(broken.get(f"/api/lines/{failure.layer}/{failure.stat}?m=2").text)
+    assert [line["neuron"] for line in d["lines"]] == suspects[:2]
+    assert all(line["suspect"] for line in d["lines"])
+    d = strict(broken.get(f"/api/lines/{failure.layer}/{failure.stat}?m=20").text)
+    assert len(d["lines"]) == 20
+    assert {line["neuron"] for line in d["lines"] if line["suspect"]} == set(suspects)
+    other = next(layer for layer in dynamics_runs["nan"].layers if layer != failure.layer)
+    stat = dynamics_runs["nan"].stats_of(other)[0]
+    assert not any(line["suspect"] for line in strict(broken.get(f"/api/lines/{other}/{stat}").text)["lines"])

@@ -145,7 +145,12 @@ def test_a_nan_run_marks_its_first_nonfinite_step(servers, dynamics_runs, page):
     assert located["reason"] in failure
     assert page.evaluate("window.modeldxDynamics.layer") == located["layer"]
     assert page.locator("#polylines path.line").count() > 0
+    assert page.locator("#polylines path.line.suspect").count() == len(located["neurons"])
     assert page.locator("#lines-chart .marker").get_attribute("data-step") == str(step)
+    page.click("#failure-open")  # the localisation's layer and its first suspect's neuron view
+    first = located["neurons"][0]
+    page.wait_for_function(f"(window.modeldxDynamics.neuron || {{}}).neuron === {first}")
+    assert page.locator("#neuron-title").inner_text() == f"{located['layer']} · neuron {first}"
     png = page.screenshot(full_page=True)
     save(png, "dynamics-nan-mlp.png")
     not_blank(png)

@@ -25,7 +25,8 @@ Routes (every URL the page uses is relative, so a proxy may mount it anywhere):
   that; ``outlier`` is :func:`~modeldx.dynamics.true_outliers` there (beyond
   20,000 series against its threshold estimated on 4,096 of them), ``early``
   a series non-finite there already (before most of its layer), ``nonfinite``
-  one non-finite anywhere in the window.
+  one non-finite anywhere in the window, ``suspect`` one of the neurons the
+  localisation names (always among the lines of its layer, before the sample).
 - ``/api/neuron/{layer}/{neuron}?top=&source=``: the neuron's series of every
   statistic its layer has, and ``contributors``: ``{available, reason,
   source_layer, method, items: [{layer, neuron, series, total, mean}]}`` — the
@@ -277,15 +278,18 @@ class DynamicsView:
             if lo is not None and hi is not None and lo > hi:
                 raise InvalidParameterError(f"The value band must have lo <= hi. Got lo={lo}, hi={hi}.")
             steps = np.asarray(run.steps)[start:stop].tolist()
+            # the localisation's suspects are drawn whatever the sampler picks: they are why one looks
+            failure = self.failure(run) if run.first_nonfinite() is not None else None
+            keep = tuple(failure["neurons"]) if failure and failure.get("layer") == layer else ()
 
         def compute():
             with self.lock:
                 series = np.asarray(run.series(layer, stat, start, stop))
-            return self._sample(series, steps, layer, stat, start, stop, lo, hi, m)
+            return self._sample(series, steps, layer, stat, start, stop, lo, hi, m, keep)
         return self.cache.get(("lines", layer, stat, start, stop, lo, hi, m, s), compute)
 
     @staticmethod
-    def _sample(series: np.ndarray, steps: list, layer, stat, start, stop, lo, hi, m) -> dict:
+    def _sample(series: np.ndarray, steps: list, layer, stat, start, stop, lo, hi, m, keep=()) -> dict:
         from modeldx.dynamics import blue_noise_sample, true_outliers
 
         x = series.T.astype(np.float64)  # (neurons, snapshots of the window)
@@ -303,13 +307,19 @@ class DynamicsView:
         basis = x.shape[1] if not broken.any() else int(np.argmax(broken))
         basis = basis if basis >= 2 else x.shape[1]
         xb = x[eligible, :basis]
-        if k == 0:
-            chosen = np.zeros(0, dtype=np.int64)
+        allowed = set(eligible.tolist())
+        kept = np.array([i for i in dict.fromkeys(keep) if i in allowed][:k], dtype=np.int64)
+        suspects = set(kept.tolist())
+        rest = np.setdiff1d(eligible, kept)
+        need = min(k - len(kept), len(rest))
+        if need <= 0:
+            picked = np.zeros(0, dtype=np.int64)
         elif x.shape[1] >= 2:
-            chosen = eligible[blue_noise_sample(xb, k)]
+            picked = rest[blue_noise_sample(x[rest, :basis], need)]
         else:  # one snapshot is no polyline: keep the extremes, then evenly spaced
-            order = eligible[np.argsort(np.nan_to_num(x[eligible, 0], nan=np.inf))]
-            chosen = order[np.unique(np.linspace(0, n - 1, k).round().astype(int))]
+            order = rest[np.argsort(np.nan_to_num(x[rest, 0], nan=np.inf))]
+            picked = order[np.unique(np.linspace(0, len(rest) - 1, need).round().astype(int))]
+        chosen = np.concatenate([kept, picked])
         outliers: set[int] = set()
         if n >= 2 and x.shape[1] >= 2:
             if n <= _EXACT_OUTLIERS:
@@ -327,6 +337,7 @@ class DynamicsView:
             "neurons": int(len(x)), "eligible": int(n), "m": int(m), "value_range": value_range,
             "basis": basis,
             "lines": [{"neuron": int(i), "values": finite_or_name(x[i]), "outlier": int(i) in outliers,
+                       "suspect": int(i) in suspects,
                        "nonfinite": bool(not finite[i].all()), "early": bool(not finite[i, :basis].all())}
                       for i in chosen],
         }

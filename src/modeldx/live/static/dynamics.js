@@ -369,17 +369,18 @@ function drawLines() {
     cls: "lines" });
   state.linesChart = c;
   // the ordinary lines first, the emphasised ones on top
-  const order = d.lines.map((_, i) => i).sort((a, b) => (d.lines[a].outlier || d.lines[a].nonfinite) -
-    (d.lines[b].outlier || d.lines[b].nonfinite));
+  const rank = (l) => (l.suspect ? 3 : l.early ? 2 : l.outlier ? 1 : 0);
+  const order = d.lines.map((_, i) => i).sort((a, b) => rank(d.lines[a]) - rank(d.lines[b]));
   // fewer lines can each be darker; many must stay translucent so that bundles read as density
   const alpha = Math.min(0.7, Math.max(0.18, 3 / Math.sqrt(Math.max(1, d.lines.length))));
   const g = el("svg:g", { id: "polylines", style: `--line-alpha: ${alpha.toFixed(2)}` }, c.plot);
   for (const i of order) {
     const l = d.lines[i];
-    const cls = `line${l.outlier ? " outlier" : ""}${l.early ? " nonfinite" : ""}`;
+    const cls = `line${l.outlier ? " outlier" : ""}${l.early ? " nonfinite" : ""}${l.suspect ? " suspect" : ""}`;
     const p = el("svg:path", { d: pathOf(c, xs, series[i]) || `M${c.box.l},${c.box.t}`, class: cls,
       "data-neuron": l.neuron }, g);
-    p.addEventListener("mousemove", (ev) => showTip(ev, `neuron ${l.neuron}` + (l.outlier ? " · outlier" : "") +
+    p.addEventListener("mousemove", (ev) => showTip(ev, `neuron ${l.neuron}` + (l.suspect ? " · suspect" : "") +
+      (l.outlier ? " · outlier" : "") +
       (l.early ? " · non-finite before the rest" : l.nonfinite ? " · non-finite" : "")));
     p.addEventListener("mouseleave", hideTip);
     p.addEventListener("click", (ev) => { ev.stopPropagation(); if (!c.dragged) openNeuron(state.layer, l.neuron); });
@@ -402,6 +403,8 @@ function drawLines() {
   item("rgba(76,110,245,.5)", "blue-noise sample of the layer's neurons" +
     (d.basis < d.steps.length ? ` (compared over steps ${xs[0]}–${xs[d.basis - 1]}, before most of them broke)` : ""));
   item("#e8590c", `outliers (${outl}; top 1 % by distance to the 10th nearest series)`);
+  const suspects = d.lines.filter((l) => l.suspect).length;
+  if (suspects) item("#212529", `suspects the localisation names (${suspects})`);
   if (bad) {
     item("#d6336c", (d.basis < d.steps.length ? "non-finite before most of the layer" : "non-finite") +
       ` (${bad}; a red mark where each stops)`);
