@@ -163,13 +163,16 @@ def test_a_recording_run_is_followed_live(tmp_path, page):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     rec = record(model, torch.randn(6, 3), tmp_path / "run", every=1)
-    for i in range(3):
-        rec.step(loss=1.0 / (i + 1))
     server = DynamicsThread(open_run(tmp_path / "run"))
     try:
         console = errors_of(page)
-        load(page, server.url)
+        page.goto(server.url)  # no snapshot yet: the page waits for the first
+        page.wait_for_function("window.modeldxDynamics.drawnAt !== null")
         assert page.locator("#status").inner_text() == "recording…"
+        assert page.locator("#multiples").inner_text() == "no snapshot yet"
+        for i in range(3):
+            rec.step(loss=1.0 / (i + 1))
+        page.wait_for_function("window.modeldxDynamics.linesDrawnAt !== null", timeout=20_000)
         for i in range(3, 6):
             rec.step(loss=1.0 / (i + 1))
         page.wait_for_function("window.modeldxDynamics.run.n_snapshots === 6", timeout=20_000)

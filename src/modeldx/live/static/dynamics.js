@@ -292,6 +292,11 @@ function drawLoss(r) {
 
 async function drawMultiples() {
   const r = state.run;
+  if (!r.n_snapshots) {  // a recorder that has not taken its first snapshot yet
+    document.getElementById("multiples").textContent = "no snapshot yet";
+    state.drawnAt = performance.now();
+    return;
+  }
   const data = await getJSON(`api/summaries/${encodeURIComponent(state.summaryStat)}`);
   const root = document.getElementById("multiples");
   root.textContent = "";
@@ -551,9 +556,18 @@ async function poll() {
   state.run = r;
   if (grew) {
     await redraw();
-    if (state.layer && state.window.stop === null && state.lines) await loadLines();  // not zoomed: follow the run
+    if (!state.layer && r.n_snapshots && r.layers.length) await openFirstLayer();
+    else if (state.layer && state.window.stop === null && state.lines) await loadLines();  // not zoomed: follow
   }
   if (r.status === "recording") setTimeout(poll, POLL_MS);
+}
+
+// the layer the localisation blames, else the first having the chosen statistic
+async function openFirstLayer() {
+  const r = state.run, f = r.failure;
+  const located = f && f.layer && layerInfo(f.layer);
+  const first = located ? f.layer : (r.layers.find((l) => l.stats.includes(state.summaryStat)) || r.layers[0]).name;
+  await openLayer(first, located ? f.stat : state.summaryStat);
 }
 
 async function main() {
@@ -586,10 +600,7 @@ async function main() {
     document.getElementById("neuron-view").hidden = true;
   });
   await redraw();
-  if (r.layers.length && r.n_snapshots) {
-    const first = located ? f.layer : (r.layers.find((l) => l.stats.includes(state.summaryStat)) || r.layers[0]).name;
-    await openLayer(first, located ? f.stat : state.summaryStat);
-  }
+  if (r.layers.length && r.n_snapshots) await openFirstLayer();
   if (r.status === "recording") setTimeout(poll, POLL_MS);
 }
 
