@@ -21,4 +21,3 @@ def serve():
     for server, session in reversed(running):
         server.stop()
         session.stop()
-
