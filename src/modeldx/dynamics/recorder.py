@@ -44,15 +44,17 @@ from modeldx.dynamics._layout import (
     PROBE,
     RUN_JSON,
     SERIES,
+    SNAPSHOTS_ARRAY,
+    STATS_ARRAY,
     STATUS_COMPLETE,
     STATUS_RECORDING,
+    STEP_LOSS_ARRAY,
     WEIGHT_STATS,
     WEIGHTS,
     architecture,
     architecture_fingerprint,
     chunk_snapshots,
     read_meta,
-    stat_array,
     weights_file,
     write_meta,
 )
@@ -334,9 +336,12 @@ class Recorder:
         columns: dict[str, dict[str, list[int]]] = {}
         for layer in self.layers:
             for stat in layer.stats:
-                cols = columns.setdefault(stat, {})
-                start = max((stop for _, stop in cols.values()), default=0)
-                cols[layer.name] = [start, start + layer.neurons]
+                columns.setdefault(stat, {})[layer.name] = layer.neurons
+        width = 0  # columns of the one statistics array: statistic by statistic, layers in order
+        for cols in columns.values():
+            for name, neurons in cols.items():
+                cols[name] = [width, width + neurons]
+                width += neurons
         specs = [{"name": layer.name, "module": layer.call.module, "call": layer.call.index,
                   "kind": layer.call.kind, "neurons": layer.neurons, "stats": list(layer.stats)}
                  for layer in self.layers]
@@ -361,17 +366,20 @@ class Recorder:
         torch.save(probe.detach().cpu(), path / PROBE)
         specs, columns = self._layout()
         group = zarr.open_group(path / SERIES, mode="w")
-        for stat, cols in columns.items():
-            width = max(stop for _, stop in cols.values())
-            group.create_array(stat_array(stat), shape=(MAX_ROWS, width),
-                               chunks=(chunk_snapshots(width), width), dtype="float32", fill_value=np.nan,
-                               compressors=COMPRESSORS, dimension_names=("snapshot", "neuron"))
-        group.create_array("steps", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="int64",
-                           fill_value=-1, compressors=COMPRESSORS, dimension_names=("snapshot",))
-        group.create_array("loss", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="float64",
-                           fill_value=np.nan, compressors=COMPRESSORS, dimension_names=("snapshot",))
-        group.create_array("step_loss", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="float64",
-                           fill_value=np.nan, compressors=COMPRESSORS, dimension_names=("step",))
+        width = max(stop for cols in columns.values() for _, stop in cols.values())
+        group.create_array(STATS_ARRAY, shape=(MAX_ROWS, width), chunks=(chunk_snapshots(width), width),
+                           dtype="float32", fill_value=np.nan, compressors=COMPRESSORS,
+                           dimension_names=("snapshot", "column"),
+                           attributes={"what": "per snapshot, every statistic of every layer's "
+                                               "neurons; run.json 'columns' maps statistic -> "
+                                               "layer -> [start, stop)"})
+        group.create_array(SNAPSHOTS_ARRAY, shape=(MAX_ROWS, 2), chunks=(CHUNK_STEPS, 2),
+                           dtype="float64", fill_value=np.nan, compressors=COMPRESSORS,
+                           dimension_names=("snapshot", "field"),
+                           attributes={"fields": ["step", "loss"]})
+        group.create_array(STEP_LOSS_ARRAY, shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,),
+                           dtype="float64", fill_value=np.nan, compressors=COMPRESSORS,
+                           dimension_names=("step",))
         arch_shapes = architecture(self.model)
         self.meta: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "status": STATUS_RECORDING,
@@ -452,11 +460,10 @@ class Recorder:
     def _open_arrays(self) -> None:
         group = zarr.open_group(self.path / SERIES, mode="r+")
         n, t = self.meta["snapshots"], self.meta["steps_recorded"]
-        self._stat_out = {stat: _Appender(group[stat_array(stat)], group[stat_array(stat)].chunks[0], n)
-                          for stat in self.meta["columns"]}
-        self._steps_out = _Appender(group["steps"], CHUNK_STEPS, n)
-        self._loss_out = _Appender(group["loss"], CHUNK_STEPS, n)
-        self._step_loss_out = _Appender(group["step_loss"], CHUNK_STEPS, t)
+        stats = group[STATS_ARRAY]
+        self._stats_out = _Appender(stats, stats.chunks[0], n)
+        self._snapshots_out = _Appender(group[SNAPSHOTS_ARRAY], CHUNK_STEPS, n)
+        self._step_loss_out = _Appender(group[STEP_LOSS_ARRAY], CHUNK_STEPS, t)
         self._step = t
         self._pending_losses: list[float] = []  # steps since the last snapshot, not yet written
         self._seen_nonfinite = self.meta.get("first_nonfinite_step") is not None
@@ -602,16 +609,14 @@ class Recorder:
             acts = self._probe_stats(self.model)
         for name, stats in job["weight_stats"].items():
             acts[name].update(stats)
-        rows = {stat: torch.cat([acts[name][stat] for name in cols]).cpu().numpy()
-                for stat, cols in self.meta["columns"].items()}
+        row = torch.cat([acts[name][stat].float() for stat, cols in self.meta["columns"].items()
+                         for name in cols]).cpu().numpy()
         index = self.meta["snapshots"]
         if self.keep_weights:
             torch.save({k: v.cpu() for k, v in job["state"].items()}, weights_file(self.path, index))
-        for stat, out in self._stat_out.items():
-            out.append(rows[stat])
-        self._steps_out.append(job["step"])
-        self._loss_out.append(job["loss"])
-        write_all([*self._stat_out.values(), self._steps_out, self._loss_out, self._step_loss_out])
+        self._stats_out.append(row)
+        self._snapshots_out.append((job["step"], job["loss"]))
+        write_all([self._stats_out, self._snapshots_out, self._step_loss_out])
         self._commit(index + 1)
         if self.session is not None:
             publish(self.session, job["stream_step"], job["loss"], acts)
