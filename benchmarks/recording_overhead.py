@@ -70,8 +70,9 @@ def mlp(width: int) -> nn.Module:
                          nn.ReLU(), nn.Linear(width, 10))
 
 
-def growth(data, probe, work: Path, snapshots: int) -> list[tuple[str, int, float, float]]:
-    """(model, neurons, statistics bytes per snapshot, weights bytes per snapshot)."""
+def growth(data, probe, work: Path, snapshots: int) -> list[tuple[str, int, float, float, float]]:
+    """(model, neurons, statistics bytes per snapshot, weights bytes per snapshot, CPU ms per
+    snapshot without weights)."""
     rows = []
     models = [("LeNet-5", LeNet5)] + [(f"MLP {w}-{w}", lambda w=w: mlp(w)) for w in (128, 512, 2048)]
     for name, factory in models:
@@ -79,6 +80,12 @@ def growth(data, probe, work: Path, snapshots: int) -> list[tuple[str, int, floa
         path = work / f"growth-{name.replace(' ', '')}"
         rec = record(model, probe, path, every=1, weights=False, overwrite=True)
         train_loop(model, batches(data, snapshots, seed=1), rec)
+        timing = record(model, probe, work / "timing", every=1, weights=False, overwrite=True)
+        cpu = time.process_time()
+        for _ in range(16):
+            timing.step(loss=0.0)
+        ms = (time.process_time() - cpu) / 16 * 1e3
+        timing.close()
         run = open_run(path)
         neurons = sum(run.neurons(layer) for layer in run.layers)
         stats_bytes = run_bytes(path)[0] / run.n_snapshots
@@ -86,7 +93,7 @@ def growth(data, probe, work: Path, snapshots: int) -> list[tuple[str, int, floa
         rec = record(model, probe, path, every=1, overwrite=True)
         rec.step(loss=0.0)
         rec.close()
-        rows.append((name, neurons, stats_bytes, run_bytes(path)[1]))
+        rows.append((name, neurons, stats_bytes, run_bytes(path)[1], ms))
     return rows
 
 
@@ -136,9 +143,9 @@ def main() -> None:
               f"{(stats_bytes + weights_bytes) / run.n_snapshots:,.0f}; probe.pt "
               f"{(work / 'run' / 'probe.pt').stat().st_size:,} once per run")
         print(f"bytes per snapshot by size ({args.growth_snapshots} snapshots, every step):")
-        print("  model            neurons   statistics B/snapshot   weights B/snapshot")
-        for name, neurons, sb, wb in growth(data["train"], probe, work, args.growth_snapshots):
-            print(f"  {name:15s} {neurons:8d} {sb:20,.0f} {wb:20,.0f}")
+        print("  model            neurons   statistics B/snapshot   weights B/snapshot   CPU ms/snapshot")
+        for name, neurons, sb, wb, ms in growth(data["train"], probe, work, args.growth_snapshots):
+            print(f"  {name:15s} {neurons:8d} {sb:20,.0f} {wb:20,.0f} {ms:17.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

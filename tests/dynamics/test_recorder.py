@@ -426,10 +426,10 @@ def test_a_recorder_killed_mid_snapshot_leaves_a_readable_run(tmp_path):
     probe = torch.randn(10, 4)
     torch.save(probe, tmp_path / "probe.pt")
     src = Path(__file__).resolve().parents[2] / "src"
-    arrays = 6 + 3  # array writes per snapshot: six statistics, steps, loss, per-step losses
+    arrays = 3  # array writes per snapshot: statistics, (step, loss), per-step losses
     env = dict(os.environ, PYTHONPATH=str(src))
     done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "run"),
-                           str(tmp_path / "probe.pt"), str(4 * arrays + 5)], env=env,
+                           str(tmp_path / "probe.pt"), str(4 * arrays + 2)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stderr
     run = open_run(tmp_path / "run")
@@ -519,3 +519,39 @@ def test_background_write_failure_is_raised_in_the_training_thread(tmp_path, mon
     rec.close()  # already reported: closing is quiet and leaves the run resumable
     run = open_run(tmp_path / "run")
     assert run.n_snapshots == 1 and run.status == "recording"
+
+
+def test_one_recorder_per_run(tmp_path):
+    from modeldx.errors import StoreLockedError
+
+    probe = data()[0]
+    first = record(Net(), probe, tmp_path / "run", every=1)
+    first.step(loss=1.0)
+    with pytest.raises(StoreLockedError, match=r"being recorded by pid \d+.*rec.close\(\)"):
+        record(Net(), probe, tmp_path / "run", overwrite=True)
+    with pytest.raises(StoreLockedError):
+        record(Net(), probe, tmp_path / "run", resume=True)
+    first.close()
+    assert not (tmp_path / "run" / ".lock").exists()
+    assert open_run(tmp_path / "run").n_snapshots == 1
+    record(Net(), probe, tmp_path / "run", overwrite=True).close()
+    assert open_run(tmp_path / "run").n_snapshots == 0
+
+
+def test_wide_layers_get_fewer_snapshots_per_chunk(tmp_path):
+    import zarr
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3000), nn.ReLU())
+    rec = record(model, torch.randn(5, 4), tmp_path / "run", every=1, weights=False)
+    for i in range(30):
+        with torch.no_grad():
+            model[0].bias += 1.0
+        rec.step(loss=float(i))
+    rec.close()
+    group = zarr.open_group(tmp_path / "run" / "series.zarr", mode="r")
+    assert group["stats"].chunks[0] == 8  # 30,000 float32 columns: the fewest rows per chunk
+    run = open_run(tmp_path / "run")
+    means = run.series("0", "mean")
+    np.testing.assert_allclose(np.diff(means, axis=0), 1.0, rtol=1e-4)
+    assert run.series("0", "weight_change", 9, 12).shape == (3, 3000)

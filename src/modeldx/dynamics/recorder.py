@@ -37,7 +37,6 @@ from modeldx.capture.layers import WEIGHTED, leaf_modules, select_layers, split_
 from modeldx.capture.probe import Call, call_counts, output_tensor, probe_calls
 from modeldx.dynamics._layout import (
     ACTIVATION_STATS,
-    CHUNK_SNAPSHOTS,
     CHUNK_STEPS,
     FORMAT,
     FORMAT_VERSION,
@@ -45,14 +44,17 @@ from modeldx.dynamics._layout import (
     PROBE,
     RUN_JSON,
     SERIES,
+    SNAPSHOTS_ARRAY,
+    STATS_ARRAY,
     STATUS_COMPLETE,
     STATUS_RECORDING,
+    STEP_LOSS_ARRAY,
     WEIGHT_STATS,
     WEIGHTS,
     architecture,
     architecture_fingerprint,
+    chunk_snapshots,
     read_meta,
-    stat_array,
     weights_file,
     write_meta,
 )
@@ -63,7 +65,9 @@ from modeldx.errors import (
     LayerNotFoundError,
     RunExistsError,
     RunMismatchError,
+    StoreLockedError,
 )
+from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.store import COMPRESSORS, WRITE_CONFIG
 
 
@@ -260,16 +264,21 @@ class Recorder:
         self._probe = probe.detach().to(self._device)
         self.layers = self._choose_layers(layers)
         self._weighted = [layer for layer in self.layers if layer.weighted]
-        existing = (self.path / RUN_JSON).is_file()
-        if existing and resume:
-            self._open_existing(probe, arch, model_args)
-        else:
-            self._create(probe, overwrite, arch, model_args)
-        self._open_arrays()
+        self._lock: WriterLock | None = None
         self._shadow: nn.Module | None = None
         self._worker: threading.Thread | None = None
-        if background:
-            self._start_worker()
+        try:
+            if (self.path / RUN_JSON).is_file() and resume:
+                self._take_lock()
+                self._open_existing(probe)
+            else:
+                self._create(probe, overwrite, arch, model_args)
+            self._open_arrays()
+            if background:
+                self._start_worker()
+        except BaseException:
+            self._release_lock()
+            raise
 
     def _start_worker(self) -> None:
         """The probe pass runs on a copy of the model in a writer thread, with the writes: the
@@ -327,9 +336,12 @@ class Recorder:
         columns: dict[str, dict[str, list[int]]] = {}
         for layer in self.layers:
             for stat in layer.stats:
-                cols = columns.setdefault(stat, {})
-                start = max((stop for _, stop in cols.values()), default=0)
-                cols[layer.name] = [start, start + layer.neurons]
+                columns.setdefault(stat, {})[layer.name] = layer.neurons
+        width = 0  # columns of the one statistics array: statistic by statistic, layers in order
+        for cols in columns.values():
+            for name, neurons in cols.items():
+                cols[name] = [width, width + neurons]
+                width += neurons
         specs = [{"name": layer.name, "module": layer.call.module, "call": layer.call.index,
                   "kind": layer.call.kind, "neurons": layer.neurons, "stats": list(layer.stats)}
                  for layer in self.layers]
@@ -342,26 +354,32 @@ class Recorder:
                 raise RunExistsError(
                     f"a run is already at {path}; pass overwrite=True to replace it or resume=True "
                     "to append to it")
-            shutil.rmtree(path)
-        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+        elif path.exists() and (not path.is_dir() or any(p.name != LOCK for p in path.iterdir())):
             raise RunExistsError(
                 f"{path} exists and is not a run; record into a new or empty folder")
         path.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        for entry in path.iterdir():  # the old run, once no recorder is writing it
+            if entry.name != LOCK:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         (path / WEIGHTS).mkdir(exist_ok=True)
         torch.save(probe.detach().cpu(), path / PROBE)
         specs, columns = self._layout()
         group = zarr.open_group(path / SERIES, mode="w")
-        for stat, cols in columns.items():
-            width = max(stop for _, stop in cols.values())
-            group.create_array(stat_array(stat), shape=(MAX_ROWS, width),
-                               chunks=(CHUNK_SNAPSHOTS, width), dtype="float32", fill_value=np.nan,
-                               compressors=COMPRESSORS, dimension_names=("snapshot", "neuron"))
-        group.create_array("steps", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="int64",
-                           fill_value=-1, compressors=COMPRESSORS, dimension_names=("snapshot",))
-        group.create_array("loss", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="float64",
-                           fill_value=np.nan, compressors=COMPRESSORS, dimension_names=("snapshot",))
-        group.create_array("step_loss", shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,), dtype="float64",
-                           fill_value=np.nan, compressors=COMPRESSORS, dimension_names=("step",))
+        width = max(stop for cols in columns.values() for _, stop in cols.values())
+        group.create_array(STATS_ARRAY, shape=(MAX_ROWS, width), chunks=(chunk_snapshots(width), width),
+                           dtype="float32", fill_value=np.nan, compressors=COMPRESSORS,
+                           dimension_names=("snapshot", "column"),
+                           attributes={"what": "per snapshot, every statistic of every layer's "
+                                               "neurons; run.json 'columns' maps statistic -> "
+                                               "layer -> [start, stop)"})
+        group.create_array(SNAPSHOTS_ARRAY, shape=(MAX_ROWS, 2), chunks=(CHUNK_STEPS, 2),
+                           dtype="float64", fill_value=np.nan, compressors=COMPRESSORS,
+                           dimension_names=("snapshot", "field"),
+                           attributes={"fields": ["step", "loss"]})
+        group.create_array(STEP_LOSS_ARRAY, shape=(MAX_ROWS,), chunks=(CHUNK_STEPS,),
+                           dtype="float64", fill_value=np.nan, compressors=COMPRESSORS,
+                           dimension_names=("step",))
         arch_shapes = architecture(self.model)
         self.meta: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "status": STATUS_RECORDING,
@@ -371,14 +389,30 @@ class Recorder:
             "architecture": arch_shapes,
             "probe_shape": list(probe.shape), "probe_dtype": str(probe.dtype).removeprefix("torch."),
             "weights": self.keep_weights, "arch": arch, "model_args": model_args or {},
-            "layers": specs, "columns": columns, "chunk_snapshots": CHUNK_SNAPSHOTS,
+            "layers": specs, "columns": columns,
             "chunk_steps": CHUNK_STEPS, "first_nonfinite_step": None,
             "created": _now(), "updated": _now(),
         }
         write_meta(path, self.meta)
         self._previous = {layer.name: layer.units() for layer in self._weighted}
 
-    def _open_existing(self, probe: torch.Tensor, arch, model_args) -> None:
+    def _take_lock(self) -> None:
+        """One recorder per run: a second one (another process, or a forgotten recorder of a
+        notebook cell run again) would interleave its snapshots with the first's."""
+        try:
+            self._lock = WriterLock(self.path).acquire()
+        except StoreLockedError as exc:
+            holder = str(exc).split(" is being written by ", 1)[-1].split(" (lock file", 1)[0]
+            raise StoreLockedError(
+                f"the run at {self.path} is being recorded by {holder}; close that recorder "
+                "(rec.close()) or wait for it to end, then record again") from None
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _open_existing(self, probe: torch.Tensor) -> None:
         meta = read_meta(self.path)
         theirs, ours = meta["architecture"], architecture(self.model)
         if theirs != ours:
@@ -413,25 +447,23 @@ class Recorder:
         if self.keep_weights and meta["snapshots"] and last.is_file():
             # weight_change of the first resumed snapshot is against the last committed one
             state = torch.load(last, weights_only=True, map_location=self._device)
-            copy = {layer.name: layer for layer in self._weighted}
             self._previous = {}
-            for name, layer in copy.items():
+            for layer in self._weighted:
                 prefix = layer.call.module + "."
                 w = state[prefix + "weight"].reshape(layer.neurons, -1).float()
                 if prefix + "bias" in state:
                     w = torch.cat([w, state[prefix + "bias"].reshape(layer.neurons, 1).float()], 1)
-                self._previous[name] = w
+                self._previous[layer.name] = w
         else:
             self._previous = {layer.name: layer.units() for layer in self._weighted}
 
     def _open_arrays(self) -> None:
         group = zarr.open_group(self.path / SERIES, mode="r+")
         n, t = self.meta["snapshots"], self.meta["steps_recorded"]
-        self._stat_out = {stat: _Appender(group[stat_array(stat)], CHUNK_SNAPSHOTS, n)
-                          for stat in self.meta["columns"]}
-        self._steps_out = _Appender(group["steps"], CHUNK_STEPS, n)
-        self._loss_out = _Appender(group["loss"], CHUNK_STEPS, n)
-        self._step_loss_out = _Appender(group["step_loss"], CHUNK_STEPS, t)
+        stats = group[STATS_ARRAY]
+        self._stats_out = _Appender(stats, stats.chunks[0], n)
+        self._snapshots_out = _Appender(group[SNAPSHOTS_ARRAY], CHUNK_STEPS, n)
+        self._step_loss_out = _Appender(group[STEP_LOSS_ARRAY], CHUNK_STEPS, t)
         self._step = t
         self._pending_losses: list[float] = []  # steps since the last snapshot, not yet written
         self._seen_nonfinite = self.meta.get("first_nonfinite_step") is not None
@@ -522,6 +554,7 @@ class Recorder:
         except BaseException as exc:  # the arrays are ahead of run.json: stop here
             self._failed = exc
             self._failure_seen = self._worker is None or threading.current_thread() is not self._worker
+            self._release_lock()  # this recorder writes no more: resume=True may take the run
             raise
 
     def _work(self) -> None:
@@ -576,16 +609,14 @@ class Recorder:
             acts = self._probe_stats(self.model)
         for name, stats in job["weight_stats"].items():
             acts[name].update(stats)
-        rows = {stat: torch.cat([acts[name][stat] for name in cols]).cpu().numpy()
-                for stat, cols in self.meta["columns"].items()}
+        row = torch.cat([acts[name][stat].float() for stat, cols in self.meta["columns"].items()
+                         for name in cols]).cpu().numpy()
         index = self.meta["snapshots"]
         if self.keep_weights:
             torch.save({k: v.cpu() for k, v in job["state"].items()}, weights_file(self.path, index))
-        for stat, out in self._stat_out.items():
-            out.append(rows[stat])
-        self._steps_out.append(job["step"])
-        self._loss_out.append(job["loss"])
-        write_all([*self._stat_out.values(), self._steps_out, self._loss_out, self._step_loss_out])
+        self._stats_out.append(row)
+        self._snapshots_out.append((job["step"], job["loss"]))
+        write_all([self._stats_out, self._snapshots_out, self._step_loss_out])
         self._commit(index + 1)
         if self.session is not None:
             publish(self.session, job["stream_step"], job["loss"], acts)
@@ -601,11 +632,14 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
-        if self._failed is None:
-            job = {"close": True, "losses": self._pending_losses}
-            self._pending_losses = []
-            self._submit(job)
-        self._stop_worker()
+        try:
+            if self._failed is None:
+                job = {"close": True, "losses": self._pending_losses}
+                self._pending_losses = []
+                self._submit(job)
+        finally:
+            self._stop_worker()
+            self._release_lock()
         self._raise_failure()
 
     def _raise_failure(self) -> None:
@@ -629,6 +663,7 @@ class Recorder:
         else:  # keep what was committed (waiting for the writer); the run stays "recording"
             self._closed = True
             self._stop_worker()
+            self._release_lock()
 
     def __repr__(self) -> str:
         return (f"Recorder({str(self.path)!r}, every={self.every}, layers={len(self.layers)}, "

@@ -21,9 +21,11 @@ from modeldx.dynamics._layout import (
     PROBE,
     RUN_JSON,
     SERIES,
+    SNAPSHOTS_ARRAY,
     STATS,
+    STATS_ARRAY,
+    STEP_LOSS_ARRAY,
     read_meta,
-    stat_array,
     weights_file,
 )
 from modeldx.errors import InvalidParameterError, LayerNotFoundError, RunNotFoundError
@@ -79,17 +81,17 @@ class Run:
     @property
     def steps(self) -> np.ndarray:
         """(S,) int64: the training step of each snapshot."""
-        return self._full("steps").astype(np.int64)
+        return self._full(SNAPSHOTS_ARRAY)[:, 0].astype(np.int64)
 
     @property
     def loss(self) -> np.ndarray:
         """(S,) float64: the loss at each snapshot's step (non-finite values kept)."""
-        return self._full("loss").astype(np.float64)
+        return self._full(SNAPSHOTS_ARRAY)[:, 1].astype(np.float64)
 
     def losses(self) -> tuple[np.ndarray, np.ndarray]:
         """(steps, loss) of every recorded step, up to the last commit."""
         n = int(self.meta["steps_recorded"])
-        return np.arange(n, dtype=np.int64), self._group["step_loss"][:n].astype(np.float64)
+        return np.arange(n, dtype=np.int64), self._group[STEP_LOSS_ARRAY][:n].astype(np.float64)
 
     def series(self, layer: str, stat: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """(snapshots ``start:stop``, neurons) float32: one statistic of a layer's neurons."""
@@ -98,9 +100,9 @@ class Run:
         rows = range(self.n_snapshots)[slice(start, stop)]
         if len(rows) == 0:
             return np.zeros((0, hi - lo), dtype=np.float32)
-        if stat_array(stat) in self._cache or rows.step != 1:
-            return self._full(stat_array(stat))[rows.start:rows.stop:rows.step, lo:hi].astype(np.float32)
-        return np.asarray(self._group[stat_array(stat)][rows.start:rows.stop, lo:hi], dtype=np.float32)
+        if STATS_ARRAY in self._cache or rows.step != 1:
+            return self._full(STATS_ARRAY)[rows.start:rows.stop:rows.step, lo:hi].astype(np.float32)
+        return np.asarray(self._group[STATS_ARRAY][rows.start:rows.stop, lo:hi], dtype=np.float32)
 
     def _check_stat(self, layer: str, stat: str) -> None:
         have = self.stats_of(layer)
@@ -128,12 +130,10 @@ class Run:
         """The first snapshot whose loss or any statistic is non-finite, or where some neuron's
         activations were partly non-finite; None if the run stayed finite."""
         bad = ~np.isfinite(self.loss)
-        for stat in self.meta["columns"]:
-            values = self._full(stat_array(stat))
-            row_bad = ~np.isfinite(values).all(axis=1)
-            if stat == "nonfinite_share":
-                row_bad |= (np.nan_to_num(values, nan=1.0) > 0).any(axis=1)
-            bad |= row_bad
+        everything = self._full(STATS_ARRAY)
+        bad |= ~np.isfinite(everything).all(axis=1)
+        for lo, hi in self.meta["columns"].get("nonfinite_share", {}).values():
+            bad |= (np.nan_to_num(everything[:, lo:hi], nan=1.0) > 0).any(axis=1)
         hits = np.flatnonzero(bad)
         return int(hits[0]) if hits.size else None
 
