@@ -65,6 +65,7 @@ def test_a_finite_run_lines_zoom_and_neuron(servers, dynamics_runs, page):
                                                         "ps => ps.map(p => p.dataset.neuron)")}
     assert marked == {line["neuron"] for line in lines["lines"] if line["outlier"]}
     assert marked  # true_outliers flags at least one
+    page.mouse.move(0, 0)  # no line under the pointer: a hovered line is drawn wide too
     width = page.eval_on_selector("path.line.outlier", "p => getComputedStyle(p).strokeWidth")
     plain = page.eval_on_selector("path.line:not(.outlier)", "p => getComputedStyle(p).strokeWidth")
     assert float(width.rstrip("px")) > float(plain.rstrip("px"))  # outliers emphasised
@@ -89,14 +90,15 @@ def test_a_finite_run_lines_zoom_and_neuron(servers, dynamics_runs, page):
 
     # then up/down: a value band within that window
     requests = page.evaluate("window.modeldxDynamics.linesRequests")
+    drawn = page.evaluate("window.modeldxDynamics.linesDrawnAt")
     x = box["x"] + box["width"] / 2
     page.mouse.move(x, box["y"] + box["height"] * 0.3)
     page.mouse.down()
     page.mouse.move(x + 2, box["y"] + box["height"] * 0.6, steps=5)
     page.mouse.up()
     page.wait_for_function(f"window.modeldxDynamics.linesRequests > {requests} && "
-                           "window.modeldxDynamics.lines.value_range !== undefined && "
-                           "window.modeldxDynamics.window.lo !== null")
+                           f"window.modeldxDynamics.linesDrawnAt > {drawn}")  # the answer drawn, not asked
+    assert page.evaluate("window.modeldxDynamics.window.lo") is not None
     band = page.evaluate("window.modeldxDynamics.lines")
     assert band["start"] == zoomed["start"] and band["stop"] == zoomed["stop"]
     assert band["eligible"] <= zoomed["eligible"]
