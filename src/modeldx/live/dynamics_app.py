@@ -67,6 +67,7 @@ from fastapi.staticfiles import StaticFiles
 from torch import nn
 
 from modeldx._params import Interval, check_params
+from modeldx.dynamics._layout import architecture, architecture_fingerprint, weights_file
 from modeldx.errors import InvalidParameterError, LayerNotFoundError, ModeldxError, RunMismatchError
 from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, reserve, run_announced, token_ok
 
@@ -129,19 +130,20 @@ class _Cache:
             with self.lock:
                 if key in self.items:
                     return self.items[key]
-            value = compute()
+            try:
+                value = compute()
+            finally:
+                with self.lock:
+                    self.busy.pop(key, None)
             with self.lock:
                 self.items[key] = value
                 while len(self.items) > self.size:
                     self.items.popitem(last=False)
-                self.busy.pop(key, None)
             return value
 
 
 def _check_architecture(run, model: nn.Module) -> None:
     """The model given for credit must be the run's architecture: its snapshots' weights load into it."""
-    from modeldx.dynamics._layout import architecture, architecture_fingerprint
-
     want = run.meta.get("model_fingerprint")
     if want is not None and architecture_fingerprint(architecture(model)) != want:
         raise RunMismatchError(
@@ -383,11 +385,13 @@ class DynamicsView:
             if not candidates:
                 return {"available": False, "reason": f"no recorded layer runs before {layer!r}",
                         "source_layer": None, "method": None, "items": []}
-            try:
-                states = [run.state_dict(i) for i in range(s)]
-            except ModeldxError as exc:
-                return {"available": False, "reason": str(exc), "source_layer": None, "method": None,
-                        "items": []}
+            # paths, not state dicts: contribution_series loads one snapshot at a time, so a long run
+            # of a large model is not held in memory whole
+            states = [weights_file(run.path, i) for i in range(s)]
+            missing = next((p for p in states if not p.is_file()), None)
+            if missing is not None:
+                return {"available": False, "source_layer": None, "method": None, "items": [],
+                        "reason": f"the run's weights are incomplete: {missing} is missing"}
             probe = run.probe()
         last: Exception | None = None
         for src in candidates:
