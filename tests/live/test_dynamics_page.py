@@ -186,3 +186,19 @@ def test_a_recording_run_is_followed_live(tmp_path, page):
     finally:
         rec.close()
         server.stop()
+
+
+def test_with_a_token_the_page_carries_it_to_every_request(dynamics_runs, page):
+    token = "a-token-long-enough-1234"
+    server = DynamicsThread(dynamics_runs["finite"], model=dynamics_runs["model"], token=token)
+    try:
+        console = errors_of(page)
+        asked = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/" in r.url else None)
+        load(page, server.url)
+        click_on_line(page, "#polylines path.line")
+        page.wait_for_function("window.modeldxDynamics.neuronDrawnAt !== null")
+        assert asked and all(f"token={token}" in url for url in asked)
+        assert not console, console
+    finally:
+        server.stop()
