@@ -350,11 +350,11 @@ def test_a_crash_mid_snapshot_keeps_finished_snapshots_and_resume_appends(tmp_pa
     calls = {"n": 0}
     real = module._Appender.write
 
-    async def failing_write(self, last=None):
+    async def failing_write(self):
         calls["n"] += 1
         if calls["n"] == 3:  # the third array of snapshot 3 fails half-way through the snapshot
             raise OSError("disk full")
-        await real(self, last)
+        await real(self)
 
     monkeypatch.setattr(module._Appender, "write", failing_write)
     with pytest.raises(OSError, match="disk full"):
@@ -400,11 +400,11 @@ probe = torch.load(sys.argv[2])
 real = module._Appender.write
 calls = {"n": 0}
 
-async def write(self, last=None):
+async def write(self):
     calls["n"] += 1
     if calls["n"] == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of writing a snapshot
-    await real(self, last)
+    await real(self)
 
 module._Appender.write = write
 rec = record(model, probe, sys.argv[1], every=1)
@@ -454,7 +454,7 @@ def test_a_recorder_whose_write_failed_refuses_more_steps(tmp_path, monkeypatch)
     rec.step(loss=1.0)
     from modeldx.dynamics import recorder as module
 
-    async def fail(self, last=None):
+    async def fail(self):
         raise OSError("disk full")
 
     monkeypatch.setattr(module._Appender, "write", fail)
@@ -504,7 +504,7 @@ def test_background_commits_a_nonfinite_snapshot_before_step_returns(tmp_path):
 def test_background_write_failure_is_raised_in_the_training_thread(tmp_path, monkeypatch):
     from modeldx.dynamics import recorder as module
 
-    async def fail(self, last=None):
+    async def fail(self):
         raise OSError("disk full")
 
     rec = record(Net(), data()[0], tmp_path / "run", every=1, background=True)
@@ -555,3 +555,43 @@ def test_wide_layers_get_fewer_snapshots_per_chunk(tmp_path):
     means = run.series("0", "mean")
     np.testing.assert_allclose(np.diff(means, axis=0), 1.0, rtol=1e-4)
     assert run.series("0", "weight_change", 9, 12).shape == (3, 3000)
+
+
+def test_resume_exactly_at_a_chunk_boundary_keeps_the_full_chunk(tmp_path):
+    model = Net()
+    probe = data()[0]
+    with record(model, probe, tmp_path / "run", every=1, weights=False) as rec:
+        for i in range(64):  # 64 snapshots: one full chunk of the statistics array
+            with torch.no_grad():
+                model.fc2.bias += 0.1
+            rec.step(loss=float(i))
+    before = open_run(tmp_path / "run").series("fc2", "mean")
+    with record(model, probe, tmp_path / "run", every=1, resume=True) as rec:
+        rec.step(loss=64.0)
+    run = open_run(tmp_path / "run")
+    assert run.n_snapshots == 65
+    np.testing.assert_array_equal(run.series("fc2", "mean", 0, 64), before)
+    np.testing.assert_array_equal(run.loss, np.arange(65.0))
+
+
+def test_token_ids_probe_keeps_its_dtype(tmp_path):
+    class Text(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 8)
+            self.gru = nn.GRU(8, 5)  # time-major
+            self.head = nn.Linear(5, 2)
+
+        def forward(self, tokens):
+            out, _ = self.gru(self.emb(tokens))
+            return self.head(out[-1])
+
+    model = Text()
+    tokens = torch.randint(0, 50, (7, 4))  # (time 7, batch 4)
+    rec = record(model, tokens, tmp_path / "run", layers=["emb", "gru", "head"], every=1)
+    rec.step(loss=1.0)
+    rec.close()
+    run = open_run(tmp_path / "run")
+    assert [run.neurons(n) for n in run.layers] == [8, 5, 2]
+    assert run.probe().dtype == torch.int64
+    assert "weight_change" not in run.stats_of("emb")  # not a Linear/Conv: no per-unit rows

@@ -89,27 +89,27 @@ class _Appender:
         self.count = count
         self.fill = np.nan if array.dtype.kind == "f" else 0
         self.buffer = np.full((chunk, *array.shape[1:]), self.fill, dtype=array.dtype)
-        start = count - count % chunk
-        if count > start:
-            self.buffer[: count - start] = self.array[start:count]
+        self.start = count - count % chunk  # first row of the chunk the buffer holds
+        if count > self.start:  # resuming inside a chunk: its committed rows come back
+            self.buffer[: count - self.start] = self.array[self.start:count]
 
     def append(self, row) -> None:
-        if self.count and self.count % self.chunk == 0:  # the filled chunk is done: start a new one
-            self.flush(self.count - 1)
+        start = self.count - self.count % self.chunk
+        if start != self.start:  # the buffered chunk is full: write it, start the next one
+            self.flush()
             self.buffer[:] = self.fill
-        self.buffer[self.count % self.chunk] = row
+            self.start = start
+        self.buffer[self.count - start] = row
         self.count += 1
 
-    def flush(self, last: int | None = None) -> None:
-        """Write the chunk holding row ``last`` (default: the last row appended)."""
-        sync(self.write(last))
+    def flush(self) -> None:
+        """Write the buffered chunk."""
+        sync(self.write())
 
-    async def write(self, last: int | None = None) -> None:
-        last = self.count - 1 if last is None else last
-        if last < 0:
-            return
-        start = last - last % self.chunk
-        await self.array._async_array.setitem(slice(start, start + self.chunk), self.buffer)
+    async def write(self) -> None:
+        if self.count > self.start:  # no rows yet (resumed at a chunk's end): nothing to write
+            await self.array._async_array.setitem(slice(self.start, self.start + self.chunk),
+                                                  self.buffer)
 
 
 def write_all(appenders: list[_Appender]) -> None:
