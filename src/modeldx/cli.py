@@ -686,5 +686,33 @@ def explore(
                    announce=lambda line: console.print(line, soft_wrap=True))  # a URL never broken in two
 
 
+@app.command()
+def dynamics(
+    run: Annotated[Path, typer.Argument(help="A recorded run (modeldx.dynamics.record).")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A zoo checkpoint of the run's architecture (its weights are not used: each snapshot's "
+             "come from the run): lets the neuron view name contributors.")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    token: Token = None,
+    allowed_host: AllowedHost = None,
+) -> None:
+    """Training dynamics in the browser: loss and layers over time, sampled neuron series, contributors."""
+    from modeldx.dynamics import open_run
+    from modeldx.live.dynamics_app import serve_dynamics
+    from modeldx.live.server import reserve
+    from modeldx.zoo import load_checkpoint
+
+    sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
+    try:
+        recorded = open_run(run)
+        model = load_checkpoint(checkpoint)[0] if checkpoint is not None else None
+    except BaseException:
+        sock.close()
+        raise
+    serve_dynamics(recorded, model=model, host=host, port=port, token=token, sock=sock,
+                   allowed_hosts=allowed_host or (),
+                   announce=lambda line: console.print(line, soft_wrap=True))  # a URL never broken in two
+
 if __name__ == "__main__":  # pragma: no cover
     app()

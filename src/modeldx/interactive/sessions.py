@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from modeldx._params import OneOf, check_params
 from modeldx.device import resolve_device
 from modeldx.interactive.kmeans import InteractiveKMeans
 from modeldx.live import LiveSession, StepContext
-from modeldx.zoo.models import MODELS
+from modeldx.zoo.models import CLASSIFIERS, MODELS
 
 SILHOUETTE_ITEMS = 1000
 
@@ -93,6 +94,7 @@ def kmeans_session(features: np.ndarray, k: int = 64, *, blocks=None, block_name
 def classifier_session(train_set, test_set, *, arch: str = "lenet5", batch_size: int = 128, seed: int = 0,
                        device: str = "auto", eval_every: int = 50, eval_items: int = 2000) -> LiveSession:
     """Train a zoo classifier live: learning rate and weight decay sliders, loss and accuracy charts."""
+    check_params("classifier_session", {"arch": arch}, {"arch": OneOf(*CLASSIFIERS)})
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):  # seeded weights, and the caller's global RNG left as it was
         torch.manual_seed(seed)

@@ -2,8 +2,8 @@
 
 from modeldx.device import resolve_device  # re-exported: it lived here before
 from modeldx.zoo.checkpoint import load_checkpoint, save_checkpoint
-from modeldx.zoo.models import MODELS, DeepCNN, LeNet5, PlainCNN
-from modeldx.zoo.training import TrainResult, evaluate_accuracy, train
+from modeldx.zoo.models import CLASSIFIERS, MODELS, VAE, DeepCNN, LeNet5, PlainCNN
+from modeldx.zoo.training import TrainResult, evaluate_accuracy, train, train_vae, vae_images
 
-__all__ = ["load_checkpoint", "save_checkpoint", "MODELS", "DeepCNN", "LeNet5", "PlainCNN", "TrainResult",
-           "evaluate_accuracy", "resolve_device", "train"]
+__all__ = ["load_checkpoint", "save_checkpoint", "CLASSIFIERS", "MODELS", "DeepCNN", "LeNet5", "PlainCNN",
+           "VAE", "TrainResult", "evaluate_accuracy", "resolve_device", "train", "train_vae", "vae_images"]

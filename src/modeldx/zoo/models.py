@@ -1,4 +1,4 @@
-"""Reference models: the paper's LeNet-5-shaped MNIST model and a deeper CNN."""
+"""Reference models: the paper's LeNet-5-shaped MNIST model, deeper CNNs and an MLP VAE."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -106,8 +108,72 @@ class PlainCNN(nn.Sequential):
         self.batch_norm = batch_norm
 
 
+class VAE(nn.Module):
+    """An MLP variational autoencoder (Kingma & Welling) for 28x28 images in [0, 1].
+
+    Encoder ``fc1`` (784 -> ``hidden``) + ReLU ``act1``, then two heads ``fc_mu`` and
+    ``fc_logvar`` (``hidden`` -> ``latent``); decoder ``fc3`` (``latent`` -> ``hidden``)
+    + ReLU ``act3`` + ``fc4`` (-> 784 Bernoulli logits). ``forward`` returns
+    ``(logits, mu, logvar)``; :meth:`loss` turns them into the negative ELBO. In
+    training mode ``z = mu + exp(logvar / 2) * noise``; in eval mode ``z = mu``, so a
+    probe pass is deterministic.
+
+    The log-variance head is where VAEs classically blow up: ``exp(logvar)`` in
+    the sampling and in the KL term overflows once a ``fc_logvar`` unit runs away
+    (docs/dynamics.md). ``logvar_clamp=c`` clamps the log-variance to ``[-c, c]``
+    (the usual fix); ``None`` leaves it free.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = VAE(latent=2)
+    >>> x = torch.rand(3, 1, 28, 28)
+    >>> logits, mu, logvar = model(x)
+    >>> logits.shape, mu.shape
+    (torch.Size([3, 784]), torch.Size([3, 2]))
+    >>> model.loss(x, (logits, mu, logvar)).ndim
+    0
+    """
+
+    def __init__(self, in_features: int = 784, hidden: int = 400, latent: int = 20,
+                 logvar_clamp: float | None = None) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.act1 = nn.ReLU()
+        self.fc_mu = nn.Linear(hidden, latent)
+        self.fc_logvar = nn.Linear(hidden, latent)
+        self.fc3 = nn.Linear(latent, hidden)
+        self.act3 = nn.ReLU()
+        self.fc4 = nn.Linear(hidden, in_features)
+        self.logvar_clamp = None if logvar_clamp is None else float(logvar_clamp)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.act1(self.fc1(self.flatten(x)))
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        if self.logvar_clamp is not None:
+            logvar = logvar.clamp(-self.logvar_clamp, self.logvar_clamp)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
+        return self.fc4(self.act3(self.fc3(z))), mu, logvar
+
+    @staticmethod
+    def loss(x: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Negative ELBO per image, averaged over the batch: Bernoulli reconstruction + KL.
+
+        ``x`` holds the targets in [0, 1]; ``out`` is what :meth:`forward` returned.
+        """
+        logits, mu, logvar = out
+        recon = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), -1), reduction="sum")
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return (recon + kl) / len(x)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet5": LeNet5, "deepcnn": DeepCNN,
     "plaincnn": PlainCNN, "plaincnn-bn": partial(PlainCNN, batch_norm=True),
+    "vae": VAE,
 }
 """Zoo architectures by name; ``MODELS[arch](**model_args)`` rebuilds a checkpoint's model."""
+
+CLASSIFIERS: tuple[str, ...] = ("lenet5", "deepcnn", "plaincnn", "plaincnn-bn")
+"""The :data:`MODELS` that map images to class logits: what ``train``, capture and the explorer expect."""

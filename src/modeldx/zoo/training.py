@@ -1,9 +1,11 @@
-"""Training recipes for the zoo models, with progress and a checkpoint at the end."""
+"""Training recipes for the zoo models: classifiers (progress, a checkpoint at the end) and the VAE."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +17,10 @@ from tqdm.auto import tqdm
 from modeldx._params import Interval, OneOf, check_params
 from modeldx.data.arrays import ArrayDataset
 from modeldx.device import resolve_device
+from modeldx.errors import InvalidParameterError
 from modeldx.fingerprint import model_fingerprint
 from modeldx.zoo.checkpoint import save_checkpoint
-from modeldx.zoo.models import MODELS
+from modeldx.zoo.models import CLASSIFIERS, MODELS, VAE
 
 
 @torch.no_grad()
@@ -81,7 +84,7 @@ def train(
     check_params("train", {"arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                            "average_from": 0 if average_from is None else average_from,
                            "train_items": 1 if train_items is None else train_items},
-                 {"arch": OneOf(*MODELS), "epochs": Interval(int, 1, None),
+                 {"arch": OneOf(*CLASSIFIERS), "epochs": Interval(int, 1, None),
                   "batch_size": Interval(int, 1, None), "lr": Interval(float, 0, None, "neither"),
                   "average_from": Interval(int, 0, epochs - 1),
                   "train_items": Interval(int, 1, len(train_set))})
@@ -135,3 +138,62 @@ def train(
                 "train_fingerprint": train_set.fingerprint()}
         path = save_checkpoint(model, checkpoint, arch, meta)
     return TrainResult(model=model, test_accuracy=acc, seconds=seconds, checkpoint=path, losses=losses)
+
+
+def vae_images(dataset: ArrayDataset) -> torch.Tensor:
+    """A 28x28 image set as float32 ``(N, 1, 28, 28)`` in [0, 1]: the VAE's Bernoulli targets.
+
+    The loaders' normalisation (mean/std) is for classifiers; the VAE reads raw intensities.
+    """
+    x = torch.from_numpy(np.array(dataset.inputs, dtype=np.float32)).mul_(float(dataset.scale))
+    return x.unsqueeze(1) if dataset.add_channel else x
+
+
+def train_vae(
+    model: VAE,
+    images: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    batch_size: int = 128,
+    seed: int = 0,
+    after_step: Callable[[float], object] | None = None,
+    stop_on_nonfinite: bool = True,
+) -> list[float]:
+    """Train ``model`` in place for ``steps`` minibatch steps; return every step's loss.
+
+    Batches are drawn with replacement from ``images`` by a generator seeded with
+    ``seed`` (the caller's RNG state is left as it was), so a run repeats exactly.
+    ``after_step(loss)`` is called after each ``optimizer.step()`` — where a
+    recorder's ``rec.step(loss=...)`` goes. ``stop_on_nonfinite`` ends the loop
+    after the first step whose loss is inf or NaN (later steps only spread NaN).
+
+    Plain SGD at ``lr=3e-2`` is the divergence recipe of docs/dynamics.md: with
+    ``seed=2`` the log-variance head runs away and the loss overflows at step 56,
+    while ``VAE(logvar_clamp=5)`` trains through the same steps.
+    """
+    check_params("train_vae", {"steps": steps, "lr": lr, "optimizer": optimizer, "batch_size": batch_size},
+                 {"steps": Interval(int, 1, None), "lr": Interval(float, 0, None, "neither"),
+                  "optimizer": OneOf("adam", "sgd"), "batch_size": Interval(int, 1, None)})
+    if not isinstance(model, VAE):
+        raise InvalidParameterError(f"train_vae trains a zoo VAE. Got {type(model).__name__}.")
+    opt = (torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam"
+           else torch.optim.SGD(model.parameters(), lr=lr))
+    gen = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    with torch.random.fork_rng(devices=[]):  # the sampling noise is seeded too
+        torch.manual_seed(seed)
+        model.train()
+        for _ in range(steps):
+            x = images[torch.randint(len(images), (batch_size,), generator=gen)]
+            loss = model.loss(x, model(x))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if after_step is not None:
+                after_step(losses[-1])
+            if stop_on_nonfinite and not math.isfinite(losses[-1]):
+                break
+    return losses
