@@ -108,7 +108,7 @@ def localize(run: Run, *, window: int = 5) -> Failure | None:
     >>> from modeldx.dynamics import open_run
     >>> failure = localize(open_run("runs/vae-nan/diverged"))  # doctest: +SKIP
     >>> failure.layer, failure.neurons[:2]  # doctest: +SKIP
-    ('fc_logvar', [16, 3])
+    ('fc4_logvar', [770, 77])
     """
     check_params("localize", {"window": window}, {"window": Interval(int, 1, None)})
     fail = run.first_nonfinite()
