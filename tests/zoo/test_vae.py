@@ -40,6 +40,35 @@ def test_logvar_clamp_bounds_the_log_variance():
     assert math.isfinite(model.loss(torch.rand(3, 1, 28, 28), model(torch.rand(3, 1, 28, 28))).item())
 
 
+def test_gaussian_decoder_has_a_log_variance_head_and_its_nll():
+    model = VAE(latent=2, decoder="gaussian")
+    assert model.fc4_logvar.out_features == model.fc4.out_features == 784
+    assert not hasattr(VAE(latent=2), "fc4_logvar")
+    model.eval()
+    x = torch.rand(3, 1, 28, 28)
+    (mean, pixel_logvar), mu, logvar = model(x)
+    assert mean.min() >= 0 and mean.max() <= 1 and pixel_logvar.shape == (3, 784)
+    target = x.reshape(3, -1)
+    nll = 0.5 * ((target - mean) ** 2 / pixel_logvar.exp() + pixel_logvar + math.log(2 * math.pi)).sum() / 3
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / 3
+    loss = model.loss(x, ((mean, pixel_logvar), mu, logvar))
+    assert loss.item() == pytest.approx((nll + kl).item(), rel=1e-5)
+
+
+def test_logvar_clamp_bounds_the_decoder_log_variance_too():
+    model = VAE(latent=2, decoder="gaussian", logvar_clamp=3.0)
+    with torch.no_grad():
+        model.fc4_logvar.bias.fill_(-500.0)  # exp(500) overflows float32 unclamped
+    x = torch.zeros(2, 1, 28, 28)
+    (_, pixel_logvar), _, _ = model(x)
+    assert pixel_logvar.min().item() == -3.0 and math.isfinite(model.loss(x, model(x)).item())
+
+
+def test_unknown_decoder_is_refused():
+    with pytest.raises(InvalidParameterError, match="'poisson'"):
+        VAE(decoder="poisson")
+
+
 def test_classifier_entry_points_refuse_the_vae(digits):
     assert "vae" in MODELS and "vae" not in CLASSIFIERS and set(CLASSIFIERS) < set(MODELS)
     with pytest.raises(InvalidParameterError, match="'vae'"):

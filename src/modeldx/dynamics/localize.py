@@ -5,7 +5,8 @@ value the weights may already be NaN and every layer downstream of the NaN gradi
 too: "the first non-finite layer in forward order" names whichever layer comes first, not the one
 that broke. :func:`localize` therefore reads the snapshots *before* the failure: for each neuron
 and each of ``max_abs``, ``grad_norm`` and ``weight_change`` its growth — the largest finite value
-in the last ``window`` snapshots over its own median before them. A runaway starts in a few
+in the last ``window`` snapshots before the failing one over its usual high before them (its 90th
+percentile, and at least the layer's: see ``_growth``). A runaway starts in a few
 neurons and spreads to whole layers downstream (every neuron fed by a runaway one grows with it),
 so a layer scores by how far its top neurons outgrew the layer's typical neuron (concentration),
 not by the size of its values; an activation layer's evidence counts for the weighted layer whose
@@ -34,6 +35,7 @@ GROWTH_STATS: tuple[str, ...] = ("max_abs", "grad_norm", "weight_change")
 
 _TOP = 10  # suspects reported per layer
 _TINY = 1e-12
+_USUAL = 90  # percentile: a neuron's (and a layer's) usual high
 
 
 @dataclass
@@ -60,23 +62,28 @@ def _window_start(fail: int, window: int) -> int:
 
 
 def _growth(values: np.ndarray, fail: int, window: int) -> np.ndarray | None:
-    """Per neuron: max finite |value| in the window before (and at) ``fail`` over its median before it.
+    """Per neuron: max finite |value| in the window before ``fail`` over its usual high before it.
 
-    ``values`` holds snapshots ``0..fail``. A short run shrinks the window so that two snapshots of
-    history stay; None when there are not three snapshots before the failure.
+    ``values`` holds snapshots ``0..fail``. The failing snapshot itself is left out: its gradients
+    and weight changes come from the step whose loss was already non-finite, and show where the
+    NaN went rather than where it came from. The base is a neuron's 90th percentile over its
+    history, so a neuron whose gradients spike now and then (an exponential in the loss) has not
+    grown until it exceeds its own spikes; and at least the layer's 90th percentile, so a neuron
+    silent so far (a clamped or dead unit) that wakes up to the layer's usual level has not either.
+    A short run shrinks the window so that two snapshots of history stay; None when there are not
+    three snapshots before the failure.
     """
     start = _window_start(fail, window)
     if start < 2:
         return None
-    history = np.abs(values[:start])
-    recent = np.abs(values[start:fail + 1])
+    history = np.abs(values[:start]).astype(np.float64)
+    recent = np.abs(values[start:fail]).astype(np.float64)
     recent = np.where(np.isfinite(recent), recent, np.nan)
     with np.errstate(all="ignore"):
         peak = np.nanmax(np.where(np.isnan(recent), -np.inf, recent), axis=0)
-        base = np.nanmedian(np.where(np.isfinite(history), history, np.nan), axis=0)
+        base = np.nanpercentile(np.where(np.isfinite(history), history, np.nan), _USUAL, axis=0)
     base = np.nan_to_num(base, nan=0.0)
-    # a neuron silent so far (base 0) is measured against the layer's typical neuron instead
-    floor = max(float(np.median(base)) * 1e-3, _TINY)
+    floor = max(float(np.percentile(base, _USUAL)), _TINY)
     return np.where(peak > 0, peak / np.maximum(base, floor), 1.0)
 
 
@@ -101,7 +108,7 @@ def localize(run: Run, *, window: int = 5) -> Failure | None:
     >>> from modeldx.dynamics import open_run
     >>> failure = localize(open_run("runs/vae-nan/diverged"))  # doctest: +SKIP
     >>> failure.layer, failure.neurons[:2]  # doctest: +SKIP
-    ('fc_logvar', [16, 3])
+    ('fc4_logvar', [770, 77])
     """
     check_params("localize", {"window": window}, {"window": Interval(int, 1, None)})
     fail = run.first_nonfinite()
@@ -146,8 +153,9 @@ def localize(run: Run, *, window: int = 5) -> Failure | None:
         neurons = neurons or [int(order[0])]
         reason = (f"{layer}: {stat} of neuron{'s' if len(neurons) > 1 else ''} "
                   f"{', '.join(map(str, neurons[:3]))} grew {growth[order[0]]:.3g}x over "
-                  f"{'its' if len(neurons) == 1 else 'their'} own history in the snapshots from step "
-                  f"{int(run.steps[start])} to the failure at step {step} "
+                  f"{'its' if len(neurons) == 1 else 'their'} usual high in the snapshots from step "
+                  f"{int(run.steps[start])} to step {int(run.steps[fail - 1])}, before the failure at "
+                  f"step {step} "
                   f"(10^{score:.1f} more than the layer's typical neuron)")
         return Failure(fail, step, layer, neurons, stat, reason, scores)
     return _first_nonfinite_layer(run, fail, step, scores)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from modeldx._params import OneOf, check_params
 
 
 class LeNet5(nn.Module):
@@ -113,15 +117,19 @@ class VAE(nn.Module):
 
     Encoder ``fc1`` (784 -> ``hidden``) + ReLU ``act1``, then two heads ``fc_mu`` and
     ``fc_logvar`` (``hidden`` -> ``latent``); decoder ``fc3`` (``latent`` -> ``hidden``)
-    + ReLU ``act3`` + ``fc4`` (-> 784 Bernoulli logits). ``forward`` returns
-    ``(logits, mu, logvar)``; :meth:`loss` turns them into the negative ELBO. In
-    training mode ``z = mu + exp(logvar / 2) * noise``; in eval mode ``z = mu``, so a
-    probe pass is deterministic.
+    + ReLU ``act3`` + ``fc4``. ``forward`` returns ``(recon, mu, logvar)``; :meth:`loss`
+    turns them into the negative ELBO. In training mode ``z = mu + exp(logvar / 2) * noise``;
+    in eval mode ``z = mu``, so a probe pass is deterministic.
 
-    The log-variance head is where VAEs classically blow up: ``exp(logvar)`` in
-    the sampling and in the KL term overflows once a ``fc_logvar`` unit runs away
-    (docs/dynamics.md). ``logvar_clamp=c`` clamps the log-variance to ``[-c, c]``
-    (the usual fix); ``None`` leaves it free.
+    ``decoder="bernoulli"``: ``fc4`` gives 784 Bernoulli logits and ``recon`` is them.
+    ``decoder="gaussian"``: a Gaussian per pixel with a learned variance, the decoder's
+    *log-variance head* ``fc4_logvar`` (``hidden`` -> 784) beside the mean ``sigmoid(fc4)``;
+    ``recon`` is ``(mean, pixel_logvar)``. On pixels that are 0 in every image (MNIST's
+    border) nothing stops that variance from collapsing: the mean approaches 0 and the
+    log-variance follows it down until ``exp(-logvar)`` overflows (docs/dynamics.md).
+
+    ``logvar_clamp=c`` clamps every log-variance (the encoder's and, for the Gaussian
+    decoder, the decoder's) to ``[-c, c]`` — the usual fix; ``None`` leaves them free.
 
     Examples
     --------
@@ -133,11 +141,15 @@ class VAE(nn.Module):
     (torch.Size([3, 784]), torch.Size([3, 2]))
     >>> model.loss(x, (logits, mu, logvar)).ndim
     0
+    >>> (mean, pixel_logvar), mu, logvar = VAE(latent=2, decoder="gaussian")(x)
+    >>> pixel_logvar.shape
+    torch.Size([3, 784])
     """
 
     def __init__(self, in_features: int = 784, hidden: int = 400, latent: int = 20,
-                 logvar_clamp: float | None = None) -> None:
+                 logvar_clamp: float | None = None, decoder: str = "bernoulli") -> None:
         super().__init__()
+        check_params("VAE", {"decoder": decoder}, {"decoder": OneOf("bernoulli", "gaussian")})
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(in_features, hidden)
         self.act1 = nn.ReLU()
@@ -146,26 +158,44 @@ class VAE(nn.Module):
         self.fc3 = nn.Linear(latent, hidden)
         self.act3 = nn.ReLU()
         self.fc4 = nn.Linear(hidden, in_features)
+        if decoder == "gaussian":
+            self.fc4_logvar = nn.Linear(hidden, in_features)
+        self.decoder = decoder
         self.logvar_clamp = None if logvar_clamp is None else float(logvar_clamp)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _clamp(self, logvar: torch.Tensor) -> torch.Tensor:
+        c = self.logvar_clamp
+        return logvar if c is None else logvar.clamp(-c, c)
+
+    def forward(self, x: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor]:
         h = self.act1(self.fc1(self.flatten(x)))
-        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
-        if self.logvar_clamp is not None:
-            logvar = logvar.clamp(-self.logvar_clamp, self.logvar_clamp)
+        mu, logvar = self.fc_mu(h), self._clamp(self.fc_logvar(h))
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
-        return self.fc4(self.act3(self.fc3(z))), mu, logvar
+        d = self.act3(self.fc3(z))
+        if self.decoder == "gaussian":
+            # the mean clipped to the pixel range: on a pixel that is 0 in every image it reaches 0
+            # exactly, and nothing but the clamp bounds that pixel's log-variance from below
+            return (self.fc4(d).clamp(0, 1), self._clamp(self.fc4_logvar(d))), mu, logvar
+        return self.fc4(d), mu, logvar
 
     @staticmethod
-    def loss(x: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Negative ELBO per image, averaged over the batch: Bernoulli reconstruction + KL.
+    def loss(x: torch.Tensor, out: tuple[Any, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Negative ELBO per image, averaged over the batch: reconstruction + KL.
 
-        ``x`` holds the targets in [0, 1]; ``out`` is what :meth:`forward` returned.
+        ``x`` holds the targets in [0, 1]; ``out`` is what :meth:`forward` returned. The
+        reconstruction term is the Bernoulli cross-entropy summed over pixels, or for the
+        Gaussian decoder ``0.5 * sum((x - mean)^2 * exp(-logvar) + logvar + log(2 pi))``.
         """
-        logits, mu, logvar = out
-        recon = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), -1), reduction="sum")
+        recon, mu, logvar = out
+        target = x.reshape(len(x), -1)
+        if isinstance(recon, tuple):
+            mean, pixel_logvar = recon
+            nll = 0.5 * torch.sum((target - mean).pow(2) * torch.exp(-pixel_logvar) + pixel_logvar
+                                  + math.log(2 * math.pi))
+        else:
+            nll = F.binary_cross_entropy_with_logits(recon, target, reduction="sum")
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-        return (recon + kl) / len(x)
+        return (nll + kl) / len(x)
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {

@@ -169,9 +169,11 @@ def train_vae(
     recorder's ``rec.step(loss=...)`` goes. ``stop_on_nonfinite`` ends the loop
     after the first step whose loss is inf or NaN (later steps only spread NaN).
 
-    Plain SGD at ``lr=3e-2`` is the divergence recipe of docs/dynamics.md: with
-    ``seed=2`` the log-variance head runs away and the loss overflows at step 56,
-    while ``VAE(logvar_clamp=5)`` trains through the same steps.
+    The divergence recipes of docs/dynamics.md: ``VAE(decoder="gaussian")`` with Adam
+    at the default ``lr=1e-3`` and ``seed=0`` — the decoder's log-variance head collapses
+    on MNIST's blank pixels and ``exp(-logvar)`` overflows at step 878, while
+    ``logvar_clamp=5`` trains through; and the Bernoulli ``VAE()`` with plain SGD at
+    ``lr=3e-2``, ``seed=2`` — a general blow-up that overflows at step 56.
     """
     check_params("train_vae", {"steps": steps, "lr": lr, "optimizer": optimizer, "batch_size": batch_size},
                  {"steps": Interval(int, 1, None), "lr": Interval(float, 0, None, "neither"),
