@@ -202,3 +202,24 @@ def test_with_a_token_the_page_carries_it_to_every_request(dynamics_runs, page):
         assert not console, console
     finally:
         server.stop()
+
+
+def test_a_late_answer_to_an_older_request_does_not_replace_a_newer_one(servers, page):
+    """Requests can finish out of order (a loaded server, a zoom then a reset): the page draws the
+    answer to the last request it made, whatever arrives after it."""
+    load(page, servers["finite"])
+    held = []
+    page.route("**/api/lines/**", lambda route: held.append(route) if "m=7" in route.request.url
+               else route.continue_())
+    answers = page.evaluate("window.modeldxDynamics.linesAnswers")
+    page.fill("#line-count", "7")
+    page.locator("#line-count").dispatch_event("change")  # the older request: held back
+    page.wait_for_function("window.modeldxDynamics.linesRequests >= 2")
+    page.fill("#line-count", "9")
+    page.locator("#line-count").dispatch_event("change")  # the newer one: answered at once
+    page.wait_for_function("document.querySelectorAll('#polylines path.line').length === 9")
+    assert len(held) == 1
+    held[0].continue_()  # the older answer arrives last
+    page.wait_for_function(f"window.modeldxDynamics.linesAnswers === {answers + 2}")
+    assert page.evaluate("window.modeldxDynamics.lines.lines.length") == 9
+    assert page.locator("#polylines path.line").count() == 9

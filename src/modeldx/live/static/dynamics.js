@@ -9,7 +9,8 @@ const POLL_MS = 2000;
 const state = {
   run: null, summaryStat: null, layer: null, lineStat: null,
   window: { start: 0, stop: null, lo: null, hi: null }, lines: null, neuron: null,
-  drawnAt: null, linesDrawnAt: null, neuronDrawnAt: null, linesRequests: 0, polls: 0,
+  drawnAt: null, linesDrawnAt: null, neuronDrawnAt: null, linesRequests: 0, linesAnswers: 0, neuronRequests: 0,
+  polls: 0,
 };
 window.modeldxDynamics = state;
 
@@ -348,15 +349,21 @@ async function openLayer(layer, stat, pick = null) {
 async function loadLines() {
   const w = state.window;
   const m = Math.max(1, Math.min(1000, parseInt(document.getElementById("line-count").value, 10) || 150));
-  state.linesRequests++;
+  // answers can arrive out of order (a zoom, then a reset): only the last request's is drawn
+  const asked = ++state.linesRequests;
+  let answer;
   try {
-    state.lines = await getJSON(`api/lines/${encodeURIComponent(state.layer)}/${encodeURIComponent(state.lineStat)}`,
+    answer = await getJSON(`api/lines/${encodeURIComponent(state.layer)}/${encodeURIComponent(state.lineStat)}`,
       { start: w.start, stop: w.stop, lo: w.lo, hi: w.hi, m });
-    message(null);
   } catch (err) {
-    message(String(err.message || err));
+    state.linesAnswers++;
+    if (asked === state.linesRequests) message(String(err.message || err));
     return;
   }
+  state.linesAnswers++;
+  if (asked !== state.linesRequests) return;
+  state.lines = answer;
+  message(null);
   drawLines();
 }
 
@@ -487,13 +494,15 @@ async function openNeuron(layer, neuron) {
   for (const p of document.querySelectorAll(".line.picked")) p.classList.remove("picked");
   const path = document.querySelector(`.line[data-neuron='${neuron}']`);
   if (path) path.classList.add("picked");
+  const asked = ++state.neuronRequests;  // a later click wins, as for the lines
   let d;
   try {
     d = await getJSON(`api/neuron/${encodeURIComponent(layer)}/${neuron}`);
   } catch (err) {
-    message(String(err.message || err));
+    if (asked === state.neuronRequests) message(String(err.message || err));
     return;
   }
+  if (asked !== state.neuronRequests) return;
   state.neuron = d;
   const stats = document.getElementById("neuron-stats");
   for (const [stat, values] of Object.entries(d.stats)) {
