@@ -143,7 +143,8 @@ function chart(parent, o) {
     if (scale !== "linear") {  // powers of ten: 0.01, 1, 1000, then 1e5
       return Math.abs(t) >= 1e5 || Math.abs(t) < 1e-3 ? fmt(t) : String(+t.toPrecision(3));
     }
-    if (gap === null || Math.abs(t) >= 1e5 || gap < 1e-4) return fmt(t);
+    if (Math.abs(t) >= 1e5 || (gap !== null && gap < 1e-4)) return fmt(t);
+    if (gap === null) return String(+t.toPrecision(3));  // a lone tick: 5, not 5.00
     return t.toFixed(Math.max(0, Math.min(8, -Math.floor(Math.log10(gap) + 1e-9))));
   };
   for (const t of yt) {
@@ -309,7 +310,7 @@ async function drawMultiples() {
     const wrap = el("div", { class: `small${layer.name === failed ? " failed" : ""}`, "data-layer": layer.name }, root);
     const c = chart(wrap, { width: 290, height: 130, compact: true, xDomain: [data.steps[0], data.steps.at(-1)],
       yDomain: extent([lo, hi, mean]), ...autoScale([lo, hi]), title: `${layer.name} · ${layer.neurons} neurons` +
-      (layer.name === failed ? " · failure starts here" : "") });
+      (layer.name === failed ? " · blamed" : "") });
     el("svg:path", { d: bandOf(c, data.steps, lo, hi), class: "band" }, c.plot);
     el("svg:path", { d: pathOf(c, data.steps, mean), class: "mean" }, c.plot);
     data.steps.forEach((st, i) => {   // snapshots with a non-finite value somewhere in the layer
