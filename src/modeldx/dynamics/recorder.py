@@ -54,7 +54,7 @@ from modeldx.dynamics._layout import (
     architecture,
     architecture_fingerprint,
     chunk_snapshots,
-    read_meta,
+    load_meta,
     weights_file,
     write_meta,
 )
@@ -413,7 +413,7 @@ class Recorder:
             self._lock = None
 
     def _open_existing(self, probe: torch.Tensor) -> None:
-        meta = read_meta(self.path)
+        meta = load_meta(self.path)
         theirs, ours = meta["architecture"], architecture(self.model)
         if theirs != ours:
             diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
