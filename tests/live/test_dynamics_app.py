@@ -262,3 +262,36 @@ def test_the_localisations_suspects_are_always_among_the_lines(broken, dynamics_
     other = next(layer for layer in dynamics_runs["nan"].layers if layer != failure.layer)
     stat = dynamics_runs["nan"].stats_of(other)[0]
     assert not any(line["suspect"] for line in strict(broken.get(f"/api/lines/{other}/{stat}").text)["lines"])
+
+
+def test_a_damaged_run_is_answered_in_json_naming_the_damage(tmp_path, dynamics_runs):
+    from modeldx.dynamics import open_run, record
+
+    model = dynamics_runs["model"]
+    with record(model, torch.randn(4, 6), tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+        rec.step(loss=0.5)
+    (tmp_path / "run" / "series.zarr" / "stats" / "c" / "0" / "0").unlink()
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run"), model=model), base_url=BASE)
+    for url in ("/api/run", "/api/summaries/mean", "/api/lines/0/mean", "/api/neuron/0/0"):
+        r = client.get(url)
+        assert r.status_code == 500, url  # the page shows ``detail``; a plain-text 500 it cannot read
+        assert "is damaged" in r.json()["detail"] and "'stats'" in r.json()["detail"], url
+
+
+def test_identical_series_are_not_outliers(tmp_path):
+    """A layer whose neurons all have the same series (zero-initialised, all dead, a constant
+    statistic) has no outlier: none of its lines is drawn orange."""
+    from modeldx.dynamics import open_run, record
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 40), torch.nn.Linear(40, 5))
+    torch.nn.init.zeros_(model[1].weight)
+    torch.nn.init.zeros_(model[1].bias)
+    with record(model, torch.randn(4, 6), tmp_path / "run", every=1) as rec:
+        for _ in range(4):
+            rec.step(loss=1.0)
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run")), base_url=BASE)
+    for url in ("/api/lines/1/mean", "/api/lines/1/weight_change", "/api/lines/0/weight_change"):
+        lines = strict(client.get(url).text)["lines"]
+        assert lines and not any(line["outlier"] for line in lines), url

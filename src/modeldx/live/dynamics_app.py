@@ -41,8 +41,8 @@ Routes (every URL the page uses is relative, so a proxy may mount it anywhere):
 
 Numbers that are not finite -- the failures these views are for -- are sent as
 the strings ``"nan"``, ``"inf"`` and ``"-inf"``. A layer, statistic or neuron
-that does not exist is a 404 (a bad parameter a 409) whose JSON ``detail``
-names it. Heavy answers (sampling, contributions) are computed off the event
+that does not exist is a 404 (a bad parameter a 409, a damaged run a 500)
+whose JSON ``detail`` names it. Heavy answers (sampling, contributions) are computed off the event
 loop and cached per committed snapshot count. Security is the live server's
 (:mod:`modeldx.live.server`): Host and Origin checks, and beyond loopback a
 token on every ``/api/`` request (``?token=`` or the ``X-Modeldx-Token``
@@ -170,7 +170,7 @@ def _outliers_among(x: np.ndarray, rows: np.ndarray, *, k: int = 10, share: floa
     flags = np.zeros(len(rows), dtype=bool)
     if ok.any():
         d = _knn_distance(xw, torch.as_tensor(local[ok]), ref, kk).numpy()
-        flags[ok] = d >= threshold
+        flags[ok] = (d >= threshold) & (d > 0)  # identical series are no outliers (true_outliers)
     return flags
 
 
@@ -440,6 +440,8 @@ def create_dynamics_app(run, *, model: nn.Module | None = None, token: str | Non
             return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
         except InvalidParameterError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=409)
+        except ModeldxError as exc:  # a damaged run: the page shows what is wrong, not "HTTP 500"
+            return JSONResponse({"detail": str(exc)}, status_code=500)
 
     @app.get("/api/run")
     async def run_info() -> Response:
