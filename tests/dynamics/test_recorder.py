@@ -595,3 +595,26 @@ def test_token_ids_probe_keeps_its_dtype(tmp_path):
     assert [run.neurons(n) for n in run.layers] == [8, 5, 2]
     assert run.probe().dtype == torch.int64
     assert "weight_change" not in run.stats_of("emb")  # not a Linear/Conv: no per-unit rows
+
+
+def test_the_loss_may_be_the_loss_tensor_itself(tmp_path):
+    """``rec.step(loss)`` with the tensor that was just backpropagated (a common slip of
+    ``loss.item()``), also under autocast: no warning about converting a tensor needing grad."""
+    import warnings
+
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    values = []
+    with record(model, data()[0], tmp_path / "run", every=1) as rec, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(2):
+            x, y = data(seed=i)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            rec.step(loss)
+            values.append(loss.item())
+        with pytest.raises(InvalidParameterError, match=r"one number.*shape \(3,\)"):
+            rec.step(torch.ones(3))
+    np.testing.assert_allclose(open_run(tmp_path / "run").loss, values)

@@ -489,6 +489,12 @@ class Recorder:
         non-finite loss's snapshot is always committed before this returns.
         """
         self._check_usable()
+        if isinstance(loss, torch.Tensor):  # the loss tensor itself: no "requires_grad" warning
+            if loss.numel() != 1:
+                raise InvalidParameterError(
+                    f"rec.step needs the loss as one number; got a tensor of shape "
+                    f"{tuple(loss.shape)} (reduce it first, e.g. loss.mean())")
+            loss = loss.detach().item()
         try:
             value = float(loss)
         except (TypeError, ValueError):
