@@ -202,3 +202,61 @@ def test_with_a_token_the_page_carries_it_to_every_request(dynamics_runs, page):
         assert not console, console
     finally:
         server.stop()
+
+
+def test_a_run_of_one_snapshot_draws_its_points(tmp_path, page):
+    """One snapshot (or a finite value between non-finite ones) is a point, not a segment: it must
+    still be drawn, in the layer view and the summaries, and a click on it opens the neuron."""
+    from modeldx.dynamics import open_run, record
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with record(model, torch.randn(6, 3), tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+    server = DynamicsThread(open_run(tmp_path / "run"))
+    try:
+        console = errors_of(page)
+        load(page, server.url)
+        lengths = page.eval_on_selector_all("#polylines path.line", "ps => ps.map(p => p.getTotalLength())")
+        assert lengths and min(lengths) > 1
+        means = page.eval_on_selector_all("#multiples path.mean", "ps => ps.map(p => p.getTotalLength())")
+        assert means and min(means) > 1
+        assert page.eval_on_selector("#loss-chart path.loss-line", "p => p.getTotalLength()") > 1
+        click_on_line(page, "#polylines path.line")
+        page.wait_for_function("window.modeldxDynamics.neuronDrawnAt !== null")
+        save(page.screenshot(full_page=True), "dynamics-one-snapshot.png")
+        assert not console, console
+    finally:
+        server.stop()
+
+
+def test_an_all_nan_layer_says_so_and_tiny_values_get_distinct_ticks(tmp_path, page):
+    from modeldx.dynamics import open_run, record
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 40), torch.nn.Linear(40, 2))
+    with torch.no_grad():
+        model[0].weight.mul_(1e-4)
+        model[0].bias.mul_(1e-4).add_(1e-3)  # means between about 0.9e-3 and 1.1e-3
+        model[1].weight.fill_(float("nan"))
+    with record(model, torch.randn(6, 3), tmp_path / "run", every=1) as rec:
+        for i in range(4):
+            rec.step(loss=1.0 / (i + 1))
+    server = DynamicsThread(open_run(tmp_path / "run"))
+    try:
+        console = errors_of(page)
+        load(page, server.url)
+        page.select_option("#layer-select", "0")
+        page.wait_for_function("window.modeldxDynamics.lines.layer === '0'")
+        labels = page.eval_on_selector_all("#lines-chart .axis text[text-anchor=end]",
+                                           "ts => ts.map(t => t.textContent)")
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+        page.select_option("#layer-select", "1")
+        page.wait_for_function("window.modeldxDynamics.lines.layer === '1'")
+        note = page.locator("#lines-chart .empty-note")
+        text = note.text_content() if note.count() == 1 else ""
+        assert "non-finite" in text and "2 neurons" in text, text
+        save(page.screenshot(full_page=True), "dynamics-all-nan-layer.png")
+        assert not console, console
+    finally:
+        server.stop()

@@ -135,14 +135,20 @@ function chart(parent, o) {
     const most = o.compact ? 4 : 6;
     if (yt.length > most) { const every = Math.ceil(yt.length / most); yt = yt.filter((_, i) => i % every === 0); }
   }
-  // linear ticks get the decimals their spacing needs (0.0401 and 0.0402 must not both read 0.040)
-  const gap = scale === "linear" && yt.length > 1 ? yt[1] - yt[0] : null;
+  // linear ticks get the decimals their spacing needs (0.0401 and 0.0402 must not both read 0.040); the
+  // spacing is rounded first: 0.001 - 0.0009 is 9.9999e-5 in floating point, not 1e-4
+  const gap = scale === "linear" && yt.length > 1 ? +(yt[1] - yt[0]).toPrecision(6) : null;
+  const biggest = Math.max(...yt.map(Math.abs));
   const label = (t) => {
     if (t === 0) return "0";
     if (scale !== "linear") {  // powers of ten: 0.01, 1, 1000, then 1e5
       return Math.abs(t) >= 1e5 || Math.abs(t) < 1e-3 ? fmt(t) : String(+t.toPrecision(3));
     }
-    if (gap === null || Math.abs(t) >= 1e5 || gap < 1e-4) return fmt(t);
+    if (gap === null) return fmt(t);
+    if (biggest >= 1e5 || gap < 1e-4) {  // 1.10e-3, 1.11e-3: as many digits as the spacing needs
+      const digits = Math.max(0, Math.min(6, Math.floor(Math.log10(biggest) + 1e-9) - Math.floor(Math.log10(gap) + 1e-9)));
+      return t.toExponential(digits).replace("e+", "e");
+    }
     return t.toFixed(Math.max(0, Math.min(8, -Math.floor(Math.log10(gap) + 1e-9))));
   };
   for (const t of yt) {
@@ -164,14 +170,18 @@ function chart(parent, o) {
   return { svg, plot, x, y, inv, box, log: scale === "log" };
 }
 
-// "M..L.." of the finite points; a non-finite value (or a non-positive one on a log axis) breaks the path
+// "M..L.." of the finite points; a non-finite value (or a non-positive one on a log axis) breaks the path.
+// A point with no drawable neighbour (a run of one snapshot, a value between NaNs) is a short dash: a
+// lone "M" draws nothing, and the line could be neither seen nor clicked.
 function pathOf(c, xs, ys) {
-  let d = "", pen = false;
+  let d = "";
+  const ok = (i) => i >= 0 && i < xs.length && Number.isFinite(ys[i]) && !(c.log && ys[i] <= 0);
   for (let i = 0; i < xs.length; i++) {
-    const v = ys[i];
-    if (!Number.isFinite(v) || (c.log && v <= 0)) { pen = false; continue; }
-    d += `${pen ? "L" : "M"}${c.x(xs[i]).toFixed(1)},${c.y(v).toFixed(1)}`;
-    pen = true;
+    if (!ok(i)) continue;
+    const px = c.x(xs[i]), py = c.y(ys[i]).toFixed(1);
+    if (ok(i - 1)) d += `L${px.toFixed(1)},${py}`;
+    else if (ok(i + 1)) d += `M${px.toFixed(1)},${py}`;
+    else d += `M${(px - 3).toFixed(1)},${py}h6`;
   }
   return d;
 }
@@ -393,6 +403,12 @@ function drawLines() {
   }
   const step = markStep();
   if (step !== null && step >= xDom[0] && step <= xDom[1]) marker(c, step, `first non-finite: step ${step}`);
+  if (d.lines.length && !series.some((a) => a.some(Number.isFinite))) {  // else an empty chart, unexplained
+    el("svg:text", { x: (c.box.l + c.box.r) / 2, y: (c.box.t + c.box.b) / 2, "text-anchor": "middle",
+      class: "empty-note" }, c.svg,
+    `every value of these ${d.eligible} neurons is non-finite (NaN or ±inf) in steps ${xs[0]}–${xs.at(-1)}: ` +
+      "nothing to draw");
+  }
   brush(c);
   const outl = d.lines.filter((l) => l.outlier).length, bad = d.lines.filter((l) => l.early).length;
   document.getElementById("lines-note").textContent =
