@@ -260,3 +260,63 @@ def test_an_all_nan_layer_says_so_and_tiny_values_get_distinct_ticks(tmp_path, p
         assert not console, console
     finally:
         server.stop()
+
+
+def wait_held(page, held, limit_ms: int = 5000) -> None:
+    """Let Playwright dispatch events until the route handler has held a request."""
+    for _ in range(limit_ms // 20):
+        if held:
+            return
+        page.wait_for_timeout(20)  # a turn of Playwright's event loop, not a guess at timing
+    raise AssertionError("no request was held")
+
+
+def test_a_late_answer_never_replaces_a_newer_one(servers, page):
+    """Zooming (or clicking neurons) faster than the server answers: an answer that comes back after
+    a newer request's is dropped, not drawn over it (the chart would show a window nobody asked for)."""
+    held = []
+
+    def hold_first(route):
+        url = route.request.url
+        if not held and ("lo=" in url or "hi=" in url or "/api/neuron/" in url):
+            held.append(route)  # answered later, below
+        else:
+            route.continue_()
+
+    console = errors_of(page)
+    load(page, servers["finite"])
+    page.route("**/api/**", hold_first)
+    page.select_option("#layer-select", "2")
+    page.wait_for_function("window.modeldxDynamics.lines.layer === '2'")
+    box = page.locator("#lines-chart svg").bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.3)  # an up/down drag: a value band, held
+    page.mouse.down()
+    page.mouse.move(x + 2, box["y"] + box["height"] * 0.6, steps=4)
+    page.mouse.up()
+    wait_held(page, held)
+    drawn = page.evaluate("window.modeldxDynamics.linesDrawnAt")
+    page.click("#reset-zoom")  # the newer request, answered at once
+    page.wait_for_function(f"window.modeldxDynamics.linesDrawnAt > {drawn}")
+    page.evaluate("window.newest = window.modeldxDynamics.lines")
+    late = held.pop()
+    with page.expect_response(lambda r: r.url == late.request.url):
+        late.continue_()
+    page.wait_for_function("window.modeldxDynamics.linesAnswers >= 3")  # the late one arrived too
+    assert page.evaluate("window.modeldxDynamics.lines === window.newest")
+
+    # two neurons clicked in a row, the first answered last: the view shows the second
+    page.evaluate("() => { const ps = document.querySelectorAll('#polylines path.line'); ps[0].dispatchEvent("
+                  "new MouseEvent('click', {bubbles: true})); }")
+    wait_held(page, held)
+    second = page.evaluate("() => { const ps = document.querySelectorAll('#polylines path.line'); "
+                           "ps[1].dispatchEvent(new MouseEvent('click', {bubbles: true})); "
+                           "return +ps[1].dataset.neuron; }")
+    page.wait_for_function(f"(window.modeldxDynamics.neuron || {{}}).neuron === {second}")
+    late = held.pop()
+    with page.expect_response(lambda r: r.url == late.request.url):
+        late.continue_()
+    page.wait_for_function("window.modeldxDynamics.neuronAnswers >= 2")
+    assert page.evaluate("window.modeldxDynamics.neuron.neuron") == second
+    assert page.locator("#neuron-title").inner_text().endswith(f"neuron {second}")
+    assert not console, console

@@ -9,7 +9,7 @@ const POLL_MS = 2000;
 const state = {
   run: null, summaryStat: null, layer: null, lineStat: null,
   window: { start: 0, stop: null, lo: null, hi: null }, lines: null, neuron: null,
-  drawnAt: null, linesDrawnAt: null, neuronDrawnAt: null, linesRequests: 0, polls: 0,
+  drawnAt: null, linesDrawnAt: null, neuronDrawnAt: null, linesRequests: 0, linesAnswers: 0, neuronRequests: 0, neuronAnswers: 0, polls: 0,
 };
 window.modeldxDynamics = state;
 
@@ -358,15 +358,21 @@ async function openLayer(layer, stat, pick = null) {
 async function loadLines() {
   const w = state.window;
   const m = Math.max(1, Math.min(1000, parseInt(document.getElementById("line-count").value, 10) || 150));
-  state.linesRequests++;
+  const ticket = ++state.linesRequests;
+  let d;
   try {
-    state.lines = await getJSON(`api/lines/${encodeURIComponent(state.layer)}/${encodeURIComponent(state.lineStat)}`,
+    d = await getJSON(`api/lines/${encodeURIComponent(state.layer)}/${encodeURIComponent(state.lineStat)}`,
       { start: w.start, stop: w.stop, lo: w.lo, hi: w.hi, m });
-    message(null);
   } catch (err) {
-    message(String(err.message || err));
+    state.linesAnswers++;
+    if (ticket === state.linesRequests) message(String(err.message || err));
     return;
   }
+  state.linesAnswers++;
+  // zooming faster than the server answers: only the newest request's answer is drawn
+  if (ticket !== state.linesRequests) return;
+  state.lines = d;
+  message(null);
   drawLines();
 }
 
@@ -503,13 +509,17 @@ async function openNeuron(layer, neuron) {
   for (const p of document.querySelectorAll(".line.picked")) p.classList.remove("picked");
   const path = document.querySelector(`.line[data-neuron='${neuron}']`);
   if (path) path.classList.add("picked");
+  const ticket = ++state.neuronRequests;
   let d;
   try {
     d = await getJSON(`api/neuron/${encodeURIComponent(layer)}/${neuron}`);
   } catch (err) {
-    message(String(err.message || err));
+    state.neuronAnswers++;
+    if (ticket === state.neuronRequests) message(String(err.message || err));
     return;
   }
+  state.neuronAnswers++;
+  if (ticket !== state.neuronRequests) return;  // another neuron was clicked meanwhile: its answer is drawn
   state.neuron = d;
   const stats = document.getElementById("neuron-stats");
   for (const [stat, values] of Object.entries(d.stats)) {
