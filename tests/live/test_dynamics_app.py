@@ -295,3 +295,32 @@ def test_identical_series_are_not_outliers(tmp_path):
     for url in ("/api/lines/1/mean", "/api/lines/1/weight_change", "/api/lines/0/weight_change"):
         lines = strict(client.get(url).text)["lines"]
         assert lines and not any(line["outlier"] for line in lines), url
+
+
+def test_a_long_run_sends_its_per_step_losses_thinned_keeping_the_extremes(tmp_path, dynamics_runs):
+    """/api/run is polled every 2 s while a run records: 300,000 steps sent whole were 8.5 MB a poll.
+    At most LOSS_POINTS steps travel, each bucket's lowest and highest loss and its first
+    non-finite one among them, so the chart keeps its shape and the failure."""
+    from modeldx.dynamics import open_run, record
+    from modeldx.live.dynamics_app import LOSS_POINTS
+
+    model = dynamics_runs["model"]
+    n = 60_000
+    loss = 1.0 / (1.0 + np.arange(n)) + 0.01 * np.sin(np.arange(n) / 7.0)
+    loss[31_337] = 50.0  # a spike
+    loss[45_000] = np.nan
+    with record(model, torch.randn(4, 6), tmp_path / "run", every=10_000, weights=False) as rec:
+        for value in loss:
+            rec.step(loss=float(value))
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run")), base_url=BASE)
+    r = client.get("/api/run")
+    assert len(r.content) < 400_000
+    got = strict(r.text)["losses"]
+    assert got["n"] == n and len(got["steps"]) <= LOSS_POINTS < n
+    assert got["steps"] == sorted(got["steps"]) and got["steps"][0] == 0 and got["steps"][-1] == n - 1
+    values = dict(zip(got["steps"], got["loss"], strict=True))
+    assert values[31_337] == 50.0 and values[45_000] == "nan" and values[0] == pytest.approx(loss[0])
+    assert min(v for v in got["loss"] if v != "nan") == pytest.approx(np.nanmin(loss))
+    short = TestClient(create_dynamics_app(dynamics_runs["finite"]), base_url=BASE).get("/api/run")
+    losses = strict(short.text)["losses"]
+    assert losses["steps"] == list(range(40)) and losses["n"] == 40  # a short run: every step

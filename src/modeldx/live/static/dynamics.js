@@ -250,7 +250,7 @@ function header(r) {
   const badge = document.getElementById("status");
   badge.textContent = r.status === "recording" ? "recording…" : r.status;
   badge.classList.toggle("recording", r.status === "recording");
-  const steps = r.losses.steps.length;
+  const steps = r.losses.n ?? r.losses.steps.length;  // the steps sent are thinned on a long run
   document.getElementById("counts").textContent =
     `${r.n_snapshots} snapshots · ${steps} steps · ${r.layers.length} layers`;
   const box = document.getElementById("failure");
