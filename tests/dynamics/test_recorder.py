@@ -618,3 +618,28 @@ def test_the_loss_may_be_the_loss_tensor_itself(tmp_path):
         with pytest.raises(InvalidParameterError, match=r"one number.*shape \(3,\)"):
             rec.step(torch.ones(3))
     np.testing.assert_allclose(open_run(tmp_path / "run").loss, values)
+
+
+def test_auto_layers_of_a_language_model_include_its_embedding_and_recurrent_layer(tmp_path):
+    """An LSTM language model's "auto" layers were its output Linear alone: the recurrent layer,
+    where such runs usually blow up, went unrecorded unless named."""
+
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 8)
+            self.lstm = nn.LSTM(8, 12, batch_first=True)
+            self.gru = nn.GRU(12, 10)  # time-major
+            self.out = nn.Linear(10, 50)
+
+        def forward(self, x):
+            h, _ = self.lstm(self.emb(x))
+            h, _ = self.gru(h.transpose(0, 1))
+            return self.out(h.transpose(0, 1))
+
+    model = LM()
+    with record(model, torch.randint(0, 50, (4, 9)), tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+    run = open_run(tmp_path / "run")
+    assert run.layers == ["emb", "lstm", "gru", "out"]
+    assert [run.neurons(n) for n in run.layers] == [8, 12, 10, 50]

@@ -70,6 +70,10 @@ from modeldx.errors import (
 from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.store import COMPRESSORS, WRITE_CONFIG
 
+# recorded by layers="auto" besides Linear/Conv and activation modules (activation statistics only:
+# their weights are not one row per output unit)
+SEQUENCE_LAYERS: tuple[type[nn.Module], ...] = (nn.RNNBase, nn.Embedding)
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -313,8 +317,9 @@ class Recorder:
             calls = probe_calls(self.model, lambda: self._forward())
         counts = call_counts(calls)
         if isinstance(layers, str) and layers == "auto":
+            # recurrent layers and embeddings too: where a language model's run usually blows up
             weighted = [n for n, m in leaf_modules(self.model).items()
-                        if isinstance(m, WEIGHTED) and counts.get(n, 0) > 0]
+                        if isinstance(m, (*WEIGHTED, *SEQUENCE_LAYERS)) and counts.get(n, 0) > 0]
             picked = set(weighted) | set(select_layers(self.model, "auto", counts))
             # back to module names: select_layers names every call of a module run k > 1 times
             layers = sorted({split_call(n)[0] if split_call(n)[0] in counts else n for n in picked})
@@ -693,7 +698,8 @@ def record(model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *, ev
     every : int
         Steps between snapshots; step 0 is always one, and so is the first non-finite loss.
     layers : "auto" or list of str
-        "auto": every Linear/Conv module and every activation module that runs; or module
+        "auto": every Linear/Conv, recurrent (RNN/LSTM/GRU), Embedding and activation module
+        that runs; or module
         names (``"relu#1"`` picks one call of a module that runs more than once).
     weights : bool
         Keep each snapshot's state dict under ``<path>/weights/<snapshot>.pt``.
