@@ -643,3 +643,18 @@ def test_auto_layers_of_a_language_model_include_its_embedding_and_recurrent_lay
     run = open_run(tmp_path / "run")
     assert run.layers == ["emb", "lstm", "gru", "out"]
     assert [run.neurons(n) for n in run.layers] == [8, 12, 10, 50]
+
+
+def test_a_compiled_model_is_recorded_as_the_model_it_wraps(tmp_path):
+    """``record(torch.compile(model), ...)``: layers named "_orig_mod.0" and a state dict that neither
+    the uncompiled model (resume) nor ``arch=``'s rebuilt model (the viewer's contributors) loads."""
+    model = Net()
+    compiled = torch.compile(model)
+    with record(compiled, data()[0], tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+    run = open_run(tmp_path / "run")
+    assert run.layers == ["fc1", "relu", "fc2"]
+    model.load_state_dict(run.state_dict(0))
+    with record(model, run.probe(), tmp_path / "run", every=1, resume=True) as rec:  # the same run
+        rec.step(loss=0.5)
+    assert open_run(tmp_path / "run").n_snapshots == 2

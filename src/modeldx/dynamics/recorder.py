@@ -256,6 +256,11 @@ class Recorder:
             if arch not in MODELS:
                 raise InvalidParameterError(
                     f"arch={arch!r} is not a modeldx.zoo.MODELS name; expected one of {sorted(MODELS)}")
+        # torch.compile's wrapper: record the module it wraps, which shares its parameters. Its
+        # names and state dict are the model's own (no "_orig_mod." prefix, so resume and arch=
+        # work), and the probe pass runs eagerly instead of having dynamo trace the hooks.
+        while isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
         self.model = model
         self.path = Path(path)
         self.every = every
