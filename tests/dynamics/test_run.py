@@ -190,3 +190,23 @@ def test_a_missing_weights_file_is_named(run_path):
     (run_path / "weights" / "1.pt").unlink()
     with pytest.raises(StoreCorruptError, match=r"weights.1\.pt, are missing"):
         open_run(run_path).state_dict(1)
+
+
+def test_a_run_recorded_again_over_an_open_reader_is_not_mixed_with_it(run_path):
+    """overwrite=True while a reader (a viewer) holds the old run: reads must not take the new
+    arrays through the old run's column layout; refresh() reads the new run."""
+    from modeldx.errors import StoreReplacedError
+
+    run = open_run(run_path)
+    assert run.series("0", "mean").shape == (3, 6)
+    torch.manual_seed(1)
+    other = nn.Sequential(nn.Linear(4, 30), nn.Tanh(), nn.Linear(30, 2))
+    with record(other, torch.randn(10, 4), run_path, every=1, overwrite=True) as rec:
+        for _ in range(2):
+            rec.step(loss=2.0)
+    with pytest.raises(StoreReplacedError, match=r"recorded again.*refresh"):
+        run.series("0", "mean")
+    run.refresh()
+    assert run.n_snapshots == 2 and run.neurons("0") == 30
+    np.testing.assert_array_equal(run.loss, [2.0, 2.0])
+    assert run.series("0", "mean").shape == (2, 30)

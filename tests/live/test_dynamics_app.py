@@ -324,3 +324,24 @@ def test_a_long_run_sends_its_per_step_losses_thinned_keeping_the_extremes(tmp_p
     short = TestClient(create_dynamics_app(dynamics_runs["finite"]), base_url=BASE).get("/api/run")
     losses = strict(short.text)["losses"]
     assert losses["steps"] == list(range(40)) and losses["n"] == 40  # a short run: every step
+
+
+def test_a_viewed_run_recorded_again_is_shown_as_the_new_run(tmp_path, monkeypatch):
+    from modeldx.dynamics import open_run, record
+    from modeldx.live import dynamics_app
+
+    monkeypatch.setattr(dynamics_app, "_REFRESH_S", 0.0)
+    torch.manual_seed(0)
+    first = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    with record(first, torch.randn(8, 4), tmp_path / "run", every=1) as rec:
+        for _ in range(3):
+            rec.step(loss=1.0)
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run")), base_url=BASE)
+    assert strict(client.get("/api/lines/0/mean").text)["neurons"] == 6  # cached for this run
+    second = torch.nn.Sequential(torch.nn.Linear(4, 30), torch.nn.Tanh(), torch.nn.Linear(30, 2))
+    with record(second, torch.randn(8, 4), tmp_path / "run", every=1, overwrite=True) as rec:
+        for _ in range(3):
+            rec.step(loss=2.0)
+    r = strict(client.get("/api/run").text)
+    assert r["layers"][0]["neurons"] == 30 and r["loss"] == [2.0, 2.0, 2.0]
+    assert strict(client.get("/api/lines/0/mean").text)["neurons"] == 30

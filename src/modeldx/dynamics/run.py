@@ -25,7 +25,7 @@ from modeldx.dynamics._layout import (
     load_meta,
     weights_file,
 )
-from modeldx.errors import InvalidParameterError, LayerNotFoundError, StoreCorruptError
+from modeldx.errors import InvalidParameterError, LayerNotFoundError, StoreCorruptError, StoreReplacedError
 
 
 class Run:
@@ -33,10 +33,30 @@ class Run:
 
     def __init__(self, path: Path, meta: dict[str, Any]) -> None:
         self.path = path
-        self.meta = meta
-        self._group = zarr.open_group(path / SERIES, mode="r")
         self._cache: dict[str, np.ndarray] = {}
+        self._attach(meta)
+
+    def _attach(self, meta: dict[str, Any]) -> None:
+        self.meta = meta
+        self._identity = self._series_identity()
+        self._group = zarr.open_group(self.path / SERIES, mode="r")
         self._specs = {spec["name"]: spec for spec in meta["layers"]}
+        self._cache.clear()
+
+    def _series_identity(self) -> tuple[int, int] | None:
+        """series.zarr's inode and change time: the same while a recorder appends (its chunks go to
+        sub-folders), new when ``record(..., overwrite=True)`` replaced the run."""
+        try:
+            st = os.stat(self.path / SERIES)
+        except OSError:
+            return None
+        return st.st_ino, st.st_ctime_ns
+
+    @property
+    def replaced(self) -> bool:
+        """Whether the run folder was recorded again (``overwrite=True``) or removed since it was
+        read; :meth:`refresh` reads the new run."""
+        return self._series_identity() != self._identity
 
     # -- what the run holds ------------------------------------------------------------------
 
@@ -86,6 +106,10 @@ class Run:
         The recorder writes every chunk whole (``write_empty_chunks``), so an absent chunk file
         below the committed count is damage: zarr would read it as NaN, a run that "failed".
         """
+        if self.replaced:  # its arrays through this run's column layout would be another run's numbers
+            raise StoreReplacedError(
+                f"the run at {self.path} was recorded again (overwrite=True) or removed since it was "
+                "read; call refresh() (or open_run) to read the new run")
         arr = self._group[name]
         if stop <= start:
             return arr[start:stop, columns] if arr.ndim > 1 else arr[start:stop]
@@ -198,9 +222,14 @@ class Run:
         return MODELS[arch](**(self.meta.get("model_args") or {})).eval()
 
     def refresh(self) -> Run:
-        """Re-read run.json: snapshots committed since become visible. Returns self."""
-        self.meta = load_meta(self.path)
-        self._cache.clear()
+        """Re-read run.json: snapshots committed since become visible (or, if the run was
+        recorded again with ``overwrite=True``, the new run). Returns self."""
+        meta = load_meta(self.path)
+        if self.replaced:
+            self._attach(meta)
+        else:
+            self.meta = meta
+            self._cache.clear()
         return self
 
     def __repr__(self) -> str:

@@ -220,7 +220,11 @@ class DynamicsView:
     def current(self):
         """The run, re-read if it is still recording (at most every ``_REFRESH_S``)."""
         with self.lock:
-            if self.run.status == "recording" and time.monotonic() - self.read_at >= _REFRESH_S:
+            if self.run.replaced:  # recorded again (overwrite=True): the new run, nothing cached of the old
+                self.run = self.run.refresh() or self.run
+                self.cache = _Cache()
+                self.read_at = time.monotonic()
+            elif self.run.status == "recording" and time.monotonic() - self.read_at >= _REFRESH_S:
                 self.run = self.run.refresh() or self.run
                 self.read_at = time.monotonic()
             return self.run
