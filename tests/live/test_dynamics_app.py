@@ -345,3 +345,12 @@ def test_a_viewed_run_recorded_again_is_shown_as_the_new_run(tmp_path, monkeypat
     r = strict(client.get("/api/run").text)
     assert r["layers"][0]["neurons"] == 30 and r["loss"] == [2.0, 2.0, 2.0]
     assert strict(client.get("/api/lines/0/mean").text)["neurons"] == 30
+
+
+@pytest.mark.parametrize("source", ["2", "4"])
+def test_a_contributor_source_must_run_before_the_neuron(finite, source):
+    """?source= the neuron's own layer answered "contributors" of neuron 0 from its own layer."""
+    r = finite.get(f"/api/neuron/2/0?source={source}")
+    assert r.status_code == 409
+    assert f"'{source}'" in r.json()["detail"] and "before '2'" in r.json()["detail"]
+    assert "0, 1" in r.json()["detail"]  # the layers it could be

@@ -390,6 +390,11 @@ class DynamicsView:
             check_params("neuron", {"top": top}, {"top": Interval(int, 1, 50)})
             if source is not None:
                 self.check_layer(run, source)
+                before = run.layers[:run.layers.index(layer)]
+                if source not in before:  # its own layer or a later one credits nothing to this neuron
+                    raise InvalidParameterError(
+                        f"source {source!r} is not a recorded layer before {layer!r}; expected one of: "
+                        f"{', '.join(before) or 'none (no recorded layer runs before it)'}")
             stats = {st: finite_or_name(run.series(layer, st)[:, neuron]) for st in run.stats_of(layer)}
             out = {"layer": layer, "neuron": neuron, "steps": np.asarray(run.steps).tolist(), "stats": stats}
             s = int(run.n_snapshots)
