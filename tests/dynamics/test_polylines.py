@@ -131,3 +131,10 @@ def test_beats_uniform_on_planted_outliers():
         assert kept > outliers_kept(x, u) + 0.5
         assert clut < clutter(x, u, width=400, height=150)
     assert kept >= 0.9
+
+
+def test_identical_series_have_no_outlier():
+    x = np.ones((50, 8))
+    assert len(true_outliers(x)) == 0
+    x[3] = 5.0  # one series apart: it, and only it
+    assert true_outliers(x).tolist() == [3]

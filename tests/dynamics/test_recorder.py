@@ -595,3 +595,66 @@ def test_token_ids_probe_keeps_its_dtype(tmp_path):
     assert [run.neurons(n) for n in run.layers] == [8, 5, 2]
     assert run.probe().dtype == torch.int64
     assert "weight_change" not in run.stats_of("emb")  # not a Linear/Conv: no per-unit rows
+
+
+def test_the_loss_may_be_the_loss_tensor_itself(tmp_path):
+    """``rec.step(loss)`` with the tensor that was just backpropagated (a common slip of
+    ``loss.item()``), also under autocast: no warning about converting a tensor needing grad."""
+    import warnings
+
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    values = []
+    with record(model, data()[0], tmp_path / "run", every=1) as rec, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(2):
+            x, y = data(seed=i)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            rec.step(loss)
+            values.append(loss.item())
+        with pytest.raises(InvalidParameterError, match=r"one number.*shape \(3,\)"):
+            rec.step(torch.ones(3))
+    np.testing.assert_allclose(open_run(tmp_path / "run").loss, values)
+
+
+def test_auto_layers_of_a_language_model_include_its_embedding_and_recurrent_layer(tmp_path):
+    """An LSTM language model's "auto" layers were its output Linear alone: the recurrent layer,
+    where such runs usually blow up, went unrecorded unless named."""
+
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 8)
+            self.lstm = nn.LSTM(8, 12, batch_first=True)
+            self.gru = nn.GRU(12, 10)  # time-major
+            self.out = nn.Linear(10, 50)
+
+        def forward(self, x):
+            h, _ = self.lstm(self.emb(x))
+            h, _ = self.gru(h.transpose(0, 1))
+            return self.out(h.transpose(0, 1))
+
+    model = LM()
+    with record(model, torch.randint(0, 50, (4, 9)), tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+    run = open_run(tmp_path / "run")
+    assert run.layers == ["emb", "lstm", "gru", "out"]
+    assert [run.neurons(n) for n in run.layers] == [8, 12, 10, 50]
+
+
+def test_a_compiled_model_is_recorded_as_the_model_it_wraps(tmp_path):
+    """``record(torch.compile(model), ...)``: layers named "_orig_mod.0" and a state dict that neither
+    the uncompiled model (resume) nor ``arch=``'s rebuilt model (the viewer's contributors) loads."""
+    model = Net()
+    compiled = torch.compile(model)
+    with record(compiled, data()[0], tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+    run = open_run(tmp_path / "run")
+    assert run.layers == ["fc1", "relu", "fc2"]
+    model.load_state_dict(run.state_dict(0))
+    with record(model, run.probe(), tmp_path / "run", every=1, resume=True) as rec:  # the same run
+        rec.step(loss=0.5)
+    assert open_run(tmp_path / "run").n_snapshots == 2

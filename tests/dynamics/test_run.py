@@ -137,3 +137,76 @@ def test_rows_written_past_the_commit_are_invisible(tmp_path, monkeypatch):
     assert run.steps.tolist() == [0, 1] and len(run.loss) == 2
     assert run.summary("2", "grad_norm")["mean"].shape == (2,)
     assert run.first_nonfinite() is None
+
+
+# -- damaged and foreign run folders (found by using the tools as a stranger) ------------------------
+
+
+def _rewrite_meta(path, **changes):
+    import json
+
+    meta = json.loads((path / "run.json").read_text())
+    meta.update(changes)
+    (path / "run.json").write_text(json.dumps(meta))
+
+
+def test_a_run_from_a_newer_modeldx_is_refused_not_misread(run_path):
+    _rewrite_meta(run_path, format_version=99)
+    with pytest.raises(RunNotFoundError, match=r"newer modeldx.*99.*upgrade"):
+        open_run(run_path)
+    with pytest.raises(RunNotFoundError, match="newer modeldx"):  # resuming would rewrite it as ours
+        record(mlp(), torch.randn(10, 4), run_path, resume=True)
+
+
+@pytest.mark.parametrize("text", ["[]", '{"format": "modeldx-run"}', '"modeldx-run"'])
+def test_a_run_json_without_its_fields_is_a_damaged_run(run_path, text):
+    (run_path / "run.json").write_text(text)
+    with pytest.raises(RunNotFoundError, match="run.json is damaged"):
+        open_run(run_path)
+
+
+def test_a_damaged_or_missing_chunk_is_named_not_read_as_nan(run_path):
+    from modeldx.errors import StoreCorruptError
+
+    chunk = run_path / "series.zarr" / "stats" / "c" / "0" / "0"
+    with open(chunk, "r+b") as fh:
+        fh.truncate(10)
+    run = open_run(run_path)
+    with pytest.raises(StoreCorruptError, match=r"run at .*run is damaged.*chunk 0 .*'stats'.*not decode"):
+        run.series("0", "mean")
+    chunk.unlink()  # a missing chunk would read as NaN: a run that "failed" at snapshot 0
+    run = open_run(run_path)
+    for read in (lambda: run.series("0", "mean"), run.first_nonfinite, lambda: run.summary("0", "mean")):
+        with pytest.raises(StoreCorruptError, match=r"chunk 0 .*'stats'.* is missing"):
+            read()
+    (run_path / "series.zarr" / "step_loss" / "c" / "0").unlink()
+    with pytest.raises(StoreCorruptError, match="'step_loss'.* is missing"):
+        run.losses()
+
+
+def test_a_missing_weights_file_is_named(run_path):
+    from modeldx.errors import StoreCorruptError
+
+    (run_path / "weights" / "1.pt").unlink()
+    with pytest.raises(StoreCorruptError, match=r"weights.1\.pt, are missing"):
+        open_run(run_path).state_dict(1)
+
+
+def test_a_run_recorded_again_over_an_open_reader_is_not_mixed_with_it(run_path):
+    """overwrite=True while a reader (a viewer) holds the old run: reads must not take the new
+    arrays through the old run's column layout; refresh() reads the new run."""
+    from modeldx.errors import StoreReplacedError
+
+    run = open_run(run_path)
+    assert run.series("0", "mean").shape == (3, 6)
+    torch.manual_seed(1)
+    other = nn.Sequential(nn.Linear(4, 30), nn.Tanh(), nn.Linear(30, 2))
+    with record(other, torch.randn(10, 4), run_path, every=1, overwrite=True) as rec:
+        for _ in range(2):
+            rec.step(loss=2.0)
+    with pytest.raises(StoreReplacedError, match=r"recorded again.*refresh"):
+        run.series("0", "mean")
+    run.refresh()
+    assert run.n_snapshots == 2 and run.neurons("0") == 30
+    np.testing.assert_array_equal(run.loss, [2.0, 2.0])
+    assert run.series("0", "mean").shape == (2, 30)

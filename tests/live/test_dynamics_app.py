@@ -262,3 +262,95 @@ def test_the_localisations_suspects_are_always_among_the_lines(broken, dynamics_
     other = next(layer for layer in dynamics_runs["nan"].layers if layer != failure.layer)
     stat = dynamics_runs["nan"].stats_of(other)[0]
     assert not any(line["suspect"] for line in strict(broken.get(f"/api/lines/{other}/{stat}").text)["lines"])
+
+
+def test_a_damaged_run_is_answered_in_json_naming_the_damage(tmp_path, dynamics_runs):
+    from modeldx.dynamics import open_run, record
+
+    model = dynamics_runs["model"]
+    with record(model, torch.randn(4, 6), tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+        rec.step(loss=0.5)
+    (tmp_path / "run" / "series.zarr" / "stats" / "c" / "0" / "0").unlink()
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run"), model=model), base_url=BASE)
+    for url in ("/api/run", "/api/summaries/mean", "/api/lines/0/mean", "/api/neuron/0/0"):
+        r = client.get(url)
+        assert r.status_code == 500, url  # the page shows ``detail``; a plain-text 500 it cannot read
+        assert "is damaged" in r.json()["detail"] and "'stats'" in r.json()["detail"], url
+
+
+def test_identical_series_are_not_outliers(tmp_path):
+    """A layer whose neurons all have the same series (zero-initialised, all dead, a constant
+    statistic) has no outlier: none of its lines is drawn orange."""
+    from modeldx.dynamics import open_run, record
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 40), torch.nn.Linear(40, 5))
+    torch.nn.init.zeros_(model[1].weight)
+    torch.nn.init.zeros_(model[1].bias)
+    with record(model, torch.randn(4, 6), tmp_path / "run", every=1) as rec:
+        for _ in range(4):
+            rec.step(loss=1.0)
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run")), base_url=BASE)
+    for url in ("/api/lines/1/mean", "/api/lines/1/weight_change", "/api/lines/0/weight_change"):
+        lines = strict(client.get(url).text)["lines"]
+        assert lines and not any(line["outlier"] for line in lines), url
+
+
+def test_a_long_run_sends_its_per_step_losses_thinned_keeping_the_extremes(tmp_path, dynamics_runs):
+    """/api/run is polled every 2 s while a run records: 300,000 steps sent whole were 8.5 MB a poll.
+    At most LOSS_POINTS steps travel, each bucket's lowest and highest loss and its first
+    non-finite one among them, so the chart keeps its shape and the failure."""
+    from modeldx.dynamics import open_run, record
+    from modeldx.live.dynamics_app import LOSS_POINTS
+
+    model = dynamics_runs["model"]
+    n = 60_000
+    loss = 1.0 / (1.0 + np.arange(n)) + 0.01 * np.sin(np.arange(n) / 7.0)
+    loss[31_337] = 50.0  # a spike
+    loss[45_000] = np.nan
+    with record(model, torch.randn(4, 6), tmp_path / "run", every=10_000, weights=False) as rec:
+        for value in loss:
+            rec.step(loss=float(value))
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run")), base_url=BASE)
+    r = client.get("/api/run")
+    assert len(r.content) < 400_000
+    got = strict(r.text)["losses"]
+    assert got["n"] == n and len(got["steps"]) <= LOSS_POINTS < n
+    assert got["steps"] == sorted(got["steps"]) and got["steps"][0] == 0 and got["steps"][-1] == n - 1
+    values = dict(zip(got["steps"], got["loss"], strict=True))
+    assert values[31_337] == 50.0 and values[45_000] == "nan" and values[0] == pytest.approx(loss[0])
+    assert min(v for v in got["loss"] if v != "nan") == pytest.approx(np.nanmin(loss))
+    short = TestClient(create_dynamics_app(dynamics_runs["finite"]), base_url=BASE).get("/api/run")
+    losses = strict(short.text)["losses"]
+    assert losses["steps"] == list(range(40)) and losses["n"] == 40  # a short run: every step
+
+
+def test_a_viewed_run_recorded_again_is_shown_as_the_new_run(tmp_path, monkeypatch):
+    from modeldx.dynamics import open_run, record
+    from modeldx.live import dynamics_app
+
+    monkeypatch.setattr(dynamics_app, "_REFRESH_S", 0.0)
+    torch.manual_seed(0)
+    first = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    with record(first, torch.randn(8, 4), tmp_path / "run", every=1) as rec:
+        for _ in range(3):
+            rec.step(loss=1.0)
+    client = TestClient(create_dynamics_app(open_run(tmp_path / "run")), base_url=BASE)
+    assert strict(client.get("/api/lines/0/mean").text)["neurons"] == 6  # cached for this run
+    second = torch.nn.Sequential(torch.nn.Linear(4, 30), torch.nn.Tanh(), torch.nn.Linear(30, 2))
+    with record(second, torch.randn(8, 4), tmp_path / "run", every=1, overwrite=True) as rec:
+        for _ in range(3):
+            rec.step(loss=2.0)
+    r = strict(client.get("/api/run").text)
+    assert r["layers"][0]["neurons"] == 30 and r["loss"] == [2.0, 2.0, 2.0]
+    assert strict(client.get("/api/lines/0/mean").text)["neurons"] == 30
+
+
+@pytest.mark.parametrize("source", ["2", "4"])
+def test_a_contributor_source_must_run_before_the_neuron(finite, source):
+    """?source= the neuron's own layer answered "contributors" of neuron 0 from its own layer."""
+    r = finite.get(f"/api/neuron/2/0?source={source}")
+    assert r.status_code == 409
+    assert f"'{source}'" in r.json()["detail"] and "before '2'" in r.json()["detail"]
+    assert "0, 1" in r.json()["detail"]  # the layers it could be

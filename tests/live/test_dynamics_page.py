@@ -204,22 +204,119 @@ def test_with_a_token_the_page_carries_it_to_every_request(dynamics_runs, page):
         server.stop()
 
 
-def test_a_late_answer_to_an_older_request_does_not_replace_a_newer_one(servers, page):
-    """Requests can finish out of order (a loaded server, a zoom then a reset): the page draws the
-    answer to the last request it made, whatever arrives after it."""
-    load(page, servers["finite"])
+def test_a_run_of_one_snapshot_draws_its_points(tmp_path, page):
+    """One snapshot (or a finite value between non-finite ones) is a point, not a segment: it must
+    still be drawn, in the layer view and the summaries, and a click on it opens the neuron."""
+    from modeldx.dynamics import open_run, record
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with record(model, torch.randn(6, 3), tmp_path / "run", every=1) as rec:
+        rec.step(loss=1.0)
+    server = DynamicsThread(open_run(tmp_path / "run"))
+    try:
+        console = errors_of(page)
+        load(page, server.url)
+        lengths = page.eval_on_selector_all("#polylines path.line", "ps => ps.map(p => p.getTotalLength())")
+        assert lengths and min(lengths) > 1
+        means = page.eval_on_selector_all("#multiples path.mean", "ps => ps.map(p => p.getTotalLength())")
+        assert means and min(means) > 1
+        assert page.eval_on_selector("#loss-chart path.loss-line", "p => p.getTotalLength()") > 1
+        click_on_line(page, "#polylines path.line")
+        page.wait_for_function("window.modeldxDynamics.neuronDrawnAt !== null")
+        save(page.screenshot(full_page=True), "dynamics-one-snapshot.png")
+        assert not console, console
+    finally:
+        server.stop()
+
+
+def test_an_all_nan_layer_says_so_and_tiny_values_get_distinct_ticks(tmp_path, page):
+    from modeldx.dynamics import open_run, record
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 40), torch.nn.Linear(40, 2))
+    with torch.no_grad():
+        model[0].weight.mul_(1e-4)
+        model[0].bias.mul_(1e-4).add_(1e-3)  # means between about 0.9e-3 and 1.1e-3
+        model[1].weight.fill_(float("nan"))
+    with record(model, torch.randn(6, 3), tmp_path / "run", every=1) as rec:
+        for i in range(4):
+            rec.step(loss=1.0 / (i + 1))
+    server = DynamicsThread(open_run(tmp_path / "run"))
+    try:
+        console = errors_of(page)
+        load(page, server.url)
+        page.select_option("#layer-select", "0")
+        page.wait_for_function("window.modeldxDynamics.lines.layer === '0'")
+        labels = page.eval_on_selector_all("#lines-chart .axis text[text-anchor=end]",
+                                           "ts => ts.map(t => t.textContent)")
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+        page.select_option("#layer-select", "1")
+        page.wait_for_function("window.modeldxDynamics.lines.layer === '1'")
+        note = page.locator("#lines-chart .empty-note")
+        text = note.text_content() if note.count() == 1 else ""
+        assert "non-finite" in text and "2 neurons" in text, text
+        save(page.screenshot(full_page=True), "dynamics-all-nan-layer.png")
+        assert not console, console
+    finally:
+        server.stop()
+
+
+def wait_held(page, held, limit_ms: int = 5000) -> None:
+    """Let Playwright dispatch events until the route handler has held a request."""
+    for _ in range(limit_ms // 20):
+        if held:
+            return
+        page.wait_for_timeout(20)  # a turn of Playwright's event loop, not a guess at timing
+    raise AssertionError("no request was held")
+
+
+def test_a_late_answer_never_replaces_a_newer_one(servers, page):
+    """Zooming (or clicking neurons) faster than the server answers: an answer that comes back after
+    a newer request's is dropped, not drawn over it (the chart would show a window nobody asked for)."""
     held = []
-    page.route("**/api/lines/**", lambda route: held.append(route) if "m=7" in route.request.url
-               else route.continue_())
-    answers = page.evaluate("window.modeldxDynamics.linesAnswers")
-    page.fill("#line-count", "7")
-    page.locator("#line-count").dispatch_event("change")  # the older request: held back
-    page.wait_for_function("window.modeldxDynamics.linesRequests >= 2")
-    page.fill("#line-count", "9")
-    page.locator("#line-count").dispatch_event("change")  # the newer one: answered at once
-    page.wait_for_function("document.querySelectorAll('#polylines path.line').length === 9")
-    assert len(held) == 1
-    held[0].continue_()  # the older answer arrives last
-    page.wait_for_function(f"window.modeldxDynamics.linesAnswers === {answers + 2}")
-    assert page.evaluate("window.modeldxDynamics.lines.lines.length") == 9
-    assert page.locator("#polylines path.line").count() == 9
+
+    def hold_first(route):
+        url = route.request.url
+        if not held and ("lo=" in url or "hi=" in url or "/api/neuron/" in url):
+            held.append(route)  # answered later, below
+        else:
+            route.continue_()
+
+    console = errors_of(page)
+    load(page, servers["finite"])
+    page.route("**/api/**", hold_first)
+    page.select_option("#layer-select", "2")
+    page.wait_for_function("window.modeldxDynamics.lines.layer === '2'")
+    box = page.locator("#lines-chart svg").bounding_box()
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.3)  # an up/down drag: a value band, held
+    page.mouse.down()
+    page.mouse.move(x + 2, box["y"] + box["height"] * 0.6, steps=4)
+    page.mouse.up()
+    wait_held(page, held)
+    drawn = page.evaluate("window.modeldxDynamics.linesDrawnAt")
+    page.click("#reset-zoom")  # the newer request, answered at once
+    page.wait_for_function(f"window.modeldxDynamics.linesDrawnAt > {drawn}")
+    page.evaluate("window.newest = window.modeldxDynamics.lines")
+    late = held.pop()
+    with page.expect_response(lambda r: r.url == late.request.url):
+        late.continue_()
+    page.wait_for_function("window.modeldxDynamics.linesAnswers >= 3")  # the late one arrived too
+    assert page.evaluate("window.modeldxDynamics.lines === window.newest")
+
+    # two neurons clicked in a row, the first answered last: the view shows the second
+    page.evaluate("() => { const ps = document.querySelectorAll('#polylines path.line'); ps[0].dispatchEvent("
+                  "new MouseEvent('click', {bubbles: true})); }")
+    wait_held(page, held)
+    second = page.evaluate("() => { const ps = document.querySelectorAll('#polylines path.line'); "
+                           "ps[1].dispatchEvent(new MouseEvent('click', {bubbles: true})); "
+                           "return +ps[1].dataset.neuron; }")
+    page.wait_for_function(f"(window.modeldxDynamics.neuron || {{}}).neuron === {second}")
+    late = held.pop()
+    with page.expect_response(lambda r: r.url == late.request.url):
+        late.continue_()
+    page.wait_for_function("window.modeldxDynamics.neuronAnswers >= 2")
+    assert page.evaluate("window.modeldxDynamics.neuron.neuron") == second
+    assert page.locator("#neuron-title").inner_text().endswith(f"neuron {second}")
+    assert not console, console

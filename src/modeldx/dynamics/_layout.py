@@ -10,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from modeldx._atomic import atomic_write
+from modeldx.errors import RunNotFoundError
 
 RUN_JSON = "run.json"
 SERIES = "series.zarr"
@@ -66,6 +67,45 @@ def weights_file(path: Path, snapshot: int) -> Path:
 
 def read_meta(path: Path) -> dict[str, Any]:
     return json.loads((path / RUN_JSON).read_text())
+
+
+# what a reader needs of run.json; a file without them is damaged, not an empty run
+REQUIRED_META = ("format_version", "status", "snapshots", "steps_recorded", "every", "layers", "columns")
+
+
+def load_meta(path: Path) -> dict[str, Any]:
+    """run.json of the run at ``path``, checked: a run of this format and version, with its fields.
+
+    Raises
+    ------
+    RunNotFoundError
+        No run.json, a damaged one, another format, or a run written by a newer modeldx.
+    """
+    if not (path / RUN_JSON).is_file():
+        raise RunNotFoundError(f"{path} is not a recorded run (no {RUN_JSON} in it)")
+    try:
+        meta = read_meta(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunNotFoundError(f"{path} is not a readable run: {RUN_JSON} is damaged ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise RunNotFoundError(f"{path} is not a readable run: {RUN_JSON} is damaged (it holds a JSON "
+                               f"{type(meta).__name__}, expected an object)")
+    if meta.get("format") != FORMAT:
+        raise RunNotFoundError(f"{path} is not a recorded run ({RUN_JSON} has format "
+                               f"{meta.get('format')!r}, expected {FORMAT!r})")
+    missing = [key for key in REQUIRED_META if key not in meta]
+    if missing:
+        raise RunNotFoundError(f"{path} is not a readable run: {RUN_JSON} is damaged (it lacks "
+                               f"{', '.join(missing)})")
+    version = meta["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RunNotFoundError(f"{path} is not a readable run: {RUN_JSON} is damaged (format_version "
+                               f"{version!r}, expected an integer >= 1)")
+    if version > FORMAT_VERSION:
+        raise RunNotFoundError(
+            f"{path} was recorded by a newer modeldx (run format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); upgrade modeldx to read it")
+    return meta
 
 
 def write_meta(path: Path, meta: dict[str, Any], *, sync: bool = True) -> None:

@@ -226,7 +226,8 @@ def blue_noise_sample(series, m: int, *, seed: int = 0, k: int | None = None) ->
 
 
 def true_outliers(series, *, k: int = 10, share: float = 0.01, seed: int = 0) -> np.ndarray:
-    """Rows of the finite series in the top ``share`` by distance to their k-th nearest neighbour.
+    """Rows of the finite series in the top ``share`` by distance to their k-th nearest neighbour
+    (only those at a distance above 0: identical series have no outlier).
 
     On more than 4,096 series the distance is measured against a random 4,096 of
     them (k scaled to match), with the exact distance computed for the L2-nearest
@@ -245,7 +246,10 @@ def true_outliers(series, *, k: int = 10, share: float = 0.01, seed: int = 0) ->
     kk = max(1, min(len(ref) - 1, round(k * (len(ref) - 1) / (len(good) - 1))))
     d = _knn_distance(xw, torch.arange(len(good)), ref, kk)
     top = max(1, math.ceil(share * len(good)))
-    return good[d.topk(top).indices].numpy()
+    picked = d.topk(top).indices
+    # a series no farther from its neighbours than they are from each other is not apart from them:
+    # among identical series (a zero-initialised or dead layer) there is no outlier
+    return good[picked[d[picked] > 0]].numpy()
 
 
 def outliers_kept(series, chosen, *, k: int = 10, share: float = 0.01, seed: int = 0) -> float:

@@ -54,7 +54,7 @@ from modeldx.dynamics._layout import (
     architecture,
     architecture_fingerprint,
     chunk_snapshots,
-    read_meta,
+    load_meta,
     weights_file,
     write_meta,
 )
@@ -69,6 +69,10 @@ from modeldx.errors import (
 )
 from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.store import COMPRESSORS, WRITE_CONFIG
+
+# recorded by layers="auto" besides Linear/Conv and activation modules (activation statistics only:
+# their weights are not one row per output unit)
+SEQUENCE_LAYERS: tuple[type[nn.Module], ...] = (nn.RNNBase, nn.Embedding)
 
 
 def _now() -> str:
@@ -252,6 +256,11 @@ class Recorder:
             if arch not in MODELS:
                 raise InvalidParameterError(
                     f"arch={arch!r} is not a modeldx.zoo.MODELS name; expected one of {sorted(MODELS)}")
+        # torch.compile's wrapper: record the module it wraps, which shares its parameters. Its
+        # names and state dict are the model's own (no "_orig_mod." prefix, so resume and arch=
+        # work), and the probe pass runs eagerly instead of having dynamo trace the hooks.
+        while isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
         self.model = model
         self.path = Path(path)
         self.every = every
@@ -313,8 +322,9 @@ class Recorder:
             calls = probe_calls(self.model, lambda: self._forward())
         counts = call_counts(calls)
         if isinstance(layers, str) and layers == "auto":
+            # recurrent layers and embeddings too: where a language model's run usually blows up
             weighted = [n for n, m in leaf_modules(self.model).items()
-                        if isinstance(m, WEIGHTED) and counts.get(n, 0) > 0]
+                        if isinstance(m, (*WEIGHTED, *SEQUENCE_LAYERS)) and counts.get(n, 0) > 0]
             picked = set(weighted) | set(select_layers(self.model, "auto", counts))
             # back to module names: select_layers names every call of a module run k > 1 times
             layers = sorted({split_call(n)[0] if split_call(n)[0] in counts else n for n in picked})
@@ -413,7 +423,7 @@ class Recorder:
             self._lock = None
 
     def _open_existing(self, probe: torch.Tensor) -> None:
-        meta = read_meta(self.path)
+        meta = load_meta(self.path)
         theirs, ours = meta["architecture"], architecture(self.model)
         if theirs != ours:
             diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
@@ -489,6 +499,12 @@ class Recorder:
         non-finite loss's snapshot is always committed before this returns.
         """
         self._check_usable()
+        if isinstance(loss, torch.Tensor):  # the loss tensor itself: no "requires_grad" warning
+            if loss.numel() != 1:
+                raise InvalidParameterError(
+                    f"rec.step needs the loss as one number; got a tensor of shape "
+                    f"{tuple(loss.shape)} (reduce it first, e.g. loss.mean())")
+            loss = loss.detach().item()
         try:
             value = float(loss)
         except (TypeError, ValueError):
@@ -687,7 +703,8 @@ def record(model: nn.Module, probe: torch.Tensor, path: str | os.PathLike, *, ev
     every : int
         Steps between snapshots; step 0 is always one, and so is the first non-finite loss.
     layers : "auto" or list of str
-        "auto": every Linear/Conv module and every activation module that runs; or module
+        "auto": every Linear/Conv, recurrent (RNN/LSTM/GRU), Embedding and activation module
+        that runs; or module
         names (``"relu#1"`` picks one call of a module that runs more than once).
     weights : bool
         Keep each snapshot's state dict under ``<path>/weights/<snapshot>.pt``.

@@ -6,7 +6,6 @@ it (a snapshot being written, or one a crash interrupted) are never returned.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,16 @@ import zarr
 from torch import nn
 
 from modeldx.dynamics._layout import (
-    FORMAT,
     PROBE,
-    RUN_JSON,
     SERIES,
     SNAPSHOTS_ARRAY,
     STATS,
     STATS_ARRAY,
     STEP_LOSS_ARRAY,
-    read_meta,
+    load_meta,
     weights_file,
 )
-from modeldx.errors import InvalidParameterError, LayerNotFoundError, RunNotFoundError
+from modeldx.errors import InvalidParameterError, LayerNotFoundError, StoreCorruptError, StoreReplacedError
 
 
 class Run:
@@ -36,10 +33,30 @@ class Run:
 
     def __init__(self, path: Path, meta: dict[str, Any]) -> None:
         self.path = path
-        self.meta = meta
-        self._group = zarr.open_group(path / SERIES, mode="r")
         self._cache: dict[str, np.ndarray] = {}
+        self._attach(meta)
+
+    def _attach(self, meta: dict[str, Any]) -> None:
+        self.meta = meta
+        self._identity = self._series_identity()
+        self._group = zarr.open_group(self.path / SERIES, mode="r")
         self._specs = {spec["name"]: spec for spec in meta["layers"]}
+        self._cache.clear()
+
+    def _series_identity(self) -> tuple[int, int] | None:
+        """series.zarr's inode and change time: the same while a recorder appends (its chunks go to
+        sub-folders), new when ``record(..., overwrite=True)`` replaced the run."""
+        try:
+            st = os.stat(self.path / SERIES)
+        except OSError:
+            return None
+        return st.st_ino, st.st_ctime_ns
+
+    @property
+    def replaced(self) -> bool:
+        """Whether the run folder was recorded again (``overwrite=True``) or removed since it was
+        read; :meth:`refresh` reads the new run."""
+        return self._series_identity() != self._identity
 
     # -- what the run holds ------------------------------------------------------------------
 
@@ -75,8 +92,45 @@ class Run:
     def _full(self, name: str) -> np.ndarray:
         """Rows ``0:n_snapshots`` of a snapshot array (cached until :meth:`refresh`)."""
         if name not in self._cache:
-            self._cache[name] = self._group[name][: self.n_snapshots]
+            self._cache[name] = self._rows(name, 0, self.n_snapshots)
         return self._cache[name]
+
+    def _damaged(self, what: str) -> StoreCorruptError:
+        return StoreCorruptError(
+            f"the run at {self.path} is damaged: {what}; its other files are intact, but this part "
+            "cannot be read (record the run again, or copy it back from a backup)")
+
+    def _rows(self, name: str, start: int, stop: int, columns: slice = slice(None)) -> np.ndarray:
+        """Committed rows ``start:stop`` of an array, every chunk touched checked.
+
+        The recorder writes every chunk whole (``write_empty_chunks``), so an absent chunk file
+        below the committed count is damage: zarr would read it as NaN, a run that "failed".
+        """
+        if self.replaced:  # its arrays through this run's column layout would be another run's numbers
+            raise StoreReplacedError(
+                f"the run at {self.path} was recorded again (overwrite=True) or removed since it was "
+                "read; call refresh() (or open_run) to read the new run")
+        arr = self._group[name]
+        if stop <= start:
+            return arr[start:stop, columns] if arr.ndim > 1 else arr[start:stop]
+        per = arr.chunks[0]
+        chunks = range(start // per, (stop - 1) // per + 1)
+        for chunk in chunks:
+            key = arr.metadata.encode_chunk_key((chunk,) + (0,) * (arr.ndim - 1))
+            if not (self.path / SERIES / name / key).is_file():
+                raise self._damaged(f"chunk {chunk} (snapshots or steps {chunk * per}-"
+                                    f"{(chunk + 1) * per - 1}) of array {name!r} is missing")
+        try:
+            return arr[start:stop, columns] if arr.ndim > 1 else arr[start:stop]
+        except (ValueError, RuntimeError, TypeError) as exc:  # a chunk that does not decode
+            for chunk in chunks:  # name the chunk that fails
+                try:
+                    arr[chunk * per:(chunk + 1) * per]
+                except (ValueError, RuntimeError, TypeError) as one:
+                    raise self._damaged(f"chunk {chunk} of array {name!r} does not decode ({one})") \
+                        from None
+            raise self._damaged(f"rows {start}-{stop - 1} of array {name!r} do not decode ({exc})") \
+                from None
 
     @property
     def steps(self) -> np.ndarray:
@@ -91,7 +145,7 @@ class Run:
     def losses(self) -> tuple[np.ndarray, np.ndarray]:
         """(steps, loss) of every recorded step, up to the last commit."""
         n = int(self.meta["steps_recorded"])
-        return np.arange(n, dtype=np.int64), self._group[STEP_LOSS_ARRAY][:n].astype(np.float64)
+        return np.arange(n, dtype=np.int64), self._rows(STEP_LOSS_ARRAY, 0, n).astype(np.float64)
 
     def series(self, layer: str, stat: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """(snapshots ``start:stop``, neurons) float32: one statistic of a layer's neurons."""
@@ -102,7 +156,7 @@ class Run:
             return np.zeros((0, hi - lo), dtype=np.float32)
         if STATS_ARRAY in self._cache or rows.step != 1:
             return self._full(STATS_ARRAY)[rows.start:rows.stop:rows.step, lo:hi].astype(np.float32)
-        return np.asarray(self._group[STATS_ARRAY][rows.start:rows.stop, lo:hi], dtype=np.float32)
+        return np.asarray(self._rows(STATS_ARRAY, rows.start, rows.stop, slice(lo, hi)), dtype=np.float32)
 
     def _check_stat(self, layer: str, stat: str) -> None:
         have = self.stats_of(layer)
@@ -152,7 +206,11 @@ class Run:
         if not 0 <= index < self.n_snapshots:
             raise InvalidParameterError(
                 f"snapshot {snapshot} is out of range; the run has {self.n_snapshots} snapshots")
-        return torch.load(weights_file(self.path, index), weights_only=True, map_location="cpu")
+        file = weights_file(self.path, index)
+        if not file.is_file():
+            raise self._damaged(f"the weights of snapshot {index}, {file.relative_to(self.path)}, are "
+                                "missing")
+        return torch.load(file, weights_only=True, map_location="cpu")
 
     def build_model(self) -> nn.Module | None:
         """``MODELS[arch](**model_args)`` in eval mode, or None if the run names no architecture."""
@@ -164,27 +222,19 @@ class Run:
         return MODELS[arch](**(self.meta.get("model_args") or {})).eval()
 
     def refresh(self) -> Run:
-        """Re-read run.json: snapshots committed since become visible. Returns self."""
-        self.meta = _read(self.path)
-        self._cache.clear()
+        """Re-read run.json: snapshots committed since become visible (or, if the run was
+        recorded again with ``overwrite=True``, the new run). Returns self."""
+        meta = load_meta(self.path)
+        if self.replaced:
+            self._attach(meta)
+        else:
+            self.meta = meta
+            self._cache.clear()
         return self
 
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}, status={self.status!r}, snapshots={self.n_snapshots}, "
                 f"layers={len(self.layers)})")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not (path / RUN_JSON).is_file():
-        raise RunNotFoundError(f"{path} is not a recorded run (no {RUN_JSON} in it)")
-    try:
-        meta = read_meta(path)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunNotFoundError(f"{path} is not a readable run: {RUN_JSON} is damaged ({exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise RunNotFoundError(f"{path} is not a recorded run ({RUN_JSON} has format "
-                               f"{meta.get('format')!r}, expected {FORMAT!r})")
-    return meta
 
 
 def open_run(path: str | os.PathLike) -> Run:
@@ -197,4 +247,4 @@ def open_run(path: str | os.PathLike) -> Run:
         ``path`` holds no run.
     """
     path = Path(path)
-    return Run(path, _read(path))
+    return Run(path, load_meta(path))

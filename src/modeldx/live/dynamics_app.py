@@ -6,7 +6,9 @@ Routes (every URL the page uses is relative, so a proxy may mount it anywhere):
 - ``/api/run``: ``path``, ``meta``, ``status`` (``"recording"`` | ``"complete"``),
   ``n_snapshots``, ``stats`` (every statistic name), ``layers`` (``[{name,
   neurons, stats}]`` in forward order), ``steps`` and ``loss`` per snapshot,
-  ``losses`` (``{steps, loss}`` of every recorded step), ``first_nonfinite``
+  ``losses`` (``{steps, loss, n}``: every recorded step, or beyond
+  ``LOSS_POINTS`` of them each bucket's extremes, see :func:`thin_losses`;
+  ``n`` the number of recorded steps), ``first_nonfinite``
   (``{snapshot, step}`` or null), ``failure`` (the localisation's
   ``Failure.to_dict()`` or null) and ``contributors`` (``{available, reason}``:
   whether the neuron view can name contributors). While the run records, each
@@ -41,8 +43,8 @@ Routes (every URL the page uses is relative, so a proxy may mount it anywhere):
 
 Numbers that are not finite -- the failures these views are for -- are sent as
 the strings ``"nan"``, ``"inf"`` and ``"-inf"``. A layer, statistic or neuron
-that does not exist is a 404 (a bad parameter a 409) whose JSON ``detail``
-names it. Heavy answers (sampling, contributions) are computed off the event
+that does not exist is a 404 (a bad parameter a 409, a damaged run a 500)
+whose JSON ``detail`` names it. Heavy answers (sampling, contributions) are computed off the event
 loop and cached per committed snapshot count. Security is the live server's
 (:mod:`modeldx.live.server`): Host and Origin checks, and beyond loopback a
 token on every ``/api/`` request (``?token=`` or the ``X-Modeldx-Token``
@@ -78,6 +80,9 @@ MAX_LINES = 1000
 _REFRESH_S = 0.5  # a recording run is re-read at most this often, however many browsers poll
 _CACHE = 64
 _EXACT_OUTLIERS = 20_000  # beyond this many series, outliers are flagged against an estimated threshold
+# /api/run is polled every 2 s while a run records: beyond this many per-step losses it sends each
+# bucket's extremes (a chart is ~1,200 px wide); 300,000 steps sent whole were 8.5 MB a poll
+LOSS_POINTS = 4000
 
 
 class NeuronNotFoundError(LayerNotFoundError):
@@ -111,6 +116,30 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     return value
+
+
+def thin_losses(steps: np.ndarray, loss: np.ndarray,
+                points: int = LOSS_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``points`` of the per-step ``(steps, loss)``: every step when they fit, else per bucket
+    of consecutive steps its lowest and highest finite loss and its first non-finite one (at most
+    two of the three, the non-finite one first), plus the first and last step."""
+    n = len(steps)
+    if n <= points:
+        return steps, loss
+    buckets = max(1, (points - 2) // 2)
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    keep = [0, n - 1]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        part = loss[lo:hi]
+        finite = np.isfinite(part)
+        bad = np.flatnonzero(~finite)
+        picks = [lo + int(bad[0])] if bad.size else []
+        if finite.any():
+            masked = np.where(finite, part, np.nan)
+            picks += [lo + int(np.nanargmax(masked)), lo + int(np.nanargmin(masked))]
+        keep += picks[:2]
+    index = np.unique(np.asarray(keep, dtype=np.int64))
+    return steps[index], loss[index]
 
 
 class _Cache:
@@ -170,7 +199,7 @@ def _outliers_among(x: np.ndarray, rows: np.ndarray, *, k: int = 10, share: floa
     flags = np.zeros(len(rows), dtype=bool)
     if ok.any():
         d = _knn_distance(xw, torch.as_tensor(local[ok]), ref, kk).numpy()
-        flags[ok] = d >= threshold
+        flags[ok] = (d >= threshold) & (d > 0)  # identical series are no outliers (true_outliers)
     return flags
 
 
@@ -191,7 +220,11 @@ class DynamicsView:
     def current(self):
         """The run, re-read if it is still recording (at most every ``_REFRESH_S``)."""
         with self.lock:
-            if self.run.status == "recording" and time.monotonic() - self.read_at >= _REFRESH_S:
+            if self.run.replaced:  # recorded again (overwrite=True): the new run, nothing cached of the old
+                self.run = self.run.refresh() or self.run
+                self.cache = _Cache()
+                self.read_at = time.monotonic()
+            elif self.run.status == "recording" and time.monotonic() - self.read_at >= _REFRESH_S:
                 self.run = self.run.refresh() or self.run
                 self.read_at = time.monotonic()
             return self.run
@@ -222,6 +255,7 @@ class DynamicsView:
         with self.lock:
             run = self.current()
             steps, loss = run.losses()
+            shown_steps, shown_loss = thin_losses(steps, loss)
             first = run.first_nonfinite()
             out = {
                 "path": str(run.path), "meta": _json_safe(run.meta), "status": run.status,
@@ -229,7 +263,8 @@ class DynamicsView:
                 "layers": [{"name": n, "neurons": int(run.neurons(n)), "stats": list(run.stats_of(n))}
                            for n in run.layers],
                 "steps": np.asarray(run.steps).tolist(), "loss": finite_or_name(run.loss),
-                "losses": {"steps": np.asarray(steps).tolist(), "loss": finite_or_name(loss)},
+                "losses": {"steps": np.asarray(shown_steps).tolist(), "loss": finite_or_name(shown_loss),
+                           "n": int(len(steps))},
                 "first_nonfinite": None if first is None else {"snapshot": int(first),
                                                                "step": int(run.steps[first])},
                 "contributors": self.contributors_available(),
@@ -355,6 +390,11 @@ class DynamicsView:
             check_params("neuron", {"top": top}, {"top": Interval(int, 1, 50)})
             if source is not None:
                 self.check_layer(run, source)
+                before = run.layers[:run.layers.index(layer)]
+                if source not in before:  # its own layer or a later one credits nothing to this neuron
+                    raise InvalidParameterError(
+                        f"source {source!r} is not a recorded layer before {layer!r}; expected one of: "
+                        f"{', '.join(before) or 'none (no recorded layer runs before it)'}")
             stats = {st: finite_or_name(run.series(layer, st)[:, neuron]) for st in run.stats_of(layer)}
             out = {"layer": layer, "neuron": neuron, "steps": np.asarray(run.steps).tolist(), "stats": stats}
             s = int(run.n_snapshots)
@@ -440,6 +480,8 @@ def create_dynamics_app(run, *, model: nn.Module | None = None, token: str | Non
             return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
         except InvalidParameterError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=409)
+        except ModeldxError as exc:  # a damaged run: the page shows what is wrong, not "HTTP 500"
+            return JSONResponse({"detail": str(exc)}, status_code=500)
 
     @app.get("/api/run")
     async def run_info() -> Response:

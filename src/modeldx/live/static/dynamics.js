@@ -9,8 +9,7 @@ const POLL_MS = 2000;
 const state = {
   run: null, summaryStat: null, layer: null, lineStat: null,
   window: { start: 0, stop: null, lo: null, hi: null }, lines: null, neuron: null,
-  drawnAt: null, linesDrawnAt: null, neuronDrawnAt: null, linesRequests: 0, linesAnswers: 0, neuronRequests: 0,
-  polls: 0,
+  drawnAt: null, linesDrawnAt: null, neuronDrawnAt: null, linesRequests: 0, linesAnswers: 0, neuronRequests: 0, neuronAnswers: 0, polls: 0,
 };
 window.modeldxDynamics = state;
 
@@ -136,15 +135,20 @@ function chart(parent, o) {
     const most = o.compact ? 4 : 6;
     if (yt.length > most) { const every = Math.ceil(yt.length / most); yt = yt.filter((_, i) => i % every === 0); }
   }
-  // linear ticks get the decimals their spacing needs (0.0401 and 0.0402 must not both read 0.040)
-  const gap = scale === "linear" && yt.length > 1 ? yt[1] - yt[0] : null;
+  // linear ticks get the decimals their spacing needs (0.0401 and 0.0402 must not both read 0.040); the
+  // spacing is rounded first: 0.001 - 0.0009 is 9.9999e-5 in floating point, not 1e-4
+  const gap = scale === "linear" && yt.length > 1 ? +(yt[1] - yt[0]).toPrecision(6) : null;
+  const biggest = Math.max(...yt.map(Math.abs));
   const label = (t) => {
     if (t === 0) return "0";
     if (scale !== "linear") {  // powers of ten: 0.01, 1, 1000, then 1e5
       return Math.abs(t) >= 1e5 || Math.abs(t) < 1e-3 ? fmt(t) : String(+t.toPrecision(3));
     }
-    if (Math.abs(t) >= 1e5 || (gap !== null && gap < 1e-4)) return fmt(t);
-    if (gap === null) return String(+t.toPrecision(3));  // a lone tick: 5, not 5.00
+    if (gap === null) return Math.abs(t) >= 1e5 ? fmt(t) : String(+t.toPrecision(3));  // a lone tick: 5, not 5.00
+    if (biggest >= 1e5 || gap < 1e-4) {  // 1.10e-3, 1.11e-3: as many digits as the spacing needs
+      const digits = Math.max(0, Math.min(6, Math.floor(Math.log10(biggest) + 1e-9) - Math.floor(Math.log10(gap) + 1e-9)));
+      return t.toExponential(digits).replace("e+", "e");
+    }
     return t.toFixed(Math.max(0, Math.min(8, -Math.floor(Math.log10(gap) + 1e-9))));
   };
   for (const t of yt) {
@@ -166,14 +170,18 @@ function chart(parent, o) {
   return { svg, plot, x, y, inv, box, log: scale === "log" };
 }
 
-// "M..L.." of the finite points; a non-finite value (or a non-positive one on a log axis) breaks the path
+// "M..L.." of the finite points; a non-finite value (or a non-positive one on a log axis) breaks the path.
+// A point with no drawable neighbour (a run of one snapshot, a value between NaNs) is a short dash: a
+// lone "M" draws nothing, and the line could be neither seen nor clicked.
 function pathOf(c, xs, ys) {
-  let d = "", pen = false;
+  let d = "";
+  const ok = (i) => i >= 0 && i < xs.length && Number.isFinite(ys[i]) && !(c.log && ys[i] <= 0);
   for (let i = 0; i < xs.length; i++) {
-    const v = ys[i];
-    if (!Number.isFinite(v) || (c.log && v <= 0)) { pen = false; continue; }
-    d += `${pen ? "L" : "M"}${c.x(xs[i]).toFixed(1)},${c.y(v).toFixed(1)}`;
-    pen = true;
+    if (!ok(i)) continue;
+    const px = c.x(xs[i]), py = c.y(ys[i]).toFixed(1);
+    if (ok(i - 1)) d += `L${px.toFixed(1)},${py}`;
+    else if (ok(i + 1)) d += `M${px.toFixed(1)},${py}`;
+    else d += `M${(px - 3).toFixed(1)},${py}h6`;
   }
   return d;
 }
@@ -242,7 +250,7 @@ function header(r) {
   const badge = document.getElementById("status");
   badge.textContent = r.status === "recording" ? "recording…" : r.status;
   badge.classList.toggle("recording", r.status === "recording");
-  const steps = r.losses.steps.length;
+  const steps = r.losses.n ?? r.losses.steps.length;  // the steps sent are thinned on a long run
   document.getElementById("counts").textContent =
     `${r.n_snapshots} snapshots · ${steps} steps · ${r.layers.length} layers`;
   const box = document.getElementById("failure");
@@ -350,20 +358,20 @@ async function openLayer(layer, stat, pick = null) {
 async function loadLines() {
   const w = state.window;
   const m = Math.max(1, Math.min(1000, parseInt(document.getElementById("line-count").value, 10) || 150));
-  // answers can arrive out of order (a zoom, then a reset): only the last request's is drawn
-  const asked = ++state.linesRequests;
-  let answer;
+  const ticket = ++state.linesRequests;
+  let d;
   try {
-    answer = await getJSON(`api/lines/${encodeURIComponent(state.layer)}/${encodeURIComponent(state.lineStat)}`,
+    d = await getJSON(`api/lines/${encodeURIComponent(state.layer)}/${encodeURIComponent(state.lineStat)}`,
       { start: w.start, stop: w.stop, lo: w.lo, hi: w.hi, m });
   } catch (err) {
     state.linesAnswers++;
-    if (asked === state.linesRequests) message(String(err.message || err));
+    if (ticket === state.linesRequests) message(String(err.message || err));
     return;
   }
   state.linesAnswers++;
-  if (asked !== state.linesRequests) return;
-  state.lines = answer;
+  // zooming faster than the server answers: only the newest request's answer is drawn
+  if (ticket !== state.linesRequests) return;
+  state.lines = d;
   message(null);
   drawLines();
 }
@@ -401,6 +409,12 @@ function drawLines() {
   }
   const step = markStep();
   if (step !== null && step >= xDom[0] && step <= xDom[1]) marker(c, step, `first non-finite: step ${step}`);
+  if (d.lines.length && !series.some((a) => a.some(Number.isFinite))) {  // else an empty chart, unexplained
+    el("svg:text", { x: (c.box.l + c.box.r) / 2, y: (c.box.t + c.box.b) / 2, "text-anchor": "middle",
+      class: "empty-note" }, c.svg,
+    `every value of these ${d.eligible} neurons is non-finite (NaN or ±inf) in steps ${xs[0]}–${xs.at(-1)}: ` +
+      "nothing to draw");
+  }
   brush(c);
   const outl = d.lines.filter((l) => l.outlier).length, bad = d.lines.filter((l) => l.early).length;
   document.getElementById("lines-note").textContent =
@@ -495,15 +509,17 @@ async function openNeuron(layer, neuron) {
   for (const p of document.querySelectorAll(".line.picked")) p.classList.remove("picked");
   const path = document.querySelector(`.line[data-neuron='${neuron}']`);
   if (path) path.classList.add("picked");
-  const asked = ++state.neuronRequests;  // a later click wins, as for the lines
+  const ticket = ++state.neuronRequests;
   let d;
   try {
     d = await getJSON(`api/neuron/${encodeURIComponent(layer)}/${neuron}`);
   } catch (err) {
-    if (asked === state.neuronRequests) message(String(err.message || err));
+    state.neuronAnswers++;
+    if (ticket === state.neuronRequests) message(String(err.message || err));
     return;
   }
-  if (asked !== state.neuronRequests) return;
+  state.neuronAnswers++;
+  if (ticket !== state.neuronRequests) return;  // another neuron was clicked meanwhile: its answer is drawn
   state.neuron = d;
   const stats = document.getElementById("neuron-stats");
   for (const [stat, values] of Object.entries(d.stats)) {
