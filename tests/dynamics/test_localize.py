@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -95,3 +96,30 @@ def test_upstream_errors(tmp_path):
         upstream(run, failure)  # recorded without arch=: no model to rebuild
     with pytest.raises(InvalidParameterError, match="method"):
         upstream(run, failure, model=MLP(), method="magic")
+
+
+def test_a_network_wide_blow_up_warns_nothing_and_says_the_growth_is_spread(tmp_path):
+    """SGD too fast for a wide net: every layer explodes within a few steps, the statistics reach
+    1e36 and inf. localize must stay quiet (no numpy overflow warnings), keep its numbers finite,
+    and say when the next layer's score is close to the named one's."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 20000), nn.ReLU(), nn.Linear(20000, 3))
+    opt = torch.optim.SGD(model.parameters(), 0.01)
+    g = torch.Generator().manual_seed(0)
+    with record(model, torch.randn(16, 4, generator=g), tmp_path / "r", every=1, weights=False) as rec:
+        for _ in range(40):
+            loss = model(torch.randn(16, 4, generator=g)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.step(loss=loss.item())
+            if not math.isfinite(loss.item()):
+                break
+    run = open_run(tmp_path / "r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        failure = localize(run)
+    assert failure is not None
+    assert "inf" not in failure.reason and "nan" not in failure.reason
+    assert all(math.isfinite(v) for v in failure.scores.values())
+    json.dumps(failure.to_dict())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -210,3 +212,22 @@ def test_a_run_recorded_again_over_an_open_reader_is_not_mixed_with_it(run_path)
     assert run.n_snapshots == 2 and run.neurons("0") == 30
     np.testing.assert_array_equal(run.loss, [2.0, 2.0])
     assert run.series("0", "mean").shape == (2, 30)
+
+
+def test_summary_of_huge_finite_values_does_not_overflow(tmp_path):
+    """Activations near float32's limit are finite; their mean over 2,000 neurons must be too (a
+    float32 sum overflowed to inf, and the views drew a finite layer as broken)."""
+    model = nn.Sequential(nn.Linear(4, 2000))
+    with torch.no_grad():
+        model[0].weight.fill_(1e35)
+        model[0].bias.zero_()
+    with record(model, torch.ones(3, 4), tmp_path / "r", every=1, weights=False) as rec:
+        rec.step(loss=1.0)
+    run = open_run(tmp_path / "r")
+    values = run.series("0", "mean")
+    assert np.isfinite(values).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = run.summary("0", "mean")
+    assert np.isfinite(s["mean"]).all() and s["nonfinite"][0] == 0
+    np.testing.assert_allclose(s["mean"][0], values[0].astype(np.float64).mean(), rtol=1e-6)

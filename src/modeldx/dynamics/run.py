@@ -171,7 +171,7 @@ class Run:
         values = self.series(layer, stat)
         finite = np.isfinite(values)
         count = finite.sum(axis=1)
-        masked = np.where(finite, values, 0.0)
+        masked = np.where(finite, values, 0.0).astype(np.float64)  # a float32 sum of 1e36s overflows
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(count > 0, masked.sum(axis=1) / np.maximum(count, 1), np.nan)
         low = np.where(count > 0, np.where(finite, values, np.inf).min(axis=1, initial=np.inf), np.nan)
