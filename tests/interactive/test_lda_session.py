@@ -17,7 +17,7 @@ def test_a_slider_change_shows_in_the_next_steps_and_is_logged_with_its_step():
     s.start(max_steps=200)
     try:
         assert s.wait(15)
-        event = s.set("cosine", 0.5)
+        event = s.set("cosine", 0.05)
         assert s.wait((event.step or 15) + 8)
     finally:
         s.stop()
@@ -26,12 +26,12 @@ def test_a_slider_change_shows_in_the_next_steps_and_is_logged_with_its_step():
     assert {"batch perplexity", "perplexity", "NPMI", "density g1", "topic overlap", "topic sizes",
             "top words", "topic similarity"} <= set(streams)
     logged = [e for e in state["events"] if e["kind"] == "control"]
-    assert [(e["name"], e["value"]) for e in logged] == [("cosine", 0.5)] and logged[0]["step"] == event.step
+    assert [(e["name"], e["value"]) for e in logged] == [("cosine", 0.05)] and logged[0]["step"] == event.step
     steps = np.array(streams["topic overlap"]["step"])
     overlap = np.array(streams["topic overlap"]["value"])
     before, after = overlap[steps < event.step], overlap[steps >= event.step + 3]
     assert after.max() < 0.7 * before[-3:].min()  # pushed apart within three steps
-    assert s.model.cosine == 0.5
+    assert s.model.cosine == 0.05
     table = streams["top words"]["latest"][1]["rows"]
     assert len(table) == 6 and len(table[0]["words"].split()) == 10
     matrix = streams["topic similarity"]["latest"][1]["values"]
