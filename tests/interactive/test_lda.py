@@ -122,7 +122,8 @@ def test_heldout_perplexity_matches_a_direct_computation():
             total += np.log(theta @ phi[:, w])
             n += 1
     expected = np.exp(-total / n)
-    assert heldout_perplexity(phi, docs, alpha=alpha, iterations=iterations) == pytest.approx(expected, rel=1e-9)
+    got = heldout_perplexity(phi, docs, alpha=alpha, iterations=iterations)
+    assert got == pytest.approx(expected, rel=1e-9)
 
 
 def test_npmi_matches_a_direct_computation():

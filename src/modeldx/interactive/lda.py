@@ -66,7 +66,8 @@ def _flatten(docs: Sequence[np.ndarray], num_words: int, what: str) -> tuple[tor
     return torch.from_numpy(tokens), torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)]))
 
 
-def _gather(tokens: torch.Tensor, offsets: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _gather(tokens: torch.Tensor, offsets: torch.Tensor,
+            ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The tokens of documents ``ids`` and each token's position in ``ids`` (no Python loop)."""
     starts, lengths = offsets[ids], offsets[ids + 1] - offsets[ids]
     doc = torch.repeat_interleave(torch.arange(len(ids), device=ids.device), lengths)
@@ -184,7 +185,8 @@ class InteractiveLDA:
 
     # ----- eq. 2.7 with SAME
     def infer(self, tokens: torch.Tensor, doc: torch.Tensor, num_docs: int, *, sweeps: int | None = None,
-              nsamps: int | None = None, phi: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              nsamps: int | None = None,
+              phi: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Gibbs sweeps over the tokens of ``num_docs`` documents: their θ (D, K) and the last counts (T, K).
 
         ``nsamps=0`` uses each token's expected counts (m → ∞) instead of draws.
