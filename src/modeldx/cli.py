@@ -594,6 +594,33 @@ def serve_kmeans(
           allowed_hosts=allowed_host or ())
 
 
+@serve_app.command("lda")
+def serve_lda(
+    k: Annotated[int, typer.Option(help="Number of topics (the k choice changes it on restart).")] = 20,
+    batch: Annotated[int, typer.Option("--batch", help="Documents per step.")] = 256,
+    nsamps: Annotated[int, typer.Option(help="SAME's replicated samples m at the start.")] = 100,
+    min_count: Annotated[int, typer.Option(help="Keep words seen at least this often in training.")] = 5,
+    max_doc_share: Annotated[float, typer.Option(help="Drop words in more documents than this share.")] = 0.5,
+    seed: int = 0,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    token: Token = None,
+    allowed_host: AllowedHost = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Interactive LDA on Reuters-21578 (ModApte train; perplexity on test): nsamps, L1 and cosine sliders."""
+    from modeldx.data import load_reuters
+    from modeldx.interactive.sessions import lda_session
+    from modeldx.live.server import reserve, serve
+
+    sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
+    train = load_reuters("train", root=data_root, min_count=min_count, max_doc_share=max_doc_share)
+    test = load_reuters("test", root=data_root, vocabulary=train.vocabulary)
+    session = lda_session(train, k, test=test, batch_size=batch, nsamps=nsamps, seed=seed)
+    serve(session, host=host, port=port, token=token, announce=console.print, sock=sock,
+          allowed_hosts=allowed_host or ())
+
+
 @serve_app.command("classifier")
 def serve_classifier(
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",

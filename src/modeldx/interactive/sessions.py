@@ -1,4 +1,4 @@
-"""Ready-made live sessions: interactive k-means (thesis ch. 2) and an MNIST classifier.
+"""Ready-made live sessions: interactive k-means and LDA (thesis ch. 2) and an MNIST classifier.
 
 Each function returns a :class:`~modeldx.live.LiveSession` with its controls
 and a step function, not yet started; ``modeldx serve`` starts it and serves the
@@ -16,6 +16,7 @@ from torch import nn
 from modeldx._params import OneOf, check_params
 from modeldx.device import resolve_device
 from modeldx.interactive.kmeans import InteractiveKMeans
+from modeldx.interactive.lda import InteractiveLDA, heldout_perplexity, mean_overlap, npmi_coherence
 from modeldx.live import LiveSession, StepContext
 from modeldx.zoo.models import CLASSIFIERS, MODELS
 
@@ -88,6 +89,74 @@ def kmeans_session(features: np.ndarray, k: int = 64, *, blocks=None, block_name
                          lambda s: (setattr(km, "centres", s["centres"]), setattr(km, "sizes", s["sizes"]),
                                     setattr(km, "counts", s["counts"])))
     session.model = km
+    return session
+
+
+LDA_TOPICS = (5, 10, 20, 32, 50, 100)
+
+
+def lda_session(corpus, k: int = 20, *, test=None, batch_size: int = 256, nsamps: int = 100,
+                seed: int = 0, device: str = "auto", every: int = 10, heldout_docs: int = 1000,
+                top: int = 10) -> LiveSession:
+    """Interactive LDA (thesis ch. 2): sliders ``nsamps`` (SAME's m), ``l1`` and ``cosine``; ``k`` on restart.
+
+    ``corpus`` has ``docs`` (word-id arrays) and ``vocabulary.words`` (e.g.
+    :func:`modeldx.data.load_reuters`); ``test`` is the held-out corpus (default:
+    the last tenth of ``corpus``' documents, then left out of training).
+
+    Streams every step: ``batch perplexity``, ``density g1``, ``topic overlap`` (mean
+    off-diagonal cosine), ``topic sizes`` (each topic's share of the tokens, one bar
+    per topic), ``top words`` (a table: topic, share, its ``top`` words) and ``topic
+    similarity`` (the K x K cosine matrix); every ``every`` steps ``perplexity`` (held
+    out, by document completion on up to ``heldout_docs`` documents) and ``NPMI``
+    (mean coherence of the topics' top 10 words over the training documents).
+    The ``l1`` slider is in the thesis' raw units (subtracted from every weight of
+    φ per step); it goes up to ``2 / V``, where it zeroes nearly every weight. ``cosine``
+    goes up to 0.1: on Reuters 0.05 makes the topics disjoint within a pass.
+    """
+    words = list(corpus.vocabulary.words)
+    docs = list(corpus.docs)
+    if test is None:
+        cut = len(docs) - max(1, len(docs) // 10)
+        docs, held = docs[:cut], docs[cut:]
+    else:
+        held = list(test.docs)
+    rng = np.random.default_rng(seed)
+    held = [held[i] for i in np.sort(rng.permutation(len(held))[:heldout_docs])]
+    lda = InteractiveLDA(docs, len(words), k, batch_size=batch_size, nsamps=nsamps, seed=seed, device=device)
+    reference = corpus.counts() if test is not None and hasattr(corpus, "counts") else docs
+    session = LiveSession("lda")
+    session.slider("nsamps", 1, 1000, nsamps, log=True)
+    session.slider("l1", 0.0, 2.0 / len(words), 0.0)
+    session.slider("cosine", 0.0, 0.1, 0.0)
+    session.choice("k", sorted({*LDA_TOPICS, k}), k)
+    session.button("restart")
+
+    def step(ctx: StepContext) -> None:
+        if ctx.presses.get("restart"):
+            lda.restart(k=int(ctx.controls["k"]))
+        lda.nsamps = max(1, int(round(ctx.controls["nsamps"])))
+        lda.l1, lda.cosine = float(ctx.controls["l1"]), float(ctx.controls["cosine"])
+        result = lda.step()
+        ctx.scalar("batch perplexity", result.perplexity)
+        phi = lda.phi.cpu().numpy()
+        ctx.scalar("density g1", lda.density())
+        ctx.scalar("topic overlap", mean_overlap(phi))
+        sizes = lda.sizes.cpu().numpy()
+        ctx.histogram("topic sizes", sizes, np.arange(lda.k + 1) - 0.5)
+        ids = lda.top_words(top)
+        ctx.table("top words", [{"topic": t, "share": round(float(sizes[t]), 4),
+                                 "words": " ".join(words[w] for w in ids[t])} for t in range(lda.k)])
+        ctx.matrix("topic similarity", lda.similarity(), rows=list(range(lda.k)), columns=list(range(lda.k)))
+        if ctx.step % every == 0:
+            ctx.scalar("perplexity", heldout_perplexity(phi, held, alpha=lda.alpha, iterations=20))
+            ctx.scalar("NPMI", float(npmi_coherence(ids[:, :10], reference, len(words)).mean()))
+
+    session.step_fn = step
+    session.state_fns = (lambda: {"lam": lda.lam.clone(), "k": lda.k, "updates": lda.updates},
+                         lambda s: (setattr(lda, "lam", s["lam"]), setattr(lda, "k", s["k"]),
+                                    setattr(lda, "updates", s["updates"])))
+    session.model = lda
     return session
 
 

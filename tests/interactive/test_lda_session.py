@@ -1,0 +1,54 @@
+from types import SimpleNamespace
+
+import numpy as np
+
+from modeldx.interactive.sessions import lda_session
+from tests.interactive.test_lda import synthetic
+
+
+def corpus(seed: int = 1):
+    topics = np.random.default_rng(seed).dirichlet(np.full(120, 0.3), 6)
+    docs = synthetic(topics, docs=200, length=50, seed=seed + 1)
+    return SimpleNamespace(docs=docs, vocabulary=SimpleNamespace(words=[f"w{i}" for i in range(120)]))
+
+
+def test_a_slider_change_shows_in_the_next_steps_and_is_logged_with_its_step():
+    s = lda_session(corpus(), k=6, batch_size=40, seed=0, every=5, device="cpu")
+    s.start(max_steps=200)
+    try:
+        assert s.wait(15)
+        event = s.set("cosine", 0.05)
+        assert s.wait((event.step or 15) + 8)
+    finally:
+        s.stop()
+    state = s.state()
+    streams = state["streams"]
+    assert {"batch perplexity", "perplexity", "NPMI", "density g1", "topic overlap", "topic sizes",
+            "top words", "topic similarity"} <= set(streams)
+    logged = [e for e in state["events"] if e["kind"] == "control"]
+    assert [(e["name"], e["value"]) for e in logged] == [("cosine", 0.05)] and logged[0]["step"] == event.step
+    steps = np.array(streams["topic overlap"]["step"])
+    overlap = np.array(streams["topic overlap"]["value"])
+    before, after = overlap[steps < event.step], overlap[steps >= event.step + 3]
+    assert after.max() < 0.7 * before[-3:].min()  # pushed apart within three steps
+    assert s.model.cosine == 0.05
+    table = streams["top words"]["latest"][1]["rows"]
+    assert len(table) == 6 and len(table[0]["words"].split()) == 10
+    matrix = streams["topic similarity"]["latest"][1]["values"]
+    assert np.allclose(np.diag(matrix), 1.0)
+    sizes = streams["topic sizes"]["latest"][1]["counts"]
+    assert len(sizes) == 6 and abs(sum(sizes) - 1) < 1e-5
+
+
+def test_k_changes_on_restart():
+    s = lda_session(corpus(), k=6, batch_size=40, seed=0, every=5, device="cpu")
+    s.set("k", 10)
+    s.start(max_steps=3)
+    assert s.wait(3)
+    assert s.model.k == 6  # a new k waits for the restart button
+    s.stop()
+    s.set("restart")
+    s.start(max_steps=5)
+    assert s.wait(5)
+    s.stop()
+    assert s.model.k == 10 and len(s.state()["streams"]["top words"]["latest"][1]["rows"]) == 10
