@@ -36,8 +36,13 @@ def test_a_slider_change_shows_in_the_next_steps_and_is_logged_with_its_step():
     assert len(table) == 6 and len(table[0]["words"].split()) == 10
     matrix = streams["topic similarity"]["latest"][1]["values"]
     assert np.allclose(np.diag(matrix), 1.0)
-    sizes = streams["topic sizes"]["latest"][1]["counts"]
-    assert len(sizes) == 6 and abs(sum(sizes) - 1) < 1e-5
+    sizes = streams["topic sizes"]["latest"][1]
+    assert len(sizes["counts"]) == 6 and abs(sum(sizes["counts"]) - 1) < 1e-5
+    # one bar per topic, read as topic vs share of tokens (not a histogram's value/count)
+    assert sizes["labels"] == [str(t) for t in range(6)]
+    assert (sizes["x_title"], sizes["y_title"]) == ("topic", "share of tokens")
+    similarity = streams["topic similarity"]["latest"][1]
+    assert similarity["rows"] == list(range(6)) and "cosine" in similarity["note"]
 
 
 def test_k_changes_on_restart():

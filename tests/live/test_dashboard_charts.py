@@ -195,3 +195,51 @@ def test_the_header_fits_a_700_pixel_window(charts, page):
     png = page.screenshot()
     save(png, "dashboard-700px.png")
     not_blank(png)
+
+
+@pytest.fixture
+def small(serve):
+    """A scalar around 3e-4 (LDA's density g1), topic shares as labelled bars, a labelled matrix."""
+    session = LiveSession("small")
+
+    def step(ctx):
+        ctx.scalar("g1", 3.0e-4 + 2e-6 * ctx.step)
+        ctx.histogram("shares", [0.5, 0.3, 0.2], labels=["t0", "t1", "t2"], x_title="topic",
+                      y_title="share of tokens")
+        ctx.matrix("similarity", np.eye(3), rows=[0, 1, 2], columns=[0, 1, 2], note="topics x topics, cosine")
+        time.sleep(0.01)
+
+    session.step_fn = step
+    return session, serve(session)
+
+
+def test_small_values_get_distinct_readable_y_ticks(small, page):
+    """Issue 13: the g1 chart's ticks (~3e-4) all read "0"."""
+    session, url = small
+    open_chart(page, url, "g1")
+    labels = page.evaluate(f"{chart('g1')}.plot().axes[1]._values")
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+    assert "0" not in labels and all(float(t.replace(",", "")) > 0 for t in labels), labels
+
+
+def test_large_and_ordinary_ticks_keep_their_look(charts, page):
+    session, url = charts
+    open_chart(page, url)
+    labels = page.evaluate(f"{chart()}.plot().axes[1]._values")
+    assert len(set(labels)) == len(labels) and all(len(t) <= 5 for t in labels), labels
+
+
+def test_labelled_bars_and_matrix_notes_are_drawn(small, page):
+    session, url = small
+    page.add_init_script(RECORD_TEXT)
+    page.goto(url)
+    page.wait_for_function("window.modeldx && window.modeldx.widgets.has('stream:shares') && "
+                           "window.modeldx.widgets.has('stream:similarity')")
+    page.wait_for_function("['topic', 'share of tokens', 't0', 't2', 'topics x topics, cosine']"
+                           ".every(t => window.__texts.has(t))")
+    assert not page.evaluate("window.__texts.has('value') || window.__texts.has('count')")
+    # the bars download as label, value
+    with page.expect_download() as info:
+        page.locator("[data-widget='stream:shares'] [data-csv]").click()
+    rows = read_csv(info.value.path())
+    assert rows == [["topic", "share of tokens"], ["t0", "0.5"], ["t1", "0.3"], ["t2", "0.2"]]

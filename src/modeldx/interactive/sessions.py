@@ -143,11 +143,13 @@ def lda_session(corpus, k: int = 20, *, test=None, batch_size: int = 256, nsamps
         ctx.scalar("density g1", lda.density())
         ctx.scalar("topic overlap", mean_overlap(phi))
         sizes = lda.sizes.cpu().numpy()
-        ctx.histogram("topic sizes", sizes, np.arange(lda.k + 1) - 0.5)
+        ctx.histogram("topic sizes", sizes, np.arange(lda.k + 1) - 0.5, labels=list(range(lda.k)),
+                      x_title="topic", y_title="share of tokens")
         ids = lda.top_words(top)
         ctx.table("top words", [{"topic": t, "share": round(float(sizes[t]), 4),
                                  "words": " ".join(words[w] for w in ids[t])} for t in range(lda.k)])
-        ctx.matrix("topic similarity", lda.similarity(), rows=list(range(lda.k)), columns=list(range(lda.k)))
+        ctx.matrix("topic similarity", lda.similarity(), rows=list(range(lda.k)), columns=list(range(lda.k)),
+                   note="topics x topics, cosine of φ")
         if ctx.step % every == 0:
             ctx.scalar("perplexity", heldout_perplexity(phi, held, alpha=lda.alpha, iterations=20))
             ctx.scalar("NPMI", float(npmi_coherence(ids[:, :10], reference, len(words)).mean()))
