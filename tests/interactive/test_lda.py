@@ -196,3 +196,25 @@ def test_bad_arguments_are_rejected_with_clear_errors(disjoint):
         lda.restart(k=0)
     with pytest.raises(InvalidParameterError, match="draws"):
         InteractiveLDA(docs, 50, 5, sweeps=3, draws=4)
+    with pytest.raises(InvalidParameterError, match=r"k .*at most the number of words \(50\)"):
+        InteractiveLDA(docs, 50, 51)
+    with pytest.raises(InvalidParameterError, match=r"at most the number of words"):
+        lda.restart(k=51)
+    assert lda.k == 5
+
+
+def test_empty_and_one_word_documents_and_unseen_words():
+    """A stranger's corpus: an empty document, one-word documents, words that never occur (ids 40-59)."""
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, 40, 30) for _ in range(30)] + [np.array([], dtype=np.int64), np.array([7])] * 5
+    lda = InteractiveLDA(docs, 60, 4, batch_size=8, nsamps=5, seed=0, device="cpu")
+    only_empty = lda.step(torch.tensor([30]))  # a minibatch of one empty document
+    assert only_empty.tokens == 0 and torch.isfinite(lda.phi).all()
+    one_word = lda.step(torch.tensor([31, 33]))
+    assert one_word.tokens == 2 and np.isfinite(one_word.perplexity)
+    for _ in range(30):
+        lda.step()
+    assert torch.isfinite(lda.phi).all() and torch.allclose(lda.phi.sum(1), torch.ones(4))
+    assert lda.phi[:, 40:].max() < lda.phi[:, :40].max()  # unseen words stay at the prior
+    assert np.isfinite(lda.perplexity(docs))
+    assert np.isfinite(npmi_coherence(lda.top_words(10), docs, 60)).all()

@@ -104,6 +104,12 @@ def multinomial_counts(probs: torch.Tensor, m: int | torch.Tensor,
     return torch.zeros_like(counts).scatter_(1, order, counts)
 
 
+def _check_topics(k: int, num_words: int) -> None:
+    # more topics than words cannot be told apart, and K x V floats of λ is what a huge k allocates
+    if k > num_words:
+        raise InvalidParameterError(f"k = {k} topics: expected at most the number of words ({num_words})")
+
+
 class InteractiveLDA:
     """LDA trained by minibatch SAME Gibbs sampling, with an L1 and a cosine mixin (eq. 2.11).
 
@@ -150,6 +156,7 @@ class InteractiveLDA:
                       "offset": Interval(float, 0, None), "decay": Interval(float, 0.5, 1.0),
                       "min_rate": Interval(float, 0, 1)})
         check_params("InteractiveLDA", {"draws": draws}, {"draws": Interval(int, 1, sweeps)})
+        _check_topics(k, num_words)
         self.device = resolve_device(device)
         tokens, offsets = _flatten(docs, num_words, "docs")
         self.tokens, self.offsets = tokens.to(self.device), offsets.to(self.device)
@@ -172,6 +179,7 @@ class InteractiveLDA:
         """New random topics (``k`` of them if given); the step size schedule starts again."""
         if k is not None:
             check_params("InteractiveLDA.restart", {"k": k}, {"k": Interval(int, 2, None)})
+            _check_topics(k, self.num_words)
             self.k = k
         # random topics around uniform (Hoffman's Gamma(100, 1/100)), holding the corpus' tokens
         rng = np.random.default_rng([self.seed, self.restarts])
