@@ -207,7 +207,7 @@ def small(serve):
         ctx.histogram("shares", [0.5, 0.3, 0.2], labels=["t0", "t1", "t2"], x_title="topic",
                       y_title="share of tokens")
         ctx.matrix("similarity", np.eye(3), rows=[0, 1, 2], columns=[0, 1, 2], note="topics x topics, cosine")
-        time.sleep(0.01)
+        time.sleep(0.002)
 
     session.step_fn = step
     return session, serve(session)
@@ -218,8 +218,25 @@ def test_small_values_get_distinct_readable_y_ticks(small, page):
     session, url = small
     open_chart(page, url, "g1")
     labels = page.evaluate(f"{chart('g1')}.plot().axes[1]._values")
+    splits = page.evaluate(f"{chart('g1')}.plot().axes[1]._splits")
     assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
     assert "0" not in labels and all(float(t.replace(",", "")) > 0 for t in labels), labels
+    # each label says its tick's value (distinct is not enough: 2.5e-4 must not read 3e-4)
+    spacing = min(np.diff(splits))
+    assert np.allclose([float(t) for t in labels], splits, rtol=0, atol=spacing / 100), (labels, splits)
+
+
+def test_tick_labels_say_their_values(small, page):
+    """Distinct is not enough: ticks 2.5e-4 apart (g1 from 0 to 1e-3) must not read 0.0003, 0.0008."""
+    session, url = small
+    open_chart(page, url, "g1")
+    for splits in ([0, 0.00025, 0.0005, 0.00075, 0.001], [2.5e-5, 5e-5, 7.5e-5], [0.85, 0.9, 0.95, 1.0],
+                   [0, 2500, 5000, 7500], [1e5, 2e5, 3e5]):
+        labels = page.evaluate(f"window.modeldx.tickLabels({splits})")
+        spacing = min(np.diff(splits))
+        values = [float(t.replace(",", "")) for t in labels]
+        assert np.allclose(values, splits, rtol=0, atol=spacing / 100), labels
+        assert len(labels) == len(set(labels)) and all(len(t) <= 8 for t in labels), labels
 
 
 def test_large_and_ordinary_ticks_keep_their_look(charts, page):

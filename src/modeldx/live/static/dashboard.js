@@ -881,15 +881,20 @@
   }
 
   function tickLabels(splits) {
-    // axis ticks with just enough digits that neighbours differ (uPlot's default rounds 3e-4 to "0");
+    // axis ticks with just enough digits to say each tick's value (uPlot's default rounds 3e-4 to "0",
+    // and merely distinct labels may still round 2.5e-4 to 3e-4): within a thousandth of the spacing;
     // scientific below 1e-3 and from 1e5, grouped thousands otherwise
-    const big = Math.max(0, ...splits.filter((v) => v !== null).map(Math.abs));
+    const vals = splits.filter((v) => v !== null);
+    const big = Math.max(0, ...vals.map(Math.abs));
+    const gaps = vals.slice(1).map((v, i) => Math.abs(v - vals[i])).filter((g) => g > 0);
+    const spacing = gaps.length ? Math.min(...gaps) : big || 1;
     const sci = big >= 1e5 || (big > 0 && big < 1e-3);
+    const label = (v, p) => (v === null ? "" : v === 0 ? "0" : sci ? v.toExponential(p)
+      : v.toLocaleString("en-US", { minimumFractionDigits: p, maximumFractionDigits: p }));
     let out = [];
-    for (let p = 0; p <= 10; p++) {
-      out = splits.map((v) => (v === null ? "" : v === 0 ? "0" : sci ? v.toExponential(p)
-        : v.toLocaleString("en-US", { minimumFractionDigits: p, maximumFractionDigits: p })));
-      if (new Set(out).size === out.length) break;
+    for (let p = 0; p <= 12; p++) {
+      out = splits.map((v) => label(v, p));
+      if (splits.every((v, i) => v === null || Math.abs(+out[i].replace(/,/g, "") - v) <= spacing * 1e-3)) break;
     }
     return out;
   }
@@ -920,7 +925,7 @@
       refreshMenu();
     };
     document.addEventListener("click", (e) => { if (!e.target.closest(".menu")) $("add-menu").hidden = true; });
-    window.modeldx = { model, widgets, send, socket: () => socket };  // for scripts and browser tests
+    window.modeldx = { model, widgets, send, socket: () => socket, tickLabels };  // for scripts and browser tests
     connect();
   }
 
