@@ -616,10 +616,10 @@
     };
   }
 
-  function axes(ctx, canvas, xLabel, yLabel) {
+  function axes(ctx, canvas, xLabel, yLabel, left = 44) {
     // the plot area inside a canvas, with room for tick values and both axis labels; draws the labels
     const d = devicePixelRatio;
-    const area = { left: 44 * d, top: 8 * d, right: canvas.width - 10 * d, bottom: canvas.height - 30 * d };
+    const area = { left: left * d, top: 8 * d, right: canvas.width - 10 * d, bottom: canvas.height - 30 * d };
     ctx.save();
     ctx.fillStyle = "#6b7380"; ctx.font = `${11 * d}px system-ui`;
     ctx.textAlign = "center"; ctx.textBaseline = "bottom";
@@ -644,9 +644,11 @@
 
   function drawHistogram(ctx, canvas, v) {
     // bins between edges, or with labels one bar per category (LDA's topics and their shares)
-    const d = devicePixelRatio, a = axes(ctx, canvas, v.x_title || "value", v.y_title || "count");
+    const d = devicePixelRatio, a = axes(ctx, canvas, v.x_title || "value", v.y_title || "count", 54);
+    // the y axis up to the tallest bar rounded up to two significant digits: short tick labels
     const n = v.counts.length, top = Math.max(...v.counts, 0);
-    const max = top > 0 ? top : 1;
+    const mag = top > 0 ? Math.pow(10, Math.floor(Math.log10(top)) - 1) : 1;
+    const max = top > 0 ? Math.ceil(top / mag - 1e-9) * mag : 1;
     const w = (a.right - a.left) / n, h = a.bottom - a.top;
     ctx.fillStyle = COLORS[0];
     v.counts.forEach((c, i) => {
@@ -663,7 +665,6 @@
       tick(ctx, fmt(v.edges[0]), a.left, a.bottom + 3 * d, "left", "top");
       tick(ctx, fmt(v.edges[v.edges.length - 1]), a.right, a.bottom + 3 * d, "right", "top");
     }
-    // the top tick with as many digits as its neighbour needs to differ from 0 and from half of it
     const [half, full] = tickLabels([max / 2, max]);
     tick(ctx, full, a.left - 4 * d, a.top, "right", "top");
     tick(ctx, half, a.left - 4 * d, a.top + h / 2, "right", "middle");
