@@ -59,15 +59,17 @@ def main() -> None:
     results["sklearn online"] = {**metrics(phi_sk, test.docs, counts), "seconds": seconds,
                                  "docs_per_s": PASSES * len(train) / seconds}
 
-    lda = InteractiveLDA(train.docs, len(words), K, batch_size=BATCH, nsamps=100, alpha=ALPHA, beta=BETA,
-                         seed=0, device="cpu")
     steps = int(np.ceil(len(train) / BATCH))
-    start = time.perf_counter()
-    for _ in range(PASSES * steps):
-        lda.step()
-    seconds = time.perf_counter() - start
-    results["modeldx SAME m=100"] = {**metrics(lda.phi.numpy(), test.docs, counts), "seconds": seconds,
-                                     "docs_per_s": PASSES * steps * BATCH / seconds}
+    # draws=5: every sweep draws (the first version); draws=1, the default: only the last one
+    for name, draws in (("modeldx SAME, 5 draws", 5), ("modeldx SAME m=100", 1)):
+        lda = InteractiveLDA(train.docs, len(words), K, batch_size=BATCH, nsamps=100, draws=draws,
+                             alpha=ALPHA, beta=BETA, seed=0, device="cpu")
+        start = time.perf_counter()
+        for _ in range(PASSES * steps):
+            lda.step()
+        seconds = time.perf_counter() - start
+        results[name] = {**metrics(lda.phi.numpy(), test.docs, counts), "seconds": seconds,
+                         "docs_per_s": PASSES * steps * BATCH / seconds}
     for name, r in results.items():
         print(f"{name:20s} perplexity {r['perplexity']:8.1f}  NPMI {r['npmi']:.4f}  g1 {r['g1']:.5f}  "
               f"overlap {r['overlap']:.3f}  {r['docs_per_s']:7.0f} docs/s ({r['seconds']:.1f} s)")

@@ -118,3 +118,15 @@ def test_a_port_in_use_is_one_line_naming_it_before_anything_loads(command, tmp_
         result = runner.invoke(app, ["serve", *command, "--port", str(port), "--data-root", str(tmp_path)])
     assert result.exit_code == 2 and f"127.0.0.1:{port}" in result.output and "--port" in result.output
     assert "open http" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--k", "0"], "'k' parameter of serve lda"), (["--k", "1"], "'k' parameter of serve lda"),
+    (["--k", "100000"], "'k' parameter of serve lda"), (["--batch", "0"], "'batch' parameter"),
+    (["--nsamps", "0"], "'nsamps' parameter"), ([], "Reuters-21578 not found")])
+def test_serve_lda_refuses_bad_flags_and_a_missing_data_root_in_one_line(flags, message, tmp_path):
+    # the data root is empty: the flags are checked before Reuters is looked for
+    result = runner.invoke(app, ["serve", "lda", *flags, "--port", str(free_port()), "--data-root",
+                                 str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

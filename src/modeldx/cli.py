@@ -609,10 +609,15 @@ def serve_lda(
     data_root: DataRoot = None,
 ) -> None:
     """Interactive LDA on Reuters-21578 (ModApte train; perplexity on test): nsamps, L1 and cosine sliders."""
+    from modeldx._params import Interval, check_params
     from modeldx.data import load_reuters
-    from modeldx.interactive.sessions import lda_session
+    from modeldx.interactive.sessions import MAX_TOPICS, lda_session
     from modeldx.live.server import reserve, serve
 
+    # the flags first: a bad one is an error now, not after loading Reuters
+    check_params("serve lda", {"k": k, "batch": batch, "nsamps": nsamps},
+                 {"k": Interval(int, 2, MAX_TOPICS), "batch": Interval(int, 1, None),
+                  "nsamps": Interval(int, 1, None)})
     sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
     train = load_reuters("train", root=data_root, min_count=min_count, max_doc_share=max_doc_share)
     test = load_reuters("test", root=data_root, vocabulary=train.vocabulary)

@@ -48,6 +48,37 @@ def test_multinomial_counts_sum_to_m_and_follow_the_probabilities():
     assert torch.allclose(counts[::2].mean(0) / 10, torch.tensor([0.5, 0.3, 0.2]), atol=0.01)
 
 
+def test_multinomial_counts_are_exact_whatever_the_order_and_take_trials_per_row():
+    """The chain runs in each row's order of decreasing probability and stops when no trials are left:
+    still the multinomial's mean m p and variance m p (1 - p), per row with a tensor of trials."""
+    probs = torch.tensor([[0.05, 0.6, 0.05, 0.3], [0.25, 0.25, 0.25, 0.25]]).repeat(20000, 1)
+    trials = torch.tensor([7.0, 300.0]).repeat(20000)
+    counts = multinomial_counts(probs, trials, torch.Generator().manual_seed(1))
+    assert torch.equal(counts.sum(1), trials)
+    for row, m in ((0, 7.0), (1, 300.0)):
+        p = probs[row].double()
+        c = counts[row::2].double()
+        assert torch.allclose(c.mean(0) / m, p, atol=0.01 * p.max().item())
+        assert torch.allclose(c.var(0), m * p * (1 - p), rtol=0.05)
+
+
+def test_repeated_words_are_sampled_once_with_their_count(disjoint):
+    """A document's repeated word is one row with its count: the same θ as one row per token."""
+    _, docs = disjoint
+    lda = InteractiveLDA(docs, 50, 5, batch_size=100, nsamps=20, seed=0, device="cpu")
+    for _ in range(5):
+        lda.step()
+    tokens = torch.tensor([3, 3, 3, 7, 12, 12, 40, 3])
+    doc = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
+    theta, _ = lda.infer(tokens, doc, 2, nsamps=0)
+    pairs, weights = torch.tensor([3, 7, 12, 40, 3]), torch.tensor([3, 1, 2, 1, 1])
+    theta_pairs, counts = lda.infer(pairs, torch.tensor([0, 0, 0, 1, 1]), 2, nsamps=0, weights=weights)
+    assert torch.allclose(theta, theta_pairs, atol=1e-6)
+    assert torch.allclose(counts.sum(1), weights.float())
+    _, drawn = lda.infer(pairs, torch.tensor([0, 0, 0, 1, 1]), 2, nsamps=7, weights=weights)
+    assert torch.allclose(drawn.sum(1), weights.float())  # m c draws per row, averaged over m
+
+
 def test_topics_of_a_synthetic_corpus_are_recovered(disjoint):
     topics, docs = disjoint
     lda = InteractiveLDA(docs, 50, 5, batch_size=100, nsamps=20, seed=0, device="cpu")
@@ -163,3 +194,27 @@ def test_bad_arguments_are_rejected_with_clear_errors(disjoint):
     lda = InteractiveLDA(docs, 50, 5, device="cpu")
     with pytest.raises(InvalidParameterError, match="k"):
         lda.restart(k=0)
+    with pytest.raises(InvalidParameterError, match="draws"):
+        InteractiveLDA(docs, 50, 5, sweeps=3, draws=4)
+    with pytest.raises(InvalidParameterError, match=r"k .*at most the number of words \(50\)"):
+        InteractiveLDA(docs, 50, 51)
+    with pytest.raises(InvalidParameterError, match=r"at most the number of words"):
+        lda.restart(k=51)
+    assert lda.k == 5
+
+
+def test_empty_and_one_word_documents_and_unseen_words():
+    """A stranger's corpus: an empty document, one-word documents, words that never occur (ids 40-59)."""
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(0, 40, 30) for _ in range(30)] + [np.array([], dtype=np.int64), np.array([7])] * 5
+    lda = InteractiveLDA(docs, 60, 4, batch_size=8, nsamps=5, seed=0, device="cpu")
+    only_empty = lda.step(torch.tensor([30]))  # a minibatch of one empty document
+    assert only_empty.tokens == 0 and torch.isfinite(lda.phi).all()
+    one_word = lda.step(torch.tensor([31, 33]))
+    assert one_word.tokens == 2 and np.isfinite(one_word.perplexity)
+    for _ in range(30):
+        lda.step()
+    assert torch.isfinite(lda.phi).all() and torch.allclose(lda.phi.sum(1), torch.ones(4))
+    assert lda.phi[:, 40:].max() < lda.phi[:, :40].max()  # unseen words stay at the prior
+    assert np.isfinite(lda.perplexity(docs))
+    assert np.isfinite(npmi_coherence(lda.top_words(10), docs, 60)).all()

@@ -195,3 +195,68 @@ def test_the_header_fits_a_700_pixel_window(charts, page):
     png = page.screenshot()
     save(png, "dashboard-700px.png")
     not_blank(png)
+
+
+@pytest.fixture
+def small(serve):
+    """A scalar around 3e-4 (LDA's density g1), topic shares as labelled bars, a labelled matrix."""
+    session = LiveSession("small")
+
+    def step(ctx):
+        ctx.scalar("g1", 3.0e-4 + 2e-6 * ctx.step)
+        ctx.histogram("shares", [0.5, 0.3, 0.2], labels=["t0", "t1", "t2"], x_title="topic",
+                      y_title="share of tokens")
+        ctx.matrix("similarity", np.eye(3), rows=[0, 1, 2], columns=[0, 1, 2], note="topics x topics, cosine")
+        time.sleep(0.002)
+
+    session.step_fn = step
+    return session, serve(session)
+
+
+def test_small_values_get_distinct_readable_y_ticks(small, page):
+    """Issue 13: the g1 chart's ticks (~3e-4) all read "0"."""
+    session, url = small
+    open_chart(page, url, "g1")
+    labels = page.evaluate(f"{chart('g1')}.plot().axes[1]._values")
+    splits = page.evaluate(f"{chart('g1')}.plot().axes[1]._splits")
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels
+    assert "0" not in labels and all(float(t.replace(",", "")) > 0 for t in labels), labels
+    # each label says its tick's value (distinct is not enough: 2.5e-4 must not read 3e-4)
+    spacing = min(np.diff(splits))
+    assert np.allclose([float(t) for t in labels], splits, rtol=0, atol=spacing / 100), (labels, splits)
+
+
+def test_tick_labels_say_their_values(small, page):
+    """Distinct is not enough: ticks 2.5e-4 apart (g1 from 0 to 1e-3) must not read 0.0003, 0.0008."""
+    session, url = small
+    open_chart(page, url, "g1")
+    for splits in ([0, 0.00025, 0.0005, 0.00075, 0.001], [2.5e-5, 5e-5, 7.5e-5], [0.85, 0.9, 0.95, 1.0],
+                   [0, 2500, 5000, 7500], [1e5, 2e5, 3e5]):
+        labels = page.evaluate(f"window.modeldx.tickLabels({splits})")
+        spacing = min(np.diff(splits))
+        values = [float(t.replace(",", "")) for t in labels]
+        assert np.allclose(values, splits, rtol=0, atol=spacing / 100), labels
+        assert len(labels) == len(set(labels)) and all(len(t) <= 8 for t in labels), labels
+
+
+def test_large_and_ordinary_ticks_keep_their_look(charts, page):
+    session, url = charts
+    open_chart(page, url)
+    labels = page.evaluate(f"{chart()}.plot().axes[1]._values")
+    assert len(set(labels)) == len(labels) and all(len(t) <= 5 for t in labels), labels
+
+
+def test_labelled_bars_and_matrix_notes_are_drawn(small, page):
+    session, url = small
+    page.add_init_script(RECORD_TEXT)
+    page.goto(url)
+    page.wait_for_function("window.modeldx && window.modeldx.widgets.has('stream:shares') && "
+                           "window.modeldx.widgets.has('stream:similarity')")
+    page.wait_for_function("['topic', 'share of tokens', 't0', 't2', 'topics x topics, cosine']"
+                           ".every(t => window.__texts.has(t))")
+    assert not page.evaluate("window.__texts.has('value') || window.__texts.has('count')")
+    # the bars download as label, value
+    with page.expect_download() as info:
+        page.locator("[data-widget='stream:shares'] [data-csv]").click()
+    rows = read_csv(info.value.path())
+    assert rows == [["topic", "share of tokens"], ["t0", "0.5"], ["t1", "0.3"], ["t2", "0.2"]]

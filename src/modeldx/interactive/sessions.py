@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from modeldx._params import OneOf, check_params
+from modeldx._params import Interval, OneOf, check_params
 from modeldx.device import resolve_device
+from modeldx.errors import InvalidParameterError
 from modeldx.interactive.kmeans import InteractiveKMeans
 from modeldx.interactive.lda import InteractiveLDA, heldout_perplexity, mean_overlap, npmi_coherence
 from modeldx.live import LiveSession, StepContext
@@ -93,6 +94,7 @@ def kmeans_session(features: np.ndarray, k: int = 64, *, blocks=None, block_name
 
 
 LDA_TOPICS = (5, 10, 20, 32, 50, 100)
+MAX_TOPICS = 200  # a person reads the K x K similarity matrix and the K rows of top words every step
 
 
 def lda_session(corpus, k: int = 20, *, test=None, batch_size: int = 256, nsamps: int = 100,
@@ -115,6 +117,7 @@ def lda_session(corpus, k: int = 20, *, test=None, batch_size: int = 256, nsamps
     goes up to 0.1: on Reuters 0.05 makes the topics disjoint within a pass.
     """
     words = list(corpus.vocabulary.words)
+    check_params("lda_session", {"k": k}, {"k": Interval(int, 2, MAX_TOPICS)})
     docs = list(corpus.docs)
     if test is None:
         cut = len(docs) - max(1, len(docs) // 10)
@@ -122,6 +125,10 @@ def lda_session(corpus, k: int = 20, *, test=None, batch_size: int = 256, nsamps
     else:
         held = list(test.docs)
     rng = np.random.default_rng(seed)
+    held = [d for d in held if len(d) >= 2]  # document completion scores a second half
+    if not held:
+        raise InvalidParameterError("lda_session needs held-out documents of at least 2 tokens; "
+                                    "the held-out corpus has none")
     held = [held[i] for i in np.sort(rng.permutation(len(held))[:heldout_docs])]
     lda = InteractiveLDA(docs, len(words), k, batch_size=batch_size, nsamps=nsamps, seed=seed, device=device)
     reference = corpus.counts() if test is not None and hasattr(corpus, "counts") else docs
@@ -129,7 +136,7 @@ def lda_session(corpus, k: int = 20, *, test=None, batch_size: int = 256, nsamps
     session.slider("nsamps", 1, 1000, nsamps, log=True)
     session.slider("l1", 0.0, 2.0 / len(words), 0.0)
     session.slider("cosine", 0.0, 0.1, 0.0)
-    session.choice("k", sorted({*LDA_TOPICS, k}), k)
+    session.choice("k", sorted({*(t for t in LDA_TOPICS if t <= len(words)), k}), k)
     session.button("restart")
 
     def step(ctx: StepContext) -> None:
@@ -138,16 +145,19 @@ def lda_session(corpus, k: int = 20, *, test=None, batch_size: int = 256, nsamps
         lda.nsamps = max(1, int(round(ctx.controls["nsamps"])))
         lda.l1, lda.cosine = float(ctx.controls["l1"]), float(ctx.controls["cosine"])
         result = lda.step()
-        ctx.scalar("batch perplexity", result.perplexity)
+        if result.tokens:  # a minibatch of empty documents has no perplexity
+            ctx.scalar("batch perplexity", result.perplexity)
         phi = lda.phi.cpu().numpy()
         ctx.scalar("density g1", lda.density())
         ctx.scalar("topic overlap", mean_overlap(phi))
         sizes = lda.sizes.cpu().numpy()
-        ctx.histogram("topic sizes", sizes, np.arange(lda.k + 1) - 0.5)
+        ctx.histogram("topic sizes", sizes, np.arange(lda.k + 1) - 0.5, labels=list(range(lda.k)),
+                      x_title="topic", y_title="share of tokens")
         ids = lda.top_words(top)
         ctx.table("top words", [{"topic": t, "share": round(float(sizes[t]), 4),
                                  "words": " ".join(words[w] for w in ids[t])} for t in range(lda.k)])
-        ctx.matrix("topic similarity", lda.similarity(), rows=list(range(lda.k)), columns=list(range(lda.k)))
+        ctx.matrix("topic similarity", lda.similarity(), rows=list(range(lda.k)), columns=list(range(lda.k)),
+                   note="topics x topics, cosine of φ")
         if ctx.step % every == 0:
             ctx.scalar("perplexity", heldout_perplexity(phi, held, alpha=lda.alpha, iterations=20))
             ctx.scalar("NPMI", float(npmi_coherence(ids[:, :10], reference, len(words)).mean()))

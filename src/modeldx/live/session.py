@@ -75,14 +75,25 @@ class StepContext:
     def scalar(self, name: str, value: float) -> None:
         self._session._log("scalar", name, self.step, float(value))
 
-    def histogram(self, name: str, counts, edges=None) -> None:
+    def histogram(self, name: str, counts, edges=None, *, labels=None, x_title: str | None = None,
+                  y_title: str | None = None) -> None:
+        """Bars: ``counts`` of the bins between ``edges``, or one bar per category with ``labels``.
+
+        ``labels`` (one per bar) make it a bar chart of categories (e.g. LDA's topics
+        and their shares); ``x_title``, ``y_title`` replace the axis titles "value", "count".
+        """
         counts = np.asarray(counts, dtype=np.float64)
         edges = np.arange(counts.size + 1, dtype=np.float64) if edges is None else np.asarray(edges, float)
         if edges.size != counts.size + 1:
             raise InvalidParameterError(f"histogram {name!r} needs len(edges) == len(counts) + 1. "
                                         f"Got {edges.size} edges for {counts.size} counts.")
+        if labels is not None and len(labels) != counts.size:
+            raise InvalidParameterError(f"histogram {name!r} has {counts.size} bars; "
+                                        f"got {len(labels)} labels")
         self._session._log("histogram", name, self.step,
-                           {"counts": counts.tolist(), "edges": edges.tolist()})
+                           {"counts": counts.tolist(), "edges": edges.tolist(),
+                            "labels": None if labels is None else [str(v) for v in labels],
+                            "x_title": x_title, "y_title": y_title})
 
     def images(self, name: str, grid, *, columns: int | None = None, scaled: bool = False,
                column_names: list[str] | None = None) -> None:
@@ -104,12 +115,13 @@ class StepContext:
                            {"shape": list(arr.shape), "columns": columns, "data": _image_bytes(arr, scaled),
                             "column_names": None if column_names is None else [str(c) for c in column_names]})
 
-    def matrix(self, name: str, values, *, rows=None, columns=None) -> None:
+    def matrix(self, name: str, values, *, rows=None, columns=None, note: str | None = None) -> None:
+        """A heat map; ``rows``, ``columns`` name its rows and columns, ``note`` says what it shows."""
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim != 2:
             raise InvalidParameterError(f"matrix {name!r} takes a 2-d array. Got shape {arr.shape}.")
         self._session._log("matrix", name, self.step,
-                           {"values": arr.tolist(), "rows": rows, "columns": columns})
+                           {"values": arr.tolist(), "rows": rows, "columns": columns, "note": note})
 
     def silhouette(self, name: str, clusters, scores) -> None:
         """A silhouette graph (thesis eq. 2.2): per item its cluster and score, grouped and sorted."""

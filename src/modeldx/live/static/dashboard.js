@@ -349,8 +349,11 @@
   const CSV = {  // stream kind -> (stream) => [header, rows]
     scalar: (st) => [["step", "value", "min", "max"],
                      st.steps.map((s, i) => [s, st.values[i], st.lows[i], st.highs[i]])],
-    histogram: (st) => [["low", "high", "count"],
-                        st.value ? st.value.counts.map((c, i) => [st.value.edges[i], st.value.edges[i + 1], c]) : []],
+    histogram: (st) => {
+      const v = st.value;
+      if (v && v.labels) return [[v.x_title || "label", v.y_title || "count"], v.counts.map((c, i) => [v.labels[i], c])];
+      return [["low", "high", "count"], v ? v.counts.map((c, i) => [v.edges[i], v.edges[i + 1], c]) : []];
+    },
     silhouette: (st) => [["item", "cluster", "score"],
                          st.value ? st.value.score.map((s, i) => [i, st.value.cluster[i], s]) : []],
   };
@@ -538,7 +541,7 @@
         plugins: [{ hooks: { draw: [(u) => drawMarkers(u, drawn)] } }],
         cursor: { drag: { x: true, y: false, setScale: false } },
         scales: { x: { time: false }, y: o.log ? { distr: 3, log: 10 } : {} },
-        axes: [{ label: "step", labelSize: 18, size: 36 }, {}],
+        axes: [{ label: "step", labelSize: 18, size: 36 }, { values: (u, splits) => tickLabels(splits), size: 56 }],
         series: [{}, { label: name, stroke: faint ? "rgba(47,111,219,0.35)" : COLORS[0], width: faint ? 1 : 1.5,
                        points: { show: false } },
                  { label: `${name} (smoothed)`, stroke: COLORS[0], width: 1.5, show: faint, points: { show: false } }],
@@ -613,10 +616,10 @@
     };
   }
 
-  function axes(ctx, canvas, xLabel, yLabel) {
+  function axes(ctx, canvas, xLabel, yLabel, left = 44) {
     // the plot area inside a canvas, with room for tick values and both axis labels; draws the labels
     const d = devicePixelRatio;
-    const area = { left: 44 * d, top: 8 * d, right: canvas.width - 10 * d, bottom: canvas.height - 30 * d };
+    const area = { left: left * d, top: 8 * d, right: canvas.width - 10 * d, bottom: canvas.height - 30 * d };
     ctx.save();
     ctx.fillStyle = "#6b7380"; ctx.font = `${11 * d}px system-ui`;
     ctx.textAlign = "center"; ctx.textBaseline = "bottom";
@@ -640,17 +643,32 @@
   }
 
   function drawHistogram(ctx, canvas, v) {
-    const d = devicePixelRatio, a = axes(ctx, canvas, "value", "count");
-    const n = v.counts.length, max = Math.max(...v.counts, 1);
+    // bins between edges, or with labels one bar per category (LDA's topics and their shares)
+    const d = devicePixelRatio, a = axes(ctx, canvas, v.x_title || "value", v.y_title || "count", 54);
+    // the y axis up to the tallest bar rounded up to two significant digits: short tick labels
+    const n = v.counts.length, top = Math.max(...v.counts, 0);
+    const mag = top > 0 ? Math.pow(10, Math.floor(Math.log10(top)) - 1) : 1;
+    const max = top > 0 ? Math.ceil(top / mag - 1e-9) * mag : 1;
     const w = (a.right - a.left) / n, h = a.bottom - a.top;
     ctx.fillStyle = COLORS[0];
     v.counts.forEach((c, i) => {
       const bh = h * c / max;
       ctx.fillRect(a.left + i * w + 1, a.bottom - bh, Math.max(w - 2, 1), bh);
     });
-    tick(ctx, fmt(v.edges[0]), a.left, a.bottom + 3 * d, "left", "top");
-    tick(ctx, fmt(v.edges[v.edges.length - 1]), a.right, a.bottom + 3 * d, "right", "top");
-    tick(ctx, fmt(max), a.left - 4 * d, a.top, "right", "top");
+    if (v.labels) {
+      // every label that fits (about 5 characters' width each), the first and last always
+      const every = Math.max(1, Math.ceil(30 * d / w));
+      v.labels.forEach((l, i) => {
+        if (i % every === 0 || i === n - 1) tick(ctx, l, a.left + (i + 0.5) * w, a.bottom + 3 * d, "center", "top");
+      });
+    } else {
+      tick(ctx, fmt(v.edges[0]), a.left, a.bottom + 3 * d, "left", "top");
+      tick(ctx, fmt(v.edges[v.edges.length - 1]), a.right, a.bottom + 3 * d, "right", "top");
+    }
+    const [half, full] = tickLabels([max / 2, max]);
+    tick(ctx, full, a.left - 4 * d, a.top, "right", "top");
+    tick(ctx, half, a.left - 4 * d, a.top + h / 2, "right", "middle");
+    ctx.fillStyle = "#e3e6ea"; ctx.fillRect(a.left, a.top + h / 2, a.right - a.left, 1);
     tick(ctx, "0", a.left - 4 * d, a.bottom, "right", "bottom");
   }
 
@@ -713,14 +731,36 @@
   }
 
   function drawMatrix(ctx, canvas, v) {
-    const rows = v.values.length, cols = rows ? v.values[0].length : 0;
+    // cells coloured from the lowest (white) to the highest value (blue); row and column names
+    // around it where given, and a footer with the note and the colour scale's two ends
+    const d = devicePixelRatio, rows = v.values.length, cols = rows ? v.values[0].length : 0;
     const flat = v.values.flat(), lo = Math.min(...flat), hi = Math.max(...flat);
-    const cw = canvas.width / Math.max(cols, 1), ch = canvas.height / Math.max(rows, 1);
+    const colour = (t) => `rgb(${255 - 200 * t}, ${255 - 140 * t}, 255)`;
+    const named = !!(v.rows || v.columns);
+    const left = v.rows ? 22 * d : 0, topM = v.columns ? 14 * d : 0, foot = 16 * d;
+    const cw = (canvas.width - left) / Math.max(cols, 1), ch = (canvas.height - topM - foot) / Math.max(rows, 1);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
       const t = hi > lo ? (v.values[r][c] - lo) / (hi - lo) : 0;
-      ctx.fillStyle = `rgb(${255 - 200 * t}, ${255 - 140 * t}, 255)`;
-      ctx.fillRect(c * cw, r * ch, Math.ceil(cw), Math.ceil(ch));
+      ctx.fillStyle = colour(t);
+      ctx.fillRect(left + c * cw, topM + r * ch, Math.ceil(cw), Math.ceil(ch));
     }
+    if (named) {
+      const font = Math.min(10 * d, Math.max(cw, ch) * 0.8);
+      const everyC = Math.max(1, Math.ceil(font * 2 / cw)), everyR = Math.max(1, Math.ceil(font * 1.2 / ch));
+      (v.columns || []).forEach((c, i) => {
+        if (i % everyC === 0) tick(ctx, String(c), left + (i + 0.5) * cw, topM - 2 * d, "center", "bottom");
+      });
+      (v.rows || []).forEach((r, i) => {
+        if (i % everyR === 0) tick(ctx, String(r), left - 3 * d, topM + (i + 0.5) * ch, "right", "middle");
+      });
+    }
+    const y = canvas.height - foot / 2, [l, h] = tickLabels([lo, hi]);
+    if (v.note) tick(ctx, v.note, left, y, "left", "middle");
+    const bar = 60 * d, right = canvas.width - 4 * d;
+    tick(ctx, h, right, y, "right", "middle");
+    const hiW = (h.length + 1) * 6 * d;
+    for (let i = 0; i < bar; i++) { ctx.fillStyle = colour(i / bar); ctx.fillRect(right - hiW - bar + i, y - 4 * d, 1, 8 * d); }
+    tick(ctx, l, right - hiW - bar - 3 * d, y, "right", "middle");
   }
 
   function drawUnknown(ctx, canvas) {
@@ -841,6 +881,25 @@
     info.textContent = v.control ? "click a point" : `${n} points`;
   }
 
+  function tickLabels(splits) {
+    // axis ticks with just enough digits to say each tick's value (uPlot's default rounds 3e-4 to "0",
+    // and merely distinct labels may still round 2.5e-4 to 3e-4): within a thousandth of the spacing;
+    // scientific below 1e-3 and from 1e5, grouped thousands otherwise
+    const vals = splits.filter((v) => v !== null);
+    const big = Math.max(0, ...vals.map(Math.abs));
+    const gaps = vals.slice(1).map((v, i) => Math.abs(v - vals[i])).filter((g) => g > 0);
+    const spacing = gaps.length ? Math.min(...gaps) : big || 1;
+    const sci = big >= 1e5 || (big > 0 && big < 1e-3);
+    const label = (v, p) => (v === null ? "" : v === 0 ? "0" : sci ? v.toExponential(p)
+      : v.toLocaleString("en-US", { minimumFractionDigits: p, maximumFractionDigits: p }));
+    let out = [];
+    for (let p = 0; p <= 12; p++) {
+      out = splits.map((v) => label(v, p));
+      if (splits.every((v, i) => v === null || Math.abs(+out[i].replace(/,/g, "") - v) <= spacing * 1e-3)) break;
+    }
+    return out;
+  }
+
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   function fmt(v) {
     if (v === null || v === undefined) return "";
@@ -867,7 +926,7 @@
       refreshMenu();
     };
     document.addEventListener("click", (e) => { if (!e.target.closest(".menu")) $("add-menu").hidden = true; });
-    window.modeldx = { model, widgets, send, socket: () => socket };  // for scripts and browser tests
+    window.modeldx = { model, widgets, send, socket: () => socket, tickLabels };  // for scripts and browser tests
     connect();
   }
 
