@@ -62,7 +62,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -71,7 +70,7 @@ from torch import nn
 from modeldx._params import Interval, check_params
 from modeldx.dynamics._layout import architecture, architecture_fingerprint, weights_file
 from modeldx.errors import InvalidParameterError, LayerNotFoundError, ModeldxError, RunMismatchError
-from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, reserve, run_announced, token_ok
+from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
 
 __all__ = ["create_dynamics_app", "DynamicsThread", "serve_dynamics", "DEFAULT_LINES", "MAX_LINES"]
 
@@ -466,12 +465,7 @@ def create_dynamics_app(run, *, model: nn.Module | None = None, token: str | Non
     app = guarded_app(f"modeldx dynamics: {run.path}", host=host, token=token, allowed_hosts=allowed_hosts)
     app.state.view = view
 
-    @app.middleware("http")
-    async def require_token(request: Request, call_next):
-        # the page and its scripts hold no data; every /api/ answer does
-        if request.url.path.startswith("/api/") and not token_ok(token, given_token(request)):
-            return JSONResponse({"detail": "a valid token is required"}, status_code=403)
-        return await call_next(request)
+    require_api_token(app, token)
 
     def answer(fn, *args) -> Response:
         try:

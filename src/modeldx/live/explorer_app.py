@@ -14,13 +14,12 @@ from __future__ import annotations
 import socket as sockets
 from collections.abc import Iterable
 
-from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from modeldx.errors import InvalidParameterError, LayerNotFoundError
-from modeldx.live.server import STATIC, AppThread, given_token, guarded_app, reserve, run_announced, token_ok
+from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
 from modeldx.neurons.explore import Explorer, ItemNotFoundError
 
 
@@ -31,12 +30,7 @@ def create_explorer_app(explorer: Explorer, *, token: str | None = None, host: s
                       allowed_hosts=allowed_hosts)
     app.state.explorer = explorer
 
-    @app.middleware("http")
-    async def require_token(request: Request, call_next):
-        # the page and its scripts hold no data; every /api/ answer does
-        if request.url.path.startswith("/api/") and not token_ok(token, given_token(request)):
-            return JSONResponse({"detail": "a valid token is required"}, status_code=403)
-        return await call_next(request)
+    require_api_token(app, token)
 
     def answer(fn, *args) -> Response:
         try:

@@ -195,6 +195,17 @@ def guarded_app(title: str, *, host: str, token: str | None, allowed_hosts: Iter
     return app
 
 
+def require_api_token(app: FastAPI, token: str | None) -> None:
+    """Refuse every ``/api/`` request without the token (403, JSON): pages whose HTML and scripts
+    hold no data (the explorer, the dynamics views) serve those freely and fetch the rest with it."""
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        if request.url.path.startswith("/api/") and not token_ok(token, given_token(request)):
+            return JSONResponse({"detail": "a valid token is required"}, status_code=403)
+        return await call_next(request)
+
+
 def handle(session: LiveSession, raw: str, max_bytes: int) -> dict[str, Any] | None:
     """Apply one browser message; returns the reply (an error or a pong), if any."""
     if len(raw.encode()) > max_bytes:

@@ -3,8 +3,8 @@
 // contributors). Every URL is relative; the page's ?token= goes on every API call. Non-finite values come
 // as "nan" / "inf" / "-inf": drawn as gaps, with a red mark where a series stops being finite.
 
-const SVG = "http://www.w3.org/2000/svg";
-const token = new URLSearchParams(location.search).get("token");
+import { el, getJSON } from "./pagekit.js";
+
 const POLL_MS = 2000;
 const state = {
   run: null, summaryStat: null, layer: null, lineStat: null,
@@ -13,27 +13,8 @@ const state = {
 };
 window.modeldxDynamics = state;
 
-function api(path, params = {}) {
-  const url = new URL(path, location.href);
-  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) url.searchParams.set(k, v);
-  if (token) url.searchParams.set("token", token);
-  return url.toString();
-}
 
-async function getJSON(path, params) {
-  const res = await fetch(api(path, params));
-  const body = await res.json();
-  if (!res.ok) throw new Error(body.detail || `${path}: HTTP ${res.status}`);
-  return body;
-}
 
-function el(tag, attrs = {}, parent = null, text = null) {
-  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== null) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
 
 const num = (v) => (typeof v === "number" ? v : v === "inf" ? Infinity : v === "-inf" ? -Infinity : NaN);
 const nums = (a) => a.map(num);

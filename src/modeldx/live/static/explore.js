@@ -1,32 +1,14 @@
 // The network explorer: layers as columns of neuron clusters (SVG), bundles between them, a detail panel.
 // Every URL is relative (a proxy may mount the page anywhere); the page's ?token= goes on every API call.
 
-const SVG = "http://www.w3.org/2000/svg";
-const token = new URLSearchParams(location.search).get("token");
+import { api, el, getJSON } from "./pagekit.js";
+
 const BOX_W = 190, GAP_X = 90, STRIP_H = 16, THUMB = 26, PAD = 6, HEAD_H = 58, BOX_GAP = 8, MAX_BUNDLE_W = 16;
 const state = { graph: null, boxes: new Map(), selected: null, drawnAt: null };
 window.modeldxExplorer = state;
 
-function api(path) {
-  const url = new URL(path, location.href);
-  if (token) url.searchParams.set("token", token);
-  return url.toString();
-}
 
-async function getJSON(path) {
-  const res = await fetch(api(path));
-  const body = await res.json();
-  if (!res.ok) throw new Error(body.detail || `${path}: HTTP ${res.status}`);
-  return body;
-}
 
-function el(tag, attrs = {}, parent = null, text = null) {
-  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== null) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
 
 // colour of a matrix cell: v in [-1, 1] of its matrix's scale; white is 0, purple positive, teal negative
 function colour(v) {
