@@ -63,7 +63,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def figure(rows: list[dict], path: str) -> None:
+def figure(rows: list[dict], path: str, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -81,7 +81,7 @@ def figure(rows: list[dict], path: str) -> None:
             ax.plot([x / 1e6 for x in xs], [statistics.mean(means[x]) for x in xs], c=colour, lw=1)
     ax.set_xlabel("embedding parameters (millions; tied input/output)")
     ax.set_ylabel("validation perplexity")
-    ax.set_title("PTB, 1-layer LSTM 200, one epoch (not the thesis' training)", fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -126,7 +126,9 @@ def main() -> None:
                 json.dump(rows, fh, indent=1)
     print(table(rows))
     if args.figure:
-        figure(rows, args.figure)
+        epochs = "one epoch" if args.epochs == 1 else f"{args.epochs:g} epochs"
+        title = f"PTB, {args.layers}-layer LSTM {args.dim}, {epochs} (not the thesis' training)"
+        figure(rows, args.figure, title)
 
 
 if __name__ == "__main__":
