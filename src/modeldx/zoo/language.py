@@ -192,6 +192,8 @@ def train_language_model(model: WordLSTM, train_ids: torch.Tensor, valid_ids: to
                          lr: float = 20.0, clip: float = 0.25, seed: int = 0) -> LMResult:
     """Truncated BPTT with plain SGD and gradient-norm clipping; validation perplexity at the end.
 
+    ``model`` is re-initialised from ``seed`` first, so the same seed gives the same run.
+
     ``steps`` windows of ``bptt`` words over ``batch_size`` streams (default: ``epochs``
     passes over ``train_ids``; the streams wrap around), the LSTM state carried from one
     window to the next but not back-propagated through. The defaults are PyTorch's
