@@ -3,7 +3,7 @@
 // contributors). Every URL is relative; the page's ?token= goes on every API call. Non-finite values come
 // as "nan" / "inf" / "-inf": drawn as gaps, with a red mark where a series stops being finite.
 
-import { el, getJSON } from "./pagekit.js";
+import { el, getJSON, hideTip, showTip } from "./pagekit.js";
 
 const POLL_MS = 2000;
 const state = {
@@ -31,14 +31,6 @@ function message(text) {
   box.textContent = text || "";
 }
 
-const tip = document.getElementById("tip");
-function showTip(ev, text) {
-  tip.textContent = text;
-  tip.hidden = false;
-  tip.style.left = `${ev.clientX + 12}px`;
-  tip.style.top = `${ev.clientY + 12}px`;
-}
-function hideTip() { tip.hidden = true; }
 
 // ---- a chart: axes, scales, paths with gaps ------------------------------------------------------------------
 

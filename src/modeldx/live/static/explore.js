@@ -1,7 +1,7 @@
 // The network explorer: layers as columns of neuron clusters (SVG), bundles between them, a detail panel.
 // Every URL is relative (a proxy may mount the page anywhere); the page's ?token= goes on every API call.
 
-import { api, el, getJSON } from "./pagekit.js";
+import { api, el, getJSON, hideTip, showTip } from "./pagekit.js";
 
 const BOX_W = 190, GAP_X = 90, STRIP_H = 16, THUMB = 26, PAD = 6, HEAD_H = 58, BOX_GAP = 8, MAX_BUNDLE_W = 16;
 const state = { graph: null, boxes: new Map(), selected: null, drawnAt: null };
@@ -21,14 +21,6 @@ function colour(v) {
 
 function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3); }
 
-const tip = document.getElementById("tip");
-function showTip(ev, text) {
-  tip.textContent = text;
-  tip.hidden = false;
-  tip.style.left = `${ev.clientX + 12}px`;
-  tip.style.top = `${ev.clientY + 12}px`;
-}
-function hideTip() { tip.hidden = true; }
 
 function header(g) {
   document.getElementById("store").textContent = g.store;

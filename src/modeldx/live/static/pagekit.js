@@ -25,3 +25,14 @@ export function el(tag, attrs = {}, parent = null, text = null) {
   if (parent) parent.appendChild(node);
   return node;
 }
+
+// the page's hover tip: an element with id "tip", placed beside the pointer
+export function showTip(ev, text) {
+  const tip = document.getElementById("tip");
+  tip.textContent = text;
+  tip.hidden = false;
+  tip.style.left = `${ev.clientX + 12}px`;
+  tip.style.top = `${ev.clientY + 12}px`;
+}
+
+export function hideTip() { document.getElementById("tip").hidden = true; }
