@@ -746,5 +746,6 @@ def dynamics(
                    allowed_hosts=allowed_host or (),
                    announce=lambda line: console.print(line, soft_wrap=True))  # a URL never broken in two
 
+
 if __name__ == "__main__":  # pragma: no cover
     app()
