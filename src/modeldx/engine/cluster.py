@@ -1,0 +1,55 @@
+"""Where Dask work runs: a scheduler address, the environment, or a local cluster of processes.
+
+Queries and capture both reach a ``dask.distributed`` cluster through
+:func:`connect`, so that ``--scheduler``, ``--workers`` and ``MODELDX_SCHEDULER``
+mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from modeldx.errors import InvalidParameterError
+
+SCHEDULER_ENV = "MODELDX_SCHEDULER"
+
+
+def scheduler_address(scheduler: str | None = None) -> str | None:
+    """The scheduler to use: ``scheduler``, else ``$MODELDX_SCHEDULER``, else ``None`` (start one)."""
+    address = scheduler if scheduler is not None else os.environ.get(SCHEDULER_ENV) or None
+    if address is not None and not isinstance(address, str):
+        raise InvalidParameterError(
+            f"scheduler must be an address such as 'tcp://host:8786'. Got {address!r}.")
+    return address
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None = None, workers: int | None = None, *,
+            threads_per_worker: int = 1) -> Iterator:
+    """A ``distributed.Client`` for the duration of a ``with`` block.
+
+    Connects to ``scheduler`` (or ``$MODELDX_SCHEDULER``); with neither, starts a
+    ``LocalCluster`` of ``workers`` separate processes (default: one per CPU core,
+    one thread each, since torch and NumPy bring their own threads) and closes it
+    on leaving the block. ``workers`` is only for a local cluster: a running
+    cluster has the workers it has.
+    """
+    from distributed import Client, LocalCluster
+
+    address = scheduler_address(scheduler)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InvalidParameterError(f"workers must be a positive integer. Got {workers!r}.")
+    if address is not None:
+        if workers is not None:
+            raise InvalidParameterError(
+                f"workers={workers} applies to a local cluster only; the cluster at {address} has the "
+                "workers that were started for it (start more with `dask worker ADDRESS`)")
+        with Client(address) as client:
+            yield client
+        return
+    n = workers or os.cpu_count() or 1
+    with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
