@@ -1,6 +1,7 @@
 import errno
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -217,3 +218,29 @@ def test_any_torch_dataset_works(tmp_path, tiny_model, digits, digits_store):
                  batch_size=100, progress=False)
     np.testing.assert_array_equal(st.read("acts/act2"), digits_store.read("acts/act2"))
     assert st.items().label.tolist() == y.tolist()
+
+
+def test_random_chunk_order_is_a_seeded_permutation_and_the_same_store(tmp_path, tiny_model, digits,
+                                                                       digits_store, monkeypatch):
+    written = []
+    real = store_module.StoreWriter.write_chunk
+
+    def spy(self, index, arrays, items):
+        written.append(index)
+        return real(self, index, arrays, items)
+
+    monkeypatch.setattr(store_module.StoreWriter, "write_chunk", spy)
+    orders = []
+    for name in ("a", "b"):
+        written.clear()
+        st = capture(tiny_model, digits, tmp_path / name, encoding="float32", chunk_items=256,
+                     batch_size=100, progress=False, chunk_order="random", seed=3)
+        orders.append(list(written))
+    assert orders[0] == orders[1]  # seeded
+    assert sorted(orders[0]) == list(range(st.manifest.n_chunks)) and orders[0] != sorted(orders[0])
+    assert st.manifest.extra["chunk_order"] == "random" and st.manifest.extra["chunk_seed"] == 3
+    for name in st.array_names():  # the same store as in ascending order
+        np.testing.assert_array_equal(st.read(name), digits_store.read(name))
+    pd.testing.assert_frame_equal(st.items(), digits_store.items())
+    with pytest.raises(InvalidParameterError, match="chunk_order"):
+        capture(tiny_model, digits, tmp_path / "c", chunk_order="shuffled", progress=False)

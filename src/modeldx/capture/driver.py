@@ -58,6 +58,8 @@ _LIMITS = {
     "gradients": bool,
     "overwrite": bool,
     "progress": bool,
+    "chunk_order": OneOf("ascending", "random"),
+    "seed": Interval(int, 0, 2 ** 32 - 1),
 }
 
 
@@ -228,7 +230,8 @@ class _Capture:
     def __init__(self, model: nn.Module, data, path, *, layers: LayerSelector, reduction,
                  gradients: bool, grad_reduction: str, items, encoding: str, batch_size: int,
                  chunk_items: int, device, overwrite: bool, progress: bool,
-                 latent_layer: str | None, output: OutputPicker, kinds) -> None:
+                 latent_layer: str | None, output: OutputPicker, kinds, chunk_order: str = "ascending",
+                 seed: int = 0) -> None:
         self.model = model
         self.ds = as_dataset(data)
         if len(self.ds) == 0:
@@ -262,6 +265,8 @@ class _Capture:
         self.device = resolve_device(device)
         self.overwrite = overwrite
         self.progress = progress
+        self.chunk_order = chunk_order
+        self.seed = seed
         self.latent_layer = latent_layer
         if latent_layer not in (None, "auto"):
             select_layers(model, [split_call(latent_layer)[0]])  # validates the name
@@ -461,7 +466,8 @@ class _Capture:
             model_name=type(self.model).__name__, classes=getattr(self.ds, "classes", None),
             modeldx_version=__version__,
             extra={"item_ids_hash": ids_hash, "subset": bool(self.item_ids.size < len(self.ds)),
-                   "dataset_items": len(self.ds), "grad_reduction": self.grad_reduction},
+                   "dataset_items": len(self.ds), "grad_reduction": self.grad_reduction,
+                   "chunk_order": self.chunk_order, "chunk_seed": self.seed},
         )
         dims = {"latent": m.latent_dim, "probs": m.num_classes}
         for spec in specs:
@@ -523,6 +529,10 @@ class _Capture:
                     writer = held.enter_context(
                         StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims))
                     todo = sorted(set(range(manifest.n_chunks)) - writer.done_chunks())
+                    if self.chunk_order == "random":
+                        # the chunks written so far are then a simple random sample of all chunks:
+                        # a query over a capture in progress (modeldx.progressive) can weigh them so
+                        todo = [int(i) for i in np.random.default_rng(self.seed).permutation(todo)]
                     done_items = manifest.n_items - sum(
                         min(self.chunk_items, manifest.n_items - i * self.chunk_items) for i in todo)
                     with tqdm(total=manifest.n_items, initial=done_items, unit="item",
@@ -576,6 +586,8 @@ def capture(
     latent_layer: str | None = "auto",
     output: OutputPicker = None,
     kinds: Mapping[str, str] | None = None,
+    chunk_order: str = "ascending",
+    seed: int = 0,
 ) -> Store:
     """Capture a model's activations over a data set into a store at ``path``.
 
@@ -630,6 +642,12 @@ def capture(
         Overrides how a 3-d output is read, per layer or module name:
         ``"sequence"`` (batch, time, features) or ``"conv"`` (batch, channels,
         length). The rule is in :mod:`modeldx.capture.probe`.
+    chunk_order, seed
+        ``"ascending"`` writes the chunks in store order; ``"random"`` in a
+        permutation seeded by ``seed``, so that the chunks written at any moment
+        are a simple random sample of the chunks and a query over the capture
+        while it runs (:func:`modeldx.progressive`) is an unbiased estimate.
+        The store is the same either way.
 
     Returns
     -------
@@ -646,14 +664,14 @@ def capture(
     check_params("capture", {
         "grad_reduction": grad_reduction, "encoding": encoding, "batch_size": batch_size,
         "chunk_items": chunk_items, "gradients": gradients, "overwrite": overwrite,
-        "progress": progress}, _LIMITS)
+        "progress": progress, "chunk_order": chunk_order, "seed": seed}, _LIMITS)
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(f"model must be a torch nn.Module. Got {type(model).__name__}.")
     return _Capture(model, data, path, layers=layers, reduction=reduction, gradients=gradients,
                     grad_reduction=grad_reduction, items=items, encoding=encoding,
                     batch_size=batch_size, chunk_items=chunk_items, device=device,
                     overwrite=overwrite, progress=progress, latent_layer=latent_layer,
-                    output=output, kinds=kinds).run()
+                    output=output, kinds=kinds, chunk_order=chunk_order, seed=seed).run()
 
 
 def latent_pass(model: nn.Module, data, path: str | os.PathLike, **kwargs) -> Store:
