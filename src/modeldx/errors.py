@@ -149,3 +149,7 @@ class RunExistsError(ModeldxError, FileExistsError):
 
 class RunMismatchError(ModeldxError, ValueError):
     """``resume=True`` on a run recorded for another model, probe or layer selection."""
+
+
+class BiasedAnswerWarning(UserWarning):
+    """An approximate answer comes from items that are not a random sample (a capture in data set order)."""
