@@ -6,7 +6,7 @@ from modeldx.api import capture, latent_pass, open_store  # noqa: E402
 from modeldx.errors import ModeldxError  # noqa: E402
 
 __all__ = ["__version__", "capture", "latent_pass", "open_store", "sample", "ModeldxError", "queries",
-           "sampling"]
+           "sampling", "progressive"]
 
 
 def __getattr__(name: str):
@@ -15,6 +15,8 @@ def __getattr__(name: str):
 
     if name in ("queries", "sampling"):
         return importlib.import_module(f"modeldx.{name}")
+    if name == "progressive":
+        return importlib.import_module("modeldx.queries.progressive").progressive
     if name == "sample":
         return importlib.import_module("modeldx.sampling").sample
     raise AttributeError(f"module 'modeldx' has no attribute {name!r}")

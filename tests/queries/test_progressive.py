@@ -1,0 +1,139 @@
+"""Progressive answers over a capture running in a background thread: they refine as chunks land, carry a
+confidence in [0, 1], and the last one is the exact answer."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import modeldx
+from modeldx import capture
+from modeldx.errors import BiasedAnswerWarning, InvalidParameterError, StoreIncompleteError
+from modeldx.queries import top_k_confidence, top_k_neurons
+from modeldx.queries.progressive import progressive_answer, snapshot_sample
+from modeldx.store import store as store_module
+from modeldx.store.partial import PartialStore
+from tests.store.test_partial import CHUNK, interrupted
+
+K = 3
+COLUMNS = ["layer", "label", "correct", "rank", "neuron", "value", "n_items"]
+
+
+class GatedCapture:
+    """A capture in a thread whose chunk writes wait for the test's go: the test decides when chunks land
+    (no sleeps), ``release(n)`` lets ``n`` more through."""
+
+    def __init__(self, monkeypatch, model, data, path, **kwargs) -> None:
+        self.gate = threading.Semaphore(0)
+        self.error: BaseException | None = None
+        real = store_module.StoreWriter.write_chunk
+
+        def write(writer, index, arrays, items):
+            if not self.gate.acquire(timeout=60):
+                raise TimeoutError("the test never let this chunk through")
+            return real(writer, index, arrays, items)
+
+        monkeypatch.setattr(store_module.StoreWriter, "write_chunk", write)
+
+        def run():
+            try:
+                capture(model, data, path, encoding="float32", chunk_items=CHUNK, batch_size=64,
+                        progress=False, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - reported by join()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def release(self, n: int) -> None:
+        for _ in range(n):
+            self.gate.release()
+
+    def join(self) -> None:
+        self.release(1000)
+        self.thread.join(60)
+        if self.error is not None:
+            raise self.error
+
+
+def precision(answer: pd.DataFrame, exact: pd.DataFrame) -> float:
+    """Mean over the exact answer's groups of |returned ∩ exact| / k (a missing group counts 0)."""
+    key = ["layer", "label", "correct"]
+    got = answer.groupby(key)["neuron"].apply(set)
+    want = exact.groupby(key)["neuron"].apply(set)
+    hits = [len(got.get(g, set()) & w) / len(w) for g, w in want.items()]
+    return float(np.mean(hits))
+
+
+def test_answers_refine_as_chunks_land_and_end_exact(tmp_path, monkeypatch, tiny_model, digits, digits_store):
+    running = GatedCapture(monkeypatch, tiny_model, digits, tmp_path / "s", chunk_order="random", seed=0)
+    exact = top_k_neurons(digits_store, k=K)
+    seen = []
+    try:
+        running.release(1)
+        for done, total, answer in modeldx.progressive(tmp_path / "s", k=K, every=0.01, timeout=60):
+            seen.append((done, total, answer))
+            running.release(2)
+    finally:
+        running.join()
+    dones = [d for d, _, _ in seen]
+    total = seen[0][1]
+    assert total == -(-len(digits) // CHUNK) and all(t == total for _, t, _ in seen)
+    assert dones == sorted(set(dones)) and dones[-1] == total and len(seen) >= 4  # refined, several times
+    for done, _, answer in seen:
+        assert list(answer.columns) == [*COLUMNS, "confidence", "replicates"]
+        c, r = answer["confidence"].to_numpy(), answer["replicates"].to_numpy()
+        assert (((c >= 0) & (c <= 1)) | (np.isnan(c) & (r == 0))).all()  # NaN only without a replicate
+        assert answer.attrs["progress"]["chunks_done"] == done and not answer.attrs["progress"]["biased"]
+    # the last answer is the plain query on the complete store, and top_k_confidence's over every item
+    final = seen[-1][2]
+    assert final.attrs["progress"]["complete"]
+    pd.testing.assert_frame_equal(final[COLUMNS], exact)
+    pd.testing.assert_frame_equal(final, top_k_confidence(digits_store, k=K), check_like=True)
+    # converging: the answers' precision against the exact one rises, and the confidence with it
+    scores = [precision(a, exact) for _, _, a in seen]
+    confidence = [float(np.nanmean(a["confidence"])) for _, _, a in seen]
+    half = len(seen) // 2
+    assert np.mean(scores[half:]) > np.mean(scores[:half]) and scores[-1] == 1.0
+    assert np.mean(confidence[half:]) > np.mean(confidence[:half])
+
+
+def test_ascending_order_warns_that_the_answer_is_biased(tmp_path, monkeypatch, tiny_model, digits):
+    interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch)  # default order: the first chunks
+    with pytest.warns(BiasedAnswerWarning, match="ascending"):
+        done, total, answer = next(modeldx.progressive(tmp_path / "s", k=K, every=0.01))
+    assert (done, total) == (3, 15) and answer.attrs["progress"]["biased"]
+
+
+def test_a_stalled_capture_times_out(tmp_path, monkeypatch, tiny_model, digits):
+    interrupted(tmp_path / "s", tiny_model, digits, 2, monkeypatch, chunk_order="random")
+    answers = modeldx.progressive(tmp_path / "s", k=K, every=0.01, timeout=0.2)
+    assert next(answers).done == 2
+    with pytest.raises(StoreIncompleteError, match="no writer holds its lock"):
+        next(answers)
+
+
+def test_weights_and_post_stratification(tmp_path, monkeypatch, tiny_model, digits, digits_store):
+    interrupted(tmp_path / "s", tiny_model, digits, 5, monkeypatch, chunk_order="random", seed=2)
+    snap = PartialStore(tmp_path / "s").snapshot()
+    sample = snapshot_sample(snap)
+    assert np.allclose(sample.weights, len(digits) / snap.n_items)  # N / n: sums estimate totals
+    assert sample.weights.sum() == pytest.approx(len(digits))
+    from modeldx.engine.groups import group_codes, group_sizes
+
+    population = group_sizes(digits_store.items(), 10)
+    strat = snapshot_sample(snap, group_items=population)
+    codes = group_codes(snap.items())
+    # each group's weights add up to its true size
+    seen = np.bincount(codes, minlength=20) > 0
+    np.testing.assert_allclose(np.bincount(codes, strat.weights, minlength=20)[seen], population[seen])
+    with pytest.raises(InvalidParameterError, match="group_items"):
+        snapshot_sample(snap, group_items=population[:5])
+    # other queries are answered weighted, without a confidence
+    cm = progressive_answer(snap, "confusion-matrix")
+    assert "confidence" not in cm.columns and cm.attrs["progress"]["chunks_done"] == 5
+    with pytest.raises(InvalidParameterError, match="'nope'"):
+        progressive_answer(snap, k=K, nope=1)
