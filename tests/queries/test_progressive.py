@@ -95,9 +95,13 @@ def test_answers_refine_as_chunks_land_and_end_exact(tmp_path, monkeypatch, tiny
     pd.testing.assert_frame_equal(final, top_k_confidence(digits_store, k=K), check_like=True)
     # converging: the answers' precision against the exact one rises, and the confidence with it
     scores = [precision(a, exact) for _, _, a in seen]
-    confidence = [float(np.nanmean(a["confidence"])) for _, _, a in seen]
     half = len(seen) // 2
     assert np.mean(scores[half:]) > np.mean(scores[:half]) and scores[-1] == 1.0
+    # one chunk tells nothing of how chunks differ: no confidence yet; then it rises with the precision
+    first = seen[0][2]
+    assert seen[0][0] == 1 and first["confidence"].isna().all() and (first["replicates"] == 0).all()
+    confidence = [float(a["confidence"].mean()) for d, _, a in seen if d >= 2]
+    half = len(confidence) // 2
     assert np.mean(confidence[half:]) > np.mean(confidence[:half])
 
 
