@@ -681,6 +681,65 @@ def serve_ldam(
           allowed_hosts=allowed_host or ())
 
 
+@serve_app.command("capture")
+def serve_capture_command(
+    store: Annotated[Path, typer.Argument(
+        help="The store a capture writes (or, with --checkpoint, will write).")],
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A zoo checkpoint: capture it into STORE in the background while the page follows. "
+             "Without it, follow a capture started elsewhere.")] = None,
+    dataset: Annotated[str, typer.Option(help="With --checkpoint: the data set.")] = "mnist",
+    splits: Annotated[str, typer.Option(help="With --checkpoint: comma-separated splits.")] = "train,test",
+    chunk_items: Annotated[int | None, typer.Option(
+        help="With --checkpoint: items per chunk (default: auto); the answer refines per chunk.")] = None,
+    order: Annotated[str, typer.Option(
+        help="With --checkpoint: chunk order, random (answers are a sample) or ascending.")] = "random",
+    seed: Annotated[int, typer.Option(help="With --checkpoint: seed of the random chunk order.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="With --checkpoint: replace a finished store.")] = False,
+    k: Annotated[int, typer.Option(min=1, help="Neurons per group in the answer.")] = 10,
+    replicates: Annotated[int, typer.Option(min=10, help="Replicates of the confidence.")] = 100,
+    device: str = "auto",
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    token: Token = None,
+    allowed_host: AllowedHost = None,
+    data_root: DataRoot = None,
+) -> None:
+    """A capture's progress and its headline answer converging, with each neuron's confidence."""
+    import threading
+
+    from modeldx._params import OneOf, check_params
+    from modeldx.live.capture_app import CaptureView, serve_capture
+    from modeldx.live.server import reserve
+
+    check_params("serve capture", {"order": order}, {"order": OneOf("random", "ascending")})
+    sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
+    failure: list[str] = []
+    try:
+        if checkpoint is not None:
+            from modeldx.capture import capture as run_capture
+            from modeldx.zoo import load_checkpoint
+
+            model, _ = load_checkpoint(checkpoint)
+            data = _splits(dataset, splits, data_root)
+
+            def work() -> None:
+                try:
+                    run_capture(model, data, store, chunk_items=chunk_items or "auto", chunk_order=order,
+                                seed=seed, overwrite=overwrite, device=device, progress=False)
+                except Exception as exc:  # noqa: BLE001 - shown on the page; the store stays resumable
+                    failure.append(f"{type(exc).__name__}: {exc}")
+
+            # a daemon: interrupting the server stops the capture too; its chunks so far stay, resumable
+            threading.Thread(target=work, daemon=True, name="modeldx-capture").start()
+        view = CaptureView(store, k=k, replicates=replicates, error=lambda: failure[0] if failure else None)
+    except BaseException:
+        sock.close()
+        raise
+    serve_capture(view, host=host, port=port, token=token, sock=sock, allowed_hosts=allowed_host or (),
+                  announce=lambda line: console.print(line, soft_wrap=True))  # a URL never broken in two
+
+
 @app.command()
 def explore(
     store: Annotated[Path, typer.Argument(help="A store (modeldx capture).")],

@@ -1,0 +1,93 @@
+"""The capture page's routes (FastAPI's TestClient): progress, the answer with its confidence, the history
+with precision against the final answer, a store that does not exist yet, and the token and Host checks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+
+from modeldx import capture
+from modeldx.live.capture_app import CaptureView, create_capture_app
+from modeldx.queries import top_k_neurons
+from tests.store.test_partial import CHUNK, interrupted
+
+TOKEN = "a-token-long-enough-1234"
+BASE = "http://127.0.0.1:8765"
+K = 3
+
+
+def client(path, **options) -> TestClient:
+    return TestClient(create_capture_app(CaptureView(path, k=K, replicates=50), **options), base_url=BASE)
+
+
+def test_a_capture_in_progress_then_complete(tmp_path, monkeypatch, tiny_model, digits, digits_store):
+    written = interrupted(tmp_path / "s", tiny_model, digits, 4, monkeypatch, chunk_order="random", seed=5)
+    for i, c in enumerate(written):  # the chunks landed a second apart: 128 items/s
+        os.utime(tmp_path / "s" / "_progress" / f"chunk-{c:06d}.done", (1000.0 + i, 1000.0 + i))
+    app = client(tmp_path / "s")
+    assert app.get("/").status_code == 200 and 'src="static/capture.js"' in app.get("/").text
+    for name in ("capture.js", "capture.css", "pagekit.js"):
+        assert app.get(f"/static/{name}").status_code == 200
+    s = app.get("/api/status").json()
+    total = -(-len(digits) // CHUNK)
+    assert s["status"] == "capturing" and not s["writing"]
+    assert s["chunks_done"] == 4 and s["chunks_total"] == total
+    assert s["items_done"] == 4 * CHUNK and s["items_total"] == len(digits)
+    assert s["chunk_order"] == "random" and not s["biased"]
+    assert s["rate"] == pytest.approx(CHUNK)
+    assert s["eta_s"] == pytest.approx((len(digits) - 4 * CHUNK) / CHUNK)
+    assert [layer["name"] for layer in s["layers"]] == ["act1", "act2", "fc2"]
+    a = app.get("/api/answer", params={"layer": "act2"}).json()
+    assert a["chunks_done"] == 4 and not a["complete"] and a["layer"] == "act2" and a["groups"]
+    for g in a["groups"]:
+        assert len(g["neurons"]) == K and all(0 <= n["confidence"] <= 1 for n in g["neurons"])
+    h = app.get("/api/history", params={"layer": "act2"}).json()
+    assert [(e["chunks"], e["precision"]) for e in h["entries"]] == [(4, None)]
+    assert app.get("/api/answer", params={"layer": "nope"}).status_code == 404
+
+    # the capture resumes to the end: the page's answer is the exact one, the history scored against it
+    capture(tiny_model, digits, tmp_path / "s", encoding="float32", chunk_items=CHUNK, batch_size=64,
+            progress=False, chunk_order="random", seed=5)
+    s = app.get("/api/status").json()
+    assert s["status"] == "complete" and s["chunks_done"] == total and s["eta_s"] == 0
+    a = app.get("/api/answer", params={"layer": "act2"}).json()
+    exact = top_k_neurons(digits_store, k=K, layers="act2")
+    got = [(g["label"], g["correct"], n["neuron"]) for g in a["groups"] for n in g["neurons"]]
+    assert got == list(zip(exact.label, exact.correct, exact.neuron, strict=True))
+    assert a["complete"] and a["mean_confidence"] == 1.0
+    entries = app.get("/api/history", params={"layer": "act2"}).json()["entries"]
+    assert [e["chunks"] for e in entries] == [4, total] and entries[-1]["precision"] == 1.0
+    assert 0 <= entries[0]["precision"] <= 1
+
+
+def test_before_the_store_exists_the_page_waits(tmp_path):
+    app = client(tmp_path / "later")
+    s = app.get("/api/status").json()
+    assert s["status"] == "waiting" and s["items_total"] is None and s["layers"] == []
+    assert app.get("/api/answer").json()["groups"] == []
+    assert app.get("/api/history").json()["entries"] == []
+
+
+def test_ascending_order_is_flagged_biased(tmp_path, monkeypatch, tiny_model, digits):
+    interrupted(tmp_path / "s", tiny_model, digits, 2, monkeypatch)
+    assert client(tmp_path / "s").get("/api/status").json()["biased"] is True
+
+
+def test_token_and_host(digits_store):
+    app = client(digits_store.path, token=TOKEN, host="0.0.0.0")
+    assert app.get("/").status_code == 200  # the page holds no data
+    assert app.get("/api/status").status_code == 403
+    assert app.get("/api/status", params={"token": TOKEN}).json()["status"] == "complete"
+    assert app.get("/api/status", headers={"X-Modeldx-Token": TOKEN}).status_code == 200
+    plain = client(digits_store.path)  # DNS rebinding: a page of another site naming it
+    assert plain.get("/api/status", headers={"host": "evil.example:8765"}).status_code == 403
+    assert plain.get("/", headers={"host": "evil.example:8765"}).status_code == 403
+
+
+def test_bad_settings():
+    from modeldx.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="'k'"):
+        CaptureView("anywhere", k=0)
