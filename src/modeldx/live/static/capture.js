@@ -65,7 +65,7 @@ function drawAnswer(a) {
   for (const g of a.groups) {
     const tr = el("tr", { "data-label": g.label, "data-correct": g.correct }, body);
     const td = el("td", { class: `group ${g.correct ? "" : "wrong"}` }, tr, `${groupName(g)} `);
-    el("span", { class: "n" }, td, `${int(g.n_items)} items`);
+    el("span", { class: "n" }, td, `${int(g.n_items)} item${g.n_items === 1 ? "" : "s"}`);
     for (let r = 0; r < a.k; r++) {
       const n = g.neurons[r];
       if (!n) { el("td", { class: "cell none" }, tr); continue; }
