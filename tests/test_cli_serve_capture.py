@@ -28,6 +28,8 @@ def test_bad_flags_are_one_line(tmp_path):
                     "'order'", "random")
     _one_line_error(runner.invoke(app, ["serve", "capture", str(tmp_path / "s"), "--host", "0.0.0.0"]),
                     "pass a token")
+    _one_line_error(runner.invoke(app, ["serve", "capture", str(tmp_path / "nowhere")]), "nowhere",
+                    "--checkpoint")
 
 
 def _get(port: int, route: str):

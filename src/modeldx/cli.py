@@ -709,6 +709,7 @@ def serve_capture_command(
     import threading
 
     from modeldx._params import OneOf, check_params
+    from modeldx.errors import StoreNotFoundError
     from modeldx.live.capture_app import CaptureView, serve_capture
     from modeldx.live.server import reserve
 
@@ -716,6 +717,9 @@ def serve_capture_command(
     sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
     failure: list[str] = []
     try:
+        if checkpoint is None and not store.exists():
+            raise StoreNotFoundError(f"no store at {store}: start the capture first, or pass --checkpoint to "
+                                     "capture into it from here")
         if checkpoint is not None:
             from modeldx.capture import capture as run_capture
             from modeldx.zoo import load_checkpoint
