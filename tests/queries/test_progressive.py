@@ -11,7 +11,7 @@ import pytest
 
 import modeldx
 from modeldx import capture
-from modeldx.errors import BiasedAnswerWarning, InvalidParameterError, StoreIncompleteError
+from modeldx.errors import BiasedAnswerWarning, InvalidParameterError, StoreIncompleteError, StoreWriteError
 from modeldx.queries import top_k_confidence, top_k_neurons
 from modeldx.queries.progressive import progressive_answer, snapshot_sample
 from modeldx.store import store as store_module
@@ -141,3 +141,27 @@ def test_weights_and_post_stratification(tmp_path, monkeypatch, tiny_model, digi
     assert "confidence" not in cm.columns and cm.attrs["progress"]["chunks_done"] == 5
     with pytest.raises(InvalidParameterError, match="'nope'"):
         progressive_answer(snap, k=K, nope=1)
+
+
+def test_every_chunk_landed_before_the_store_is_finalized(tmp_path, monkeypatch, tiny_model, digits,
+                                                          digits_store):
+    def fail(self):
+        raise StoreWriteError(28, "the disk is full (test)")
+
+    monkeypatch.setattr(store_module.StoreWriter, "finalize", fail)
+    with pytest.raises(StoreWriteError):
+        capture(tiny_model, digits, tmp_path / "s", encoding="float32", chunk_items=CHUNK, batch_size=64,
+                progress=False, chunk_order="random")
+    monkeypatch.undo()
+    answers = modeldx.progressive(tmp_path / "s", k=K, every=0.01)
+    done, total, answer = next(answers)  # every chunk, the store not finalized: not yet the exact answer
+    assert done == total and not answer.attrs["progress"]["complete"]
+    assert (answer["confidence"] == 1).all()  # every chunk: nothing left to change it
+    pd.testing.assert_frame_equal(answer[COLUMNS], top_k_neurons(digits_store, k=K), check_like=True,
+                                  check_exact=False)
+    capture(tiny_model, digits, tmp_path / "s", encoding="float32", chunk_items=CHUNK, batch_size=64,
+            progress=False, chunk_order="random")  # resumed: only the finalizing was left
+    done, total, final = next(answers)
+    assert done == total and final.attrs["progress"]["complete"]
+    pd.testing.assert_frame_equal(final[COLUMNS], top_k_neurons(digits_store, k=K))
+    assert next(answers, None) is None

@@ -145,7 +145,8 @@ class CaptureView:
         with self.lock:
             snap = watched.snapshot()
             done = len(snap.chunks)
-            if done == 0 or (self.answer is not None and self.history[-1]["chunks"] == done):
+            if done == 0 or (self.answer is not None and self.history[-1]["chunks"] == done
+                             and self.history[-1]["complete"] == snap.complete):
                 return self.answer
             answer = progressive_answer(snap, "top-k-neurons", k=self.k, replicates=self.replicates)
             self.answer = answer

@@ -270,7 +270,8 @@ def progressive(path, query: str = "top-k-neurons", *, every: float = 1.0, timeo
     while True:
         snap = watched.snapshot()
         done = len(snap.chunks)
-        if done > last_done and done > 0:
+        # every chunk may have landed before the store is finalized: the exact answer comes after
+        if done > 0 and (done > last_done or snap.complete):
             if not warned and snap.manifest.extra.get("chunk_order", "ascending") != "random" \
                     and not snap.complete:
                 warnings.warn(

@@ -79,8 +79,8 @@ class Snapshot:
 
     @property
     def complete(self) -> bool:
-        """Whether the snapshot holds every chunk of the store."""
-        return len(self.chunks) == self.base.manifest.n_chunks
+        """Whether the snapshot is the finished store (every chunk written *and* the store finalized)."""
+        return self.base.complete and len(self.chunks) == self.base.manifest.n_chunks
 
     def neurons(self, layer: str) -> int:
         return self.base.neurons(layer)
