@@ -20,6 +20,7 @@ the complete store it now is.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,8 @@ class PartialStore:
         self.path = Path(path)
         self.store = open_store(self.path)
         self._items: dict[int, pd.DataFrame] = {}
+        # a server's threads share one PartialStore: finishing swaps the store and clears the cache
+        self._lock = threading.RLock()
 
     @property
     def complete(self) -> bool:
@@ -172,8 +175,9 @@ class PartialStore:
 
     def done_chunks(self) -> list[int]:
         """The chunks written so far, ascending (all once the store is complete)."""
-        self._finished()
-        return sorted(self.store.done_chunks())
+        with self._lock:
+            self._finished()
+            return sorted(self.store.done_chunks())
 
     def _chunk_items(self, chunk: int) -> pd.DataFrame:
         if chunk not in self._items:
@@ -191,6 +195,10 @@ class PartialStore:
 
     def snapshot(self) -> Snapshot:
         """The chunks done now, as a :class:`Snapshot`; the whole store once the capture finished."""
+        with self._lock:
+            return self._snapshot()
+
+    def _snapshot(self) -> Snapshot:
         for _ in range(3):
             if self._finished():
                 return Snapshot(self.store, list(range(self.store.manifest.n_chunks)), self.store.items())
