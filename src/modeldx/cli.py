@@ -690,8 +690,8 @@ def serve_capture_command(
              "Without it, follow a capture started elsewhere.")] = None,
     dataset: Annotated[str, typer.Option(help="With --checkpoint: the data set.")] = "mnist",
     splits: Annotated[str, typer.Option(help="With --checkpoint: comma-separated splits.")] = "train,test",
-    chunk_items: Annotated[int | None, typer.Option(
-        help="With --checkpoint: items per chunk (default: auto); the answer refines per chunk.")] = None,
+    chunk_items: Annotated[int, typer.Option(
+        min=1, help="With --checkpoint: items per chunk; the answer refines per chunk.")] = 1000,
     order: Annotated[str, typer.Option(
         help="With --checkpoint: chunk order, random (answers are a sample) or ascending.")] = "random",
     seed: Annotated[int, typer.Option(help="With --checkpoint: seed of the random chunk order.")] = 0,
@@ -729,7 +729,7 @@ def serve_capture_command(
 
             def work() -> None:
                 try:
-                    run_capture(model, data, store, chunk_items=chunk_items or "auto", chunk_order=order,
+                    run_capture(model, data, store, chunk_items=chunk_items, chunk_order=order,
                                 seed=seed, overwrite=overwrite, device=device, progress=False)
                 except Exception as exc:  # noqa: BLE001 - shown on the page; the store stays resumable
                     failure.append(f"{type(exc).__name__}: {exc}")
