@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sample, Sampler, register
+from modeldx.sampling.base import Sample, Sampler, register, stratified_rows
 from modeldx.sampling.boundary import boundary_and_exemplars, likelihood_ratio
 
 
@@ -50,18 +50,22 @@ class LatentSVMSampler(Sampler):
         rng = np.random.default_rng(self.seed)
         n = latent.shape[0]
         z = StandardScaler().fit_transform(latent)
-        fit_rows = rng.choice(n, size=min(n, self.fit_items), replace=False)
+        fit_rows = stratified_rows(labels, self.fit_items, rng)
+        self.n_fit_items_ = int(fit_rows.size)
         y = labels[fit_rows]
         if np.unique(y).size < 2:
             self.groups_ = labels.copy()
             self.ratio_ = np.zeros(n)
             return
-        folds = int(min(3, np.bincount(y)[np.bincount(y) > 0].min()))
+        counts = np.bincount(y)
+        folds = int(min(3, counts[counts > 0].min()))
         svm = LinearSVC(C=self.C, dual=False, max_iter=5000, random_state=self.seed)
         model = CalibratedClassifierCV(svm, method="sigmoid", cv=max(2, folds)) if folds >= 2 else svm
         model.fit(z[fit_rows], y)
         if folds < 2:  # too few items of some class to calibrate: fall back to the raw margins
             scores = model.decision_function(z)
+            if scores.ndim == 1:  # two classes: one margin, positive for classes_[1]
+                scores = np.stack([-scores, scores], axis=1) / 2
             probs = np.exp(scores - scores.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
         else:
