@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from modeldx.sampling.base import stratified_rows
 from modeldx.sampling.latent_svm import LatentSVMSampler
 
 
@@ -39,3 +40,12 @@ def test_fit_items_bounds_the_svm_fit_but_every_item_is_scored():
     assert sampler.ratio_.shape == (3000,) and sampler.n_fit_items_ == 500
     # the blobs are 4 standard deviations apart: a fit on 500 items separates all 3000
     assert (sampler.groups_ == labels).mean() > 0.97
+
+
+def test_the_fit_subsample_keeps_each_class_share():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [9000, 900, 100])
+    rows = stratified_rows(labels, 1000, rng)
+    assert rows.size == 1000 and np.unique(rows).size == 1000
+    np.testing.assert_array_equal(np.bincount(labels[rows]), [900, 90, 10])
+    np.testing.assert_array_equal(stratified_rows(labels[:50], 100, rng), np.arange(50))
