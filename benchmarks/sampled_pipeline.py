@@ -1,6 +1,6 @@
 """The sampled pipeline against a full capture of costly artifacts, side by side in one run.
 
-    .venv/bin/python benchmarks/sampled_pipeline.py [--items 10000] [--method latent-svm] [--seeds 3]
+    .venv/bin/python benchmarks/sampled_pipeline.py [--items 10000] [--methods latent-svm,uniform] [--seeds 3]
 
 The artifacts are the ones the paper says a sample saves: whole conv maps (no spatial
 reduction) and the gradient of every layer, of the zoo ResNet (13 ReLUs and the head) on the
@@ -18,6 +18,7 @@ sampled store with the sample's weights, scored by precision@10 against the full
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import statistics
 import tempfile
@@ -73,7 +74,7 @@ def timed(fn):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--method", default="latent-svm")
+    parser.add_argument("--methods", default="latent-svm,stratified-cm,uniform")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -99,16 +100,16 @@ def main() -> None:
         b_latent = latent.stored_bytes()
         print(f"latent pass: {t_latent:.1f} s, {b_latent / 1e6:.2f} MB; latent store from the evaluation's "
               f"arrays: {t_reuse:.2f} s, {reused.stored_bytes() / 1e6:.2f} MB")
-        print(f"{'fraction':>8s} {'fit+sel s':>9s} {'capture s':>9s} {'sample MB':>9s} "
+        print(f"{'sampler':<14s} {'fraction':>8s} {'fit+sel s':>9s} {'capture s':>9s} {'sample MB':>9s} "
               f"{'time vs full (pass)':>19s} {'(reused)':>9s} {'bytes vs full':>13s} {'p@10':>11s}")
-        for fraction in (0.01, 0.05):
+        for method, fraction in itertools.product(args.methods.split(","), (0.01, 0.05)):
             fits, caps, sizes, precision = [], [], [], []
             for seed in range(args.seeds):
                 with threadpool_limits(1):
-                    t_fit, s = timed(lambda f=fraction, sd=seed: sample(reused, args.method, f, seed=sd,
+                    t_fit, s = timed(lambda m=method, f=fraction, sd=seed: sample(reused, m, f, seed=sd,
                                                                          save=False))
-                t_cap, part = timed(lambda s=s, f=fraction, sd=seed: capture(
-                    model, data, work / f"s{f}-{sd}", items=s.item_ids, progress=False, **COSTLY))
+                t_cap, part = timed(lambda s=s, m=method, f=fraction, sd=seed: capture(
+                    model, data, work / f"{m}-{f}-{sd}", items=s.item_ids, progress=False, **COSTLY))
                 approx = top_k_neurons(part, k=10, items=s.item_ids, weights=s.weights)
                 precision.append(np.mean([row[-1] for row in headline.compare(exact, approx)]))
                 fits.append(t_fit)
@@ -117,11 +118,11 @@ def main() -> None:
             t_fit, t_cap, size = statistics.median(fits), statistics.median(caps), statistics.median(sizes)
             with_pass = t_latent + t_fit + t_cap
             with_reuse = t_reuse + t_fit + t_cap
-            print(f"{fraction:8.0%} {t_fit:9.2f} {t_cap:9.1f} {size / 1e6:9.1f} "
+            print(f"{method:<14s} {fraction:8.0%} {t_fit:9.2f} {t_cap:9.1f} {size / 1e6:9.1f} "
                   f"{t_full / with_pass:18.1f}x {t_full / with_reuse:8.1f}x {b_full / size:12.1f}x "
                   f"{np.mean(precision):5.3f}±{np.std(precision):.3f}", flush=True)
         print("ratios are full / sampled (larger saves more); sampled bytes = sample capture + latent store; "
-              f"p@10 over {args.seeds} seeds (mean ± sd), sampler {args.method}")
+              f"p@10 over {args.seeds} seeds (mean ± sd)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
