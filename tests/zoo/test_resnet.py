@@ -71,3 +71,14 @@ def test_capture_takes_every_relu_with_the_block_outputs_after_the_add(tmp_path)
         h = model.layer1(model.act(model.bn(model.conv(x))))
     np.testing.assert_allclose(store.read("acts/layer1.1.act2"), h.amax(dim=(2, 3)).numpy(),
                                rtol=1e-2, atol=1e-2)
+
+
+def test_whole_maps_and_gradients_of_every_layer_are_captured(tmp_path):
+    # what the sampled pipeline benchmark captures: no spatial reduction, a gradient per layer
+    torch.manual_seed(0)
+    store = capture(ResNet().eval(), _digits_28(8), tmp_path / "s", reduction="none", gradients=True,
+                    progress=False)
+    assert store.manifest.layer("layer1.0.act2").neurons == 16 * 28 * 28
+    assert store.manifest.layer("layer3.1.act2").neurons == 64 * 7 * 7
+    for layer in store.layers:
+        assert store.read(f"grads/{layer}").shape == store.read(f"acts/{layer}").shape
