@@ -2,11 +2,11 @@
 
 __version__ = "0.1.0"
 
-from modeldx.api import capture, latent_pass, open_store  # noqa: E402
+from modeldx.api import capture, latent_pass, latent_store, open_store  # noqa: E402
 from modeldx.errors import ModeldxError  # noqa: E402
 
-__all__ = ["__version__", "capture", "latent_pass", "open_store", "sample", "ModeldxError", "queries",
-           "sampling", "progressive"]
+__all__ = ["__version__", "capture", "latent_pass", "latent_store", "open_store", "sample", "ModeldxError",
+           "queries", "sampling", "progressive"]
 
 
 def __getattr__(name: str):

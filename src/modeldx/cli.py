@@ -92,7 +92,7 @@ def _splits(dataset: str, splits: str, data_root: str | None):
 @app.command()
 def train(
     model: Annotated[str, typer.Option(
-        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
+        help="Zoo architecture: lenet5, deepcnn, plaincnn, plaincnn-bn or resnet.")] = "lenet5",
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     epochs: int = 4,
     seed: int = 0,
@@ -467,7 +467,7 @@ def demo(
         "modeldx-demo"),
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     model: Annotated[str, typer.Option(
-        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
+        help="Zoo architecture: lenet5, deepcnn, plaincnn, plaincnn-bn or resnet.")] = "lenet5",
     k: Annotated[int, typer.Option(help="Neurons per group in the headline query.")] = 10,
     methods: Annotated[str | None, typer.Option(help="Comma-separated samplers (default: all).")] = None,
     fractions: Annotated[str, typer.Option(help="Comma-separated sample fractions.")] = (
@@ -630,7 +630,7 @@ def serve_lda(
 def serve_classifier(
     dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
     model: Annotated[str, typer.Option(
-        help="Zoo architecture: lenet5, deepcnn, plaincnn or plaincnn-bn.")] = "lenet5",
+        help="Zoo architecture: lenet5, deepcnn, plaincnn, plaincnn-bn or resnet.")] = "lenet5",
     host: Host = "127.0.0.1",
     port: Port = 8765,
     token: Token = None,

@@ -202,6 +202,20 @@ def draw_within(groups: np.ndarray, counts: np.ndarray, rng: np.random.Generator
     return np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
 
 
+def stratified_rows(groups: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``size`` rows drawn uniformly within each group, groups in proportion to their size.
+
+    What a sampler fits on when the data is large: every group keeps its share
+    (a small class is not lost to chance), and the fit costs the same at 70,000
+    items as at 10 million. All rows when ``size`` covers them.
+    """
+    if size >= groups.size:
+        return np.arange(groups.size)
+    codes, inverse = np.unique(groups, return_inverse=True)
+    counts = allocate(np.bincount(inverse, minlength=codes.size), size, "proportional")
+    return np.sort(draw_within(inverse, counts, rng))
+
+
 def stratified_draw(groups: np.ndarray, sizes: np.ndarray, budget: int, allocation: str,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Allocate ``budget`` across groups, draw uniformly within each, and weight each row by

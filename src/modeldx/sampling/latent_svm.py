@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sample, Sampler, register
+from modeldx.sampling.base import Sample, Sampler, register, stratified_rows
 from modeldx.sampling.boundary import boundary_and_exemplars, likelihood_ratio
 
 
@@ -28,7 +28,10 @@ class LatentSVMSampler(Sampler):
 
     Choices where the paper is silent (all parameters): features are
     standardised; the SVM is fitted on at most ``fit_items`` items drawn at
-    random, with ``C`` and 3-fold Platt calibration; the budget is split across
+    random within each true class (in proportion to its size), with ``C`` and
+    3-fold Platt calibration — 5,000 items held precision@10 of the headline
+    query at 1% and 5% on MNIST while fitting in ~1 s instead of ~14 s for
+    20,000 (docs/benchmarks.md, "Sampler fit time"); the budget is split across
     classes in proportion to their size; weights are post-stratified by class.
     """
 
@@ -38,7 +41,7 @@ class LatentSVMSampler(Sampler):
     _limits = {"j": Interval(float, 0, 1), "C": Interval(float, 0, None, "neither"),
                "fit_items": Interval(int, 100, None), "allocation": OneOf("proportional", "equal")}
 
-    def __init__(self, *, j: float = 0.8, C: float = 0.1, fit_items: int = 20_000,
+    def __init__(self, *, j: float = 0.8, C: float = 0.1, fit_items: int = 5_000,
                  allocation: str = "proportional", seed: int = 0) -> None:
         super().__init__(seed=seed)
         self.j = j
@@ -50,18 +53,22 @@ class LatentSVMSampler(Sampler):
         rng = np.random.default_rng(self.seed)
         n = latent.shape[0]
         z = StandardScaler().fit_transform(latent)
-        fit_rows = rng.choice(n, size=min(n, self.fit_items), replace=False)
+        fit_rows = stratified_rows(labels, self.fit_items, rng)
+        self.n_fit_items_ = int(fit_rows.size)
         y = labels[fit_rows]
         if np.unique(y).size < 2:
             self.groups_ = labels.copy()
             self.ratio_ = np.zeros(n)
             return
-        folds = int(min(3, np.bincount(y)[np.bincount(y) > 0].min()))
+        counts = np.bincount(y)
+        folds = int(min(3, counts[counts > 0].min()))
         svm = LinearSVC(C=self.C, dual=False, max_iter=5000, random_state=self.seed)
         model = CalibratedClassifierCV(svm, method="sigmoid", cv=max(2, folds)) if folds >= 2 else svm
         model.fit(z[fit_rows], y)
         if folds < 2:  # too few items of some class to calibrate: fall back to the raw margins
             scores = model.decision_function(z)
+            if scores.ndim == 1:  # two classes: one margin, positive for classes_[1]
+                scores = np.stack([-scores, scores], axis=1) / 2
             probs = np.exp(scores - scores.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
         else:

@@ -1,4 +1,4 @@
-"""Reference models: the paper's LeNet-5-shaped MNIST model, deeper CNNs and an MLP VAE."""
+"""Reference models: the paper's LeNet-5-shaped MNIST model, deeper CNNs, a small ResNet and an MLP VAE."""
 
 from __future__ import annotations
 
@@ -112,6 +112,81 @@ class PlainCNN(nn.Sequential):
         self.batch_norm = batch_norm
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 conv + batch-norm layers and a skip connection; the ReLU ``act2`` follows the add.
+
+    ``conv1 -> bn1 -> act1 -> conv2 -> bn2``, plus ``shortcut`` (the identity, or a strided
+    1x1 conv + batch norm where the shape changes), then ``act2``: its output is the block's
+    output, so capture's default (every nonlinearity module) records each block after its
+    residual add, and each block's inner ReLU ``act1``.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        if stride != 1 or cin != cout:
+            self.shortcut: nn.Module = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        else:
+            self.shortcut = nn.Identity()
+        self.act2 = nn.ReLU()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.act2(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A small ResNet (He et al.): a 3x3 stem, three stages of basic blocks, global pool, fc.
+
+    Stages of ``blocks`` :class:`BasicBlock` each, with ``widths`` channels (16/32/64 by
+    default, two blocks each: 13 ReLUs, 0.17 M parameters); the second and third stages
+    halve the spatial size. Modules: ``conv``, ``bn``, ``act`` (the stem), ``layer1..3``
+    (``layer<s>.<b>.act2`` is block b's output after the residual add), ``pool``
+    (global average), ``flatten`` and ``fc``, whose 64-d input is the latent space.
+    Any square input size works (28x28x1 MNIST, 32x32x3 CIFAR-shaped).
+
+    Examples
+    --------
+    >>> import torch
+    >>> ResNet()(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    >>> ResNet(in_channels=3, image_size=32)(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                 widths: tuple[int, ...] = (16, 32, 64), blocks: int = 2) -> None:
+        super().__init__()
+        # image_size is accepted like the other zoo models' (train passes it); the global pool
+        # makes the head independent of it
+        self.image_size = image_size
+        self.conv = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(widths[0])
+        self.act = nn.ReLU()
+        cin = widths[0]
+        for s, cout in enumerate(widths, start=1):
+            stride = 1 if s == 1 else 2
+            stage = [BasicBlock(cin if b == 0 else cout, cout, stride if b == 0 else 1)
+                     for b in range(blocks)]
+            setattr(self, f"layer{s}", nn.Sequential(*stage))
+            cin = cout
+        self.stages = len(widths)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.act(self.bn(self.conv(x)))
+        for s in range(1, self.stages + 1):
+            x = getattr(self, f"layer{s}")(x)
+        return self.fc(self.flatten(self.pool(x)))
+
+
 class VAE(nn.Module):
     """An MLP variational autoencoder (Kingma & Welling) for 28x28 images in [0, 1].
 
@@ -201,9 +276,9 @@ class VAE(nn.Module):
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet5": LeNet5, "deepcnn": DeepCNN,
     "plaincnn": PlainCNN, "plaincnn-bn": partial(PlainCNN, batch_norm=True),
-    "vae": VAE,
+    "resnet": ResNet, "vae": VAE,
 }
 """Zoo architectures by name; ``MODELS[arch](**model_args)`` rebuilds a checkpoint's model."""
 
-CLASSIFIERS: tuple[str, ...] = ("lenet5", "deepcnn", "plaincnn", "plaincnn-bn")
+CLASSIFIERS: tuple[str, ...] = ("lenet5", "deepcnn", "plaincnn", "plaincnn-bn", "resnet")
 """The :data:`MODELS` that map images to class logits: what ``train``, capture and the explorer expect."""
