@@ -455,7 +455,7 @@ class Store:
         table = pa.table({"item_id": item_ids, "weight": weights})
         table = table.replace_schema_metadata({"modeldx": json.dumps(info)})
         _write_parquet_atomic(table, self.fs, rel)
-        return Path(self.fs.full(rel)) if isinstance(self.path, Path) else f"{self.path}/{rel}"
+        return self.path / rel if isinstance(self.path, Path) else f"{self.path}/{rel}"
 
     def load_sample(self, name: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         rel = f"{SAMPLES}/{check_sample_name(name)}.parquet"
