@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from modeldx import capture, latent_pass
+from modeldx import capture, latent_pass, open_store
 from modeldx.engine.cluster import SCHEDULER_ENV, connect
-from modeldx.errors import InvalidParameterError
+from modeldx.errors import InvalidParameterError, NonFiniteActivationError
 from modeldx.store.store import PROGRESS
 
 
@@ -92,6 +92,23 @@ def test_random_chunk_order_and_latent_pass(tmp_path, tiny_model, digits, local_
                       progress=False, engine="dask", scheduler=client.scheduler.address)
     assert lat.layers == [] and np.array_equal(lat.read("latent"), local_digits.read("latent"))
     assert lat.items().equals(local_digits.items())
+
+
+def test_a_failing_chunk_lets_the_others_land_before_capture_returns(tmp_path, tiny_model, digits,
+                                                                   client):
+    from modeldx.data import ArrayDataset
+
+    inputs = digits.inputs.copy()
+    inputs[600, 3, 3] = np.inf  # chunk 10 of 30 turns into NaN
+    data = ArrayDataset(inputs, digits.labels, scale=1 / 16, add_channel=True)
+    with pytest.raises(NonFiniteActivationError, match=r"item ids: \[600\]"):
+        capture(tiny_model, data, tmp_path / "s", chunk_items=60, batch_size=30, progress=False,
+                engine="dask", scheduler=client.scheduler.address)
+    # every other chunk was written before capture returned (and released the lock): no
+    # task of this capture is left to write into the store later
+    st = open_store(tmp_path / "s")
+    assert st.status == "capturing" and st.done_chunks() == set(range(30)) - {10}
+    assert not (tmp_path / "s" / ".lock").exists()
 
 
 def test_a_data_set_that_does_not_pickle_is_named(tmp_path, tiny_model, digits, client):

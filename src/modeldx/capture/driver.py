@@ -611,7 +611,7 @@ class _Capture:
 
     def _run_on_cluster(self, shipped: bytes, writer: StoreWriter, todo: list[int], bar) -> None:
         """Each chunk a task on a Dask cluster; the workers write into the store by path."""
-        from distributed import as_completed
+        from distributed import as_completed, wait
 
         from modeldx.engine.cluster import connect
 
@@ -635,6 +635,12 @@ class _Capture:
             try:
                 for future in as_completed(futures):
                     bar.update(future.result())
+            except Exception:
+                # a task that runs cannot be stopped: let every task finish (or fail) before the
+                # lock is released, so that no worker writes into the store after capture
+                # returned; the chunks they finish are kept for a resume
+                wait(futures)
+                raise
             finally:
                 client.cancel(futures)
 
