@@ -374,3 +374,27 @@ def test_a_bug_is_a_traceback_not_an_error_line(digits_store, monkeypatch):
     monkeypatch.setattr(confusion, "_table", broken)
     result = runner.invoke(app, ["query", "confusion-matrix", str(digits_store.path)])
     assert isinstance(result.exception, TypeError) and "error:" not in result.output
+
+
+def test_capture_command_passes_the_dask_options(tmp_path, monkeypatch, tiny_model):
+    # the Dask capture itself is tested in tests/capture/test_distributed.py; here the wiring
+    import sys
+
+    import modeldx.zoo
+
+    seen = {}
+
+    def fake_capture(model, data, store, **kwargs):
+        seen.update(kwargs, store=store)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(modeldx.zoo, "load_checkpoint", lambda path: (tiny_model, {}))
+    # sys.modules: the package re-exports the function under the subpackage's name
+    monkeypatch.setattr(sys.modules["modeldx.capture"], "capture", fake_capture)
+    result = runner.invoke(app, ["capture", "x.pt", "memory://bucket/s", "--splits", "test",
+                                 "--engine", "dask", "--scheduler", "tcp://10.0.0.1:8786",
+                                 "--chunk-order", "random", "--quiet", "--data-root", str(MNIST_DIR)])
+    assert result.exit_code == 0, result.output
+    assert seen["store"] == "memory://bucket/s" and seen["engine"] == "dask"
+    assert seen["scheduler"] == "tcp://10.0.0.1:8786" and seen["workers"] is None
+    assert seen["chunk_order"] == "random"

@@ -122,7 +122,8 @@ def train(
 @app.command()
 def capture(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `modeldx train`.")],
-    store: Annotated[Path, typer.Argument(help="Folder of the store to write.")],
+    store: Annotated[str, typer.Argument(
+        help="Folder of the store to write, or an fsspec URL (file://, s3://...).")],
     dataset: str = "mnist",
     splits: Annotated[str, typer.Option(help="Comma-separated splits.")] = "train,test",
     layers: Annotated[str | None, typer.Option(help="Comma-separated layer names (default: auto).")] = None,
@@ -131,7 +132,17 @@ def capture(
     encoding: Annotated[str, typer.Option(help="float16, float32 or uint8.")] = "float16",
     gradients: Annotated[bool, typer.Option(help="Also store gradients of the loss.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished store at STORE.")] = False,
-    device: str = "auto",
+    device: Annotated[str, typer.Option(
+        help="auto, cpu, cuda...; with --engine dask each worker resolves it on its machine.")] = "auto",
+    engine: Annotated[str, typer.Option(
+        help="local (this process) or dask (chunks captured by the workers of a Dask cluster).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (default $MODELDX_SCHEDULER; neither: a local cluster).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes of the local Dask cluster (default: one per core).")] = None,
+    chunk_order: Annotated[str, typer.Option(
+        help="ascending, or random (a seeded permutation: the chunks written so far are a random "
+             "sample).")] = "ascending",
     data_root: DataRoot = None,
     quiet: Quiet = False,
 ) -> None:
@@ -144,6 +155,7 @@ def capture(
     st = run_capture(model, _splits(dataset, splits, data_root), store,
                      layers=layers.split(",") if layers else "auto", reduction=reduction,
                      encoding=encoding, gradients=gradients, overwrite=overwrite, device=device,
+                     engine=engine, scheduler=scheduler, workers=workers, chunk_order=chunk_order,
                      progress=not quiet)
     console.print(f"captured {st.n_items} items x {len(st.layers)} layers into {store} "
                   f"in {time.perf_counter() - start:.1f} s ({st.stored_bytes() / 1e6:.1f} MB)")

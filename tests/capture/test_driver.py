@@ -167,11 +167,11 @@ def test_full_disk_is_a_clear_error_and_the_capture_resumes(tmp_path, tiny_model
     real = store_module._write_parquet_atomic
     calls = {"n": 0}
 
-    def failing(table, path):  # the disk fills up while the third chunk's rows are written
+    def failing(table, *where):  # the disk fills up while the third chunk's rows are written
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(table, path)
+        return real(table, *where)
 
     monkeypatch.setattr(store_module, "_write_parquet_atomic", failing)
     path = tmp_path / "s"
@@ -188,7 +188,7 @@ def test_full_disk_is_a_clear_error_and_the_capture_resumes(tmp_path, tiny_model
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path, tiny_model, digits, monkeypatch):
-    def fail(table, path):
+    def fail(table, *where):
         raise OSError(errno.EIO, "I/O error")
 
     monkeypatch.setattr(store_module, "_write_parquet_atomic", fail)

@@ -9,14 +9,15 @@ so that encoding and disk I/O overlap the next chunk's compute.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
-import shutil
+import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,8 +47,9 @@ from modeldx.errors import (
 )
 from modeldx.fingerprint import model_fingerprint
 from modeldx.store.encoding import ENCODINGS
+from modeldx.store.fs import StoreFS
 from modeldx.store.manifest import LayerSpec, Manifest
-from modeldx.store.store import Store, StoreWriter
+from modeldx.store.store import ChunkWriter, Store, StoreWriter
 
 _LIMITS = {
     "reduction": OneOf(*REDUCTIONS),
@@ -59,7 +61,8 @@ _LIMITS = {
     "overwrite": bool,
     "progress": bool,
     "chunk_order": OneOf("ascending", "random"),
-    "seed": Interval(int, 0, 2 ** 32 - 1),
+    "seed": Interval(int, 0, None),
+    "engine": OneOf("local", "dask"),
 }
 
 
@@ -230,8 +233,15 @@ class _Capture:
     def __init__(self, model: nn.Module, data, path, *, layers: LayerSelector, reduction,
                  gradients: bool, grad_reduction: str, items, encoding: str, batch_size: int,
                  chunk_items: int, device, overwrite: bool, progress: bool,
-                 latent_layer: str | None, output: OutputPicker, kinds, chunk_order: str = "ascending",
-                 seed: int = 0) -> None:
+                 latent_layer: str | None, output: OutputPicker, kinds,
+                 chunk_order: str = "ascending", seed: int = 0, engine: str = "local",
+                 scheduler: str | None = None, workers: int | None = None) -> None:
+        # what a worker needs to build its own copy of this capture (see _WorkerJob)
+        self.settings = dict(layers=layers, reduction=reduction, gradients=gradients,
+                             grad_reduction=grad_reduction, items=items, encoding=encoding,
+                             batch_size=batch_size, chunk_items=chunk_items, device=device,
+                             overwrite=overwrite, progress=False, latent_layer=latent_layer,
+                             output=output, kinds=kinds)
         self.model = model
         self.ds = as_dataset(data)
         if len(self.ds) == 0:
@@ -262,7 +272,14 @@ class _Capture:
         self.encoding = encoding
         self.batch_size = batch_size
         self.chunk_items = chunk_items
-        self.device = resolve_device(device)
+        # on a cluster the coordinator only probes the model (on its CPU); each worker
+        # resolves ``device`` on its own machine
+        self.device = resolve_device(device) if engine == "local" else torch.device("cpu")
+        self.chunk_order = chunk_order
+        self.seed = seed
+        self.engine = engine
+        self.scheduler = scheduler
+        self.workers = workers
         self.overwrite = overwrite
         self.progress = progress
         self.chunk_order = chunk_order
@@ -274,6 +291,7 @@ class _Capture:
         floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
         self.float_dtype = floats[0] if floats else torch.float32
         self.layers: list[_Layer] = []
+        self._discovered = False
 
     # --- model execution -------------------------------------------------------
     def _inputs(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -510,51 +528,82 @@ class _Capture:
         }
         return arrays, items
 
-    def run(self) -> Store:
+    # --- plan -> run chunks -> finalize ---------------------------------------------
+    @contextlib.contextmanager
+    def prepared(self) -> Iterator[_Recorder]:
+        """The model in eval mode on the device with the capture's hooks on (layers found
+        by a probe pass the first time); the model's device and mode are restored on exit."""
         model = self.model
         was_training = model.training
         old_device = next(iter(model.parameters()), torch.empty(0)).device
-        pending: Future | None = None
-        writer: StoreWriter | None = None
-        fresh = not Path(self.path).exists()
         try:
             model.eval().to(self.device)
             with _module_attention():
-                self.layers = self._discover()
+                if not self._discovered:
+                    self.layers = self._discover()
+                    self._discovered = True
                 rec = _Recorder(self.layers, self.grad_reduction, self.gradients)
-                with self._hooked(rec), ThreadPoolExecutor(max_workers=1) as pool, \
-                        contextlib.ExitStack() as held:
-                    manifest, dims = self._manifest(self._probe(rec))
-                    # the writer holds the store's lock until it finishes or this block is left
-                    writer = held.enter_context(
-                        StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims))
-                    todo = sorted(set(range(manifest.n_chunks)) - writer.done_chunks())
-                    if self.chunk_order == "random":
-                        # the chunks written so far are then a simple random sample of all chunks:
-                        # a query over a capture in progress (modeldx.progressive) can weigh them so
-                        todo = [int(i) for i in np.random.default_rng(self.seed).permutation(todo)]
-                    done_items = manifest.n_items - sum(
-                        min(self.chunk_items, manifest.n_items - i * self.chunk_items) for i in todo)
-                    with tqdm(total=manifest.n_items, initial=done_items, unit="item",
-                              desc=f"capture {os.path.basename(str(self.path))}",
-                              disable=not self.progress) as bar:
-                        try:
-                            for index in todo:
-                                arrays, items = self._chunk(rec, index, bar)
-                                if pending is not None:
-                                    pending.result()
-                                pending = pool.submit(writer.write_chunk, index, arrays, items)
-                        finally:
-                            # let the chunk in flight land (or report its error) before leaving
-                            if pending is not None:
-                                pending.result()
-                    return writer.finalize()
+                with self._hooked(rec):
+                    yield rec
+        finally:
+            model.to(old_device)
+            model.train(was_training)
+
+    def plan(self, rec: _Recorder, held: contextlib.ExitStack) -> tuple[StoreWriter, list[int]]:
+        """Probe the model, build the manifest, create (or reopen, to resume) the store.
+
+        The store's writer (and its lock) is entered into ``held``. Returns it with the
+        chunks still to capture, in the order of ``chunk_order``.
+        """
+        manifest, dims = self._manifest(self._probe(rec))
+        # the writer holds the store's lock until it finishes or ``held`` is left
+        writer = held.enter_context(
+            StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims))
+        return writer, chunk_order(writer.todo_chunks(), self.chunk_order, self.seed)
+
+    def run_chunks(self, rec: _Recorder, indices, write, bar) -> None:
+        """Capture chunks ``indices`` in that order and hand each to ``write(index, arrays,
+        items)``; a writer thread writes one chunk while the next is computed."""
+        pending: Future | None = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                for index in indices:
+                    arrays, items = self._chunk(rec, int(index), bar)
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(write, int(index), arrays, items)
+            finally:
+                # let the chunk in flight land (or report its error) before leaving
+                if pending is not None:
+                    pending.result()
+
+    def _chunk_sizes(self, n_items: int, indices) -> int:
+        return sum(min(self.chunk_items, n_items - i * self.chunk_items) for i in indices)
+
+    def run(self) -> Store:
+        writer: StoreWriter | None = None
+        fs = StoreFS(self.path)
+        fresh = not fs.exists()
+        shipped = _ship_model(self.model) if self.engine == "dask" else None
+        try:
+            with self.prepared() as rec, contextlib.ExitStack() as held:
+                writer, todo = self.plan(rec, held)
+                n = writer.manifest.n_items
+                with tqdm(total=n, initial=n - self._chunk_sizes(n, todo), unit="item",
+                          desc=f"capture {os.path.basename(str(self.path).rstrip('/'))}",
+                          disable=not self.progress) as bar:
+                    if self.engine == "dask":
+                        self._run_on_cluster(shipped, writer, todo, bar)
+                    else:
+                        self.run_chunks(rec, todo, writer.write_chunk, bar)
+                return writer.finalize()
         except ModeldxError as exc:
             # bad data found in the first chunk: a store this run created and never wrote a
             # chunk of would only block the path (a failed write keeps it, to resume)
             if (fresh and writer is not None and not isinstance(exc, StoreError)
                     and not writer.done_chunks()):
-                shutil.rmtree(self.path, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    fs.remove("", recursive=True)
             elif isinstance(exc, InvalidLabelError) and writer is not None and writer.done_chunks():
                 kept = len(writer.done_chunks())
                 raise InvalidLabelError(
@@ -562,9 +611,143 @@ class _Capture:
                     "capturing): after fixing the labels run the same capture again to resume; if it "
                     "then says the data set differs, pass overwrite=True to start afresh") from exc
             raise
-        finally:
-            model.to(old_device)
-            model.train(was_training)
+
+    def _run_on_cluster(self, shipped: bytes, writer: StoreWriter, todo: list[int], bar) -> None:
+        """Each chunk a task on a Dask cluster; the workers write into the store by path."""
+        from distributed import as_completed, wait
+
+        from modeldx.engine.cluster import connect
+
+        if not todo:
+            return
+        try:
+            ds = cloudpickle.dumps(self.ds)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure means the same thing
+            raise InvalidParameterError(
+                f"the data set {type(self.ds).__name__} cannot be sent to Dask workers ({exc}); "
+                "give capture a data set that pickles (arrays, a TensorDataset, a class of an "
+                "importable module), or use engine='local'") from exc
+        job = _WorkerJob(token=uuid.uuid4().hex, model=shipped, data=ds, path=str(self.path),
+                         store_id=writer.store_id, settings=self.settings, layers=self.layers,
+                         head=self.head, expected_calls=self._expected_calls,
+                         chunk_items=writer.manifest.chunk_items)
+        with connect(self.scheduler, self.workers) as client:
+            [job_future] = client.scatter([job], broadcast=True, hash=False)
+            futures = [client.submit(_capture_chunks, job_future, [i], pure=False,
+                                     key=f"modeldx-capture-{job.token}-{i}") for i in todo]
+            try:
+                for future in as_completed(futures):
+                    bar.update(future.result())
+            except Exception:
+                # a task that runs cannot be stopped: let every task finish (or fail) before the
+                # lock is released, so that no worker writes into the store after capture
+                # returned; the chunks they finish are kept for a resume
+                wait(futures)
+                raise
+            finally:
+                client.cancel(futures)
+
+
+def chunk_order(todo, order: str = "ascending", seed: int = 0) -> list[int]:
+    """The chunks to capture in the order to capture them.
+
+    ``"random"`` is a permutation seeded by ``seed``: whatever part of the chunks is
+    written at any moment is then a random sample of chunks (for queries over a capture
+    still running).
+
+    Examples
+    --------
+    >>> chunk_order([0, 1, 2, 3], "random", seed=0)
+    [2, 0, 1, 3]
+    """
+    todo = sorted(int(i) for i in todo)
+    if order == "ascending":
+        return todo
+    return [todo[i] for i in np.random.default_rng(seed).permutation(len(todo))]
+
+
+def _ship_model(model: nn.Module) -> bytes:
+    """The module with its weights (state dict) on the CPU, cloudpickled; each worker puts
+    its copy on its own device. Taken before capture's hooks go on."""
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    try:
+        model.to("cpu")
+        return cloudpickle.dumps(model)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure means the same thing
+        raise InvalidParameterError(
+            f"the model {type(model).__name__} cannot be sent to Dask workers ({exc}); define it "
+            "in an importable module, or use engine='local'") from exc
+    finally:
+        model.to(device)
+
+
+@dataclass
+class _WorkerJob:
+    """What a worker needs to capture chunks of a planned store: sent once to each worker."""
+
+    token: str
+    model: bytes  # cloudpickled module, weights on the CPU
+    data: bytes  # cloudpickled data set
+    path: str
+    store_id: str
+    settings: dict
+    layers: list[_Layer]
+    head: str | None
+    expected_calls: dict[str, int]
+    chunk_items: int
+
+
+# a worker process builds each job's capture (model copy, data set) once, for all its chunks
+_WORKER_CAPTURES: dict[str, _Capture] = {}
+
+
+def _capture_chunks(job: _WorkerJob, indices: list[int]) -> int:
+    """A Dask task: capture chunks ``indices`` and write them into the store; returns the items.
+
+    Takes no lock: the coordinator holds it. A task redone after its worker died writes
+    its chunk again, over whatever half of it the dead worker left.
+    """
+    cap = _WORKER_CAPTURES.get(job.token)
+    if cap is None:
+        _WORKER_CAPTURES.clear()  # one job at a time: drop an earlier capture's model
+        _roomy_malloc()
+        cap = _Capture(cloudpickle.loads(job.model), cloudpickle.loads(job.data), job.path,
+                       **job.settings)
+        cap.layers, cap.head, cap._expected_calls = job.layers, job.head, job.expected_calls
+        cap.chunk_items, cap._discovered = job.chunk_items, True
+        _WORKER_CAPTURES[job.token] = cap
+    writer = ChunkWriter(job.path, job.store_id)
+    with cap.prepared() as rec:
+        cap.run_chunks(rec, indices, writer.write_chunk, _NoBar())
+    return cap._chunk_sizes(len(cap.item_ids), indices)
+
+
+def _roomy_malloc() -> None:
+    """Undo what Dask's nanny does to glibc's allocator in a worker, for this process.
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (to hand freed memory back
+    to the OS); setting it also fixes glibc's mmap threshold at 128 KiB, so every batch-sized
+    tensor is a fresh ``mmap`` whose pages fault in again: capture ran 2.3x slower in such a
+    worker than in a plain process (docs/scale-out.md). The thresholds set here (32 MiB, glibc's
+    largest mmap threshold; 128 MiB trim) let tensors reuse the heap. Linux/glibc only;
+    elsewhere nothing is done.
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameter numbers
+    libc.mallopt(m_mmap_threshold, 32 << 20)
+    libc.mallopt(m_trim_threshold, 128 << 20)
+
+
+class _NoBar:
+    """A worker shows no progress of its own: the coordinator counts finished chunks."""
+
+    def update(self, n: int) -> None:
+        return None
 
 
 def capture(
@@ -588,6 +771,9 @@ def capture(
     kinds: Mapping[str, str] | None = None,
     chunk_order: str = "ascending",
     seed: int = 0,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> Store:
     """Capture a model's activations over a data set into a store at ``path``.
 
@@ -601,7 +787,8 @@ def capture(
         mapping ``{"train": ds1, "test": ds2}`` stores both with a ``split``
         column. Labels must be class indices in ``[0, number of logits)``.
     path
-        The store's folder. An unfinished capture with the same settings there is
+        The store's folder, or an fsspec URL (``file://``, ``memory://``,
+        ``s3://...``). An unfinished capture with the same settings there is
         resumed; a finished one is only replaced with ``overwrite=True``.
     layers
         Which layers: ``"auto"`` (every nonlinearity and the output layer), a
@@ -634,7 +821,9 @@ def capture(
     device
         ``"auto"`` uses CUDA when available. The model is moved back afterwards.
         Float inputs are cast to the model's dtype; integer inputs (token ids)
-        keep theirs.
+        keep theirs. With ``engine="dask"`` each worker resolves it on its own
+        machine (``"auto"``: its GPU if it has one) and the coordinator probes
+        the model on its CPU.
     output
         How to find the logits in what the model returns: ``None`` (it returns
         the tensor), a key of a dict, an index of a tuple, or a callable.
@@ -643,11 +832,21 @@ def capture(
         ``"sequence"`` (batch, time, features) or ``"conv"`` (batch, channels,
         length). The rule is in :mod:`modeldx.capture.probe`.
     chunk_order, seed
-        ``"ascending"`` writes the chunks in store order; ``"random"`` in a
+        The order chunks are captured in: ``"ascending"``, or ``"random"`` (a
         permutation seeded by ``seed``, so that the chunks written at any moment
-        are a simple random sample of the chunks and a query over the capture
-        while it runs (:func:`modeldx.progressive`) is an unbiased estimate.
-        The store is the same either way.
+        are a random sample of chunks, and a query over the capture while it runs,
+        :func:`modeldx.progressive`, is an unbiased estimate). The store is the same either way.
+    engine
+        ``"local"`` (this process) or ``"dask"``: this process plans the store
+        (holding its lock) and finishes it, and each chunk is captured by a worker
+        of a Dask cluster with its own copy of the model, written straight into the
+        store at ``path`` (which every worker must reach: shared storage or an
+        object store). A worker that dies has its chunks redone; the store is the
+        one a local capture with the same ``batch_size`` writes.
+    scheduler, workers
+        For ``engine="dask"``: the scheduler's address (default
+        ``$MODELDX_SCHEDULER``; neither: a local cluster of ``workers``
+        processes), see :func:`modeldx.engine.cluster.connect`.
 
     Returns
     -------
@@ -664,14 +863,16 @@ def capture(
     check_params("capture", {
         "grad_reduction": grad_reduction, "encoding": encoding, "batch_size": batch_size,
         "chunk_items": chunk_items, "gradients": gradients, "overwrite": overwrite,
-        "progress": progress, "chunk_order": chunk_order, "seed": seed}, _LIMITS)
+        "progress": progress, "chunk_order": chunk_order, "seed": seed, "engine": engine},
+        _LIMITS)
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(f"model must be a torch nn.Module. Got {type(model).__name__}.")
     return _Capture(model, data, path, layers=layers, reduction=reduction, gradients=gradients,
                     grad_reduction=grad_reduction, items=items, encoding=encoding,
                     batch_size=batch_size, chunk_items=chunk_items, device=device,
                     overwrite=overwrite, progress=progress, latent_layer=latent_layer,
-                    output=output, kinds=kinds, chunk_order=chunk_order, seed=seed).run()
+                    output=output, kinds=kinds, chunk_order=chunk_order, seed=seed, engine=engine,
+                    scheduler=scheduler, workers=workers).run()
 
 
 def latent_pass(model: nn.Module, data, path: str | os.PathLike, **kwargs) -> Store:

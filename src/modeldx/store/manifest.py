@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modeldx._atomic import atomic_write
 from modeldx.errors import StoreCorruptError, StoreError
+from modeldx.store.fs import StoreFS
 
 FORMAT = "modeldx-store"
 # 2: every chunk is written (a missing chunk file is damage) with a CRC32C after zstd, arrays
@@ -94,10 +94,14 @@ class Manifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def write_manifest(root: Path, manifest: Manifest) -> None:
-    """Replace ``manifest.json`` atomically so a reader never sees half a file."""
-    with atomic_write(root / MANIFEST, "w") as fh:
-        json.dump(manifest.to_json(), fh, indent=2)
+def _store_fs(root: Path | str | StoreFS) -> StoreFS:
+    return root if isinstance(root, StoreFS) else StoreFS(root)
+
+
+def write_manifest(root: Path | str | StoreFS, manifest: Manifest) -> None:
+    """Replace ``manifest.json`` atomically so a reader never sees half a file
+    (see :meth:`~modeldx.store.fs.StoreFS.write_bytes_atomic` for object stores)."""
+    _store_fs(root).write_bytes_atomic(MANIFEST, json.dumps(manifest.to_json(), indent=2).encode())
 
 
 # field -> (accepted types, what is expected); bool is an int in Python, so ints exclude it below
@@ -135,7 +139,7 @@ def _check_fields(data: dict, required: dict, where: str) -> str | None:
     return None
 
 
-def parse_manifest(data: Any, path: Path) -> Manifest:
+def parse_manifest(data: Any, path: Path | str) -> Manifest:
     """Check a decoded ``manifest.json`` and build the :class:`Manifest`.
 
     Raises :class:`~modeldx.errors.StoreCorruptError` naming the first bad field.
@@ -151,8 +155,9 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise corrupt(f"format_version is {version!r}, expected an integer >= 1")
     if version > FORMAT_VERSION:
+        where = str(path).removesuffix("/" + MANIFEST)
         raise StoreError(
-            f"{path.parent} was written by a newer modeldx (store format {version}, "
+            f"{where} was written by a newer modeldx (store format {version}, "
             f"this one reads up to {FORMAT_VERSION}); upgrade modeldx to read it"
         )
     problem = _check_fields(data, _REQUIRED, "it")
@@ -171,12 +176,12 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     return Manifest.from_json(data)
 
 
-def read_manifest(root: Path) -> Manifest:
+def read_manifest(root: Path | str | StoreFS) -> Manifest:
     """Read and check ``root/manifest.json`` (see :func:`parse_manifest`)."""
-    path = root / MANIFEST
+    fs = _store_fs(root)
+    path = Path(fs.full(MANIFEST)) if fs.local else f"{fs.location.rstrip('/')}/{MANIFEST}"
     try:
-        with path.open() as fh:
-            data = json.load(fh)
+        data = json.loads(fs.read_bytes(MANIFEST))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StoreCorruptError(f"the manifest {path} is damaged: not valid JSON ({exc}); {RECOVER}") \
             from None

@@ -9,10 +9,11 @@ and is simply written again.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ import pyarrow.parquet as pq
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from modeldx._atomic import atomic_write
 from modeldx.errors import (
     ArrayNotFoundError,
     EncodingOverflowError,
@@ -44,6 +44,7 @@ from modeldx.errors import (
     StoreWriteError,
 )
 from modeldx.store.encoding import ENCODINGS, decode, encode, latent_encoding, storage_dtype
+from modeldx.store.fs import StoreFS
 from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.manifest import (
     MANIFEST,
@@ -78,9 +79,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    with atomic_write(path) as fh:
-        pq.write_table(table, fh)
+def _write_parquet_atomic(table: pa.Table, fs: StoreFS, rel: str) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    fs.write_bytes_atomic(rel, buf.getvalue())
+
+
+def _store_path(fs: StoreFS) -> Path | str:
+    """What ``Store.path`` is: a ``Path`` for a local store, the URL for any other."""
+    return fs.location if "://" in fs.location else Path(fs.location)
 
 
 def check_sample_name(name: Any) -> str:
@@ -119,13 +126,18 @@ class Store:
 
     Attributes
     ----------
-    path : Path
+    path : Path or str
+        A ``Path`` for a local store, the URL for a store opened by URL.
+    fs : StoreFS
+        The filesystem and root every read goes through.
     manifest : Manifest
     read_only : bool
     """
 
-    def __init__(self, path: Path, manifest: Manifest, *, read_only: bool = True) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path | str | StoreFS, manifest: Manifest, *,
+                 read_only: bool = True) -> None:
+        self.fs = path if isinstance(path, StoreFS) else StoreFS(path)
+        self.path = _store_path(self.fs)
         self.manifest = manifest
         self.read_only = read_only
         self._items: pd.DataFrame | None = None
@@ -135,7 +147,8 @@ class Store:
         self._manifest_stat: tuple[int, int, int] | None = None
         self.check_current()
         try:
-            self._group = zarr.open_group(self.path / ARRAYS, mode="r" if read_only else "r+")
+            self._group = zarr.open_group(self.fs.zarr_store(ARRAYS, read_only=read_only),
+                                          mode="r" if read_only else "r+")
         except (FileNotFoundError, ValueError, KeyError) as exc:
             raise self._corrupt(f"its arrays ({ARRAYS}) cannot be opened: {exc}") from None
         self._check_layout()
@@ -180,11 +193,7 @@ class Store:
     def stored_arrays(self) -> dict[str, tuple[int, ...]]:
         """Every array on disk with the shape the manifest implies."""
         m = self.manifest
-        dims = {"latent": m.latent_dim, "probs": m.num_classes}
-        for spec in m.layers:
-            dims[f"acts/{spec.name}"] = spec.neurons
-            if m.gradients:
-                dims[f"grads/{spec.name}"] = spec.neurons
+        dims = array_dims(m)
         shapes: dict[str, tuple[int, ...]] = {name: (m.n_items, d) for name, d in dims.items()}
         if m.encoding == "uint8":
             shapes.update({f"quant/{name}": (m.n_chunks, 2, d) for name, d in dims.items()
@@ -217,11 +226,11 @@ class Store:
         return StoreCorruptError(f"the store {self.path} is damaged: {what}; {RECOVER}")
 
     def _items_rows(self) -> int:
-        path = self.path / ITEMS
-        if not path.is_file():
+        if not self.fs.isfile(ITEMS):
             raise self._corrupt(f"its items table {ITEMS} is missing")
         try:
-            return pq.read_metadata(path).num_rows
+            with self.fs.open(ITEMS) as fh:
+                return pq.read_metadata(fh).num_rows
         except (OSError, pa.ArrowException) as exc:
             raise self._corrupt(f"its items table {ITEMS} cannot be read ({exc})") from None
 
@@ -249,12 +258,8 @@ class Store:
                     f"array {name!r} has shape {got}, the manifest implies {shape} "
                     f"(its {what} disagree)")
 
-    def _stat_manifest(self) -> tuple[int, int, int] | None:
-        try:
-            st = (self.path / MANIFEST).stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+    def _stat_manifest(self) -> tuple | None:
+        return self.fs.stamp(MANIFEST)
 
     def check_current(self) -> None:
         """Raise :class:`~modeldx.errors.StoreReplacedError` if another capture replaced (or
@@ -263,7 +268,7 @@ class Store:
         if stat is not None and stat == self._manifest_stat:
             return
         try:
-            current = read_manifest(self.path).store_id if stat is not None else None
+            current = read_manifest(self.fs).store_id if stat is not None else None
         except (OSError, StoreCorruptError):
             current = None
         if current is None or current != self.manifest.store_id:
@@ -277,8 +282,9 @@ class Store:
         c = self.manifest.chunk_items
         return chunk * c, min((chunk + 1) * c, self.manifest.n_items) - 1
 
-    def _chunk_file(self, name: str, arr: zarr.Array, chunk: int) -> Path:
-        return self.path / ARRAYS / name / arr.metadata.encode_chunk_key((chunk,) + (0,) * (arr.ndim - 1))
+    def _chunk_file(self, name: str, arr: zarr.Array, chunk: int) -> str:
+        """The chunk's file, relative to the store's root."""
+        return f"{ARRAYS}/{name}/" + arr.metadata.encode_chunk_key((chunk,) + (0,) * (arr.ndim - 1))
 
     def _bad_chunk(self, name: str, chunk: int, what: str) -> StoreCorruptError:
         lo, hi = self._chunk_items_of(name, chunk)
@@ -293,7 +299,7 @@ class Store:
         chunks = range(start // per, (stop - 1) // per + 1)
         if self.manifest.format_version >= 2:  # every chunk is written: an absent file is damage
             for chunk in chunks:
-                if not self._chunk_file(name, arr, chunk).is_file():
+                if not self.fs.isfile(self._chunk_file(name, arr, chunk)):
                     raise self._bad_chunk(name, chunk, "is missing")
         try:
             return arr[start:stop]
@@ -316,7 +322,8 @@ class Store:
                 raise self._corrupt(f"the manifest says {self.manifest.n_items} items, {ITEMS} has "
                                     f"{rows} rows")
             try:
-                items = pq.read_table(self.path / ITEMS).to_pandas()
+                with self.fs.open(ITEMS) as fh:
+                    items = pq.read_table(fh).to_pandas()
             except (OSError, pa.ArrowException) as exc:
                 self.check_current()
                 raise self._corrupt(f"its items table {ITEMS} cannot be read ({exc})") from None
@@ -401,7 +408,7 @@ class Store:
                         if read:
                             self._read_rows(name, chunk * per, min((chunk + 1) * per, shape[0]))
                         elif m.format_version >= 2 and \
-                                not self._chunk_file(name, self._array(name), chunk).is_file():
+                                not self.fs.isfile(self._chunk_file(name, self._array(name), chunk)):
                             raise self._bad_chunk(name, item_chunk, "is missing")
                     except StoreCorruptError as exc:
                         problems.append(Problem(name, item_chunk, self._chunk_items_of(name, item_chunk),
@@ -413,9 +420,8 @@ class Store:
 
     def stored_bytes(self, name: str | None = None) -> int:
         """Bytes on disk of one array (with its quantization parameters), or of the whole store."""
-        root = self.path if name is None else self.path / ARRAYS / name
-        total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-        if name is not None and (self.path / ARRAYS / "quant" / name).exists():
+        total = self.fs.size("" if name is None else f"{ARRAYS}/{name}")
+        if name is not None and self.fs.exists(f"{ARRAYS}/quant/{name}"):
             total += self.stored_bytes(f"quant/{name}")
         return total
 
@@ -424,18 +430,15 @@ class Store:
         """Chunks a capture has finished (all of them once the store is complete)."""
         if self.complete:
             return set(range(self.manifest.n_chunks))
-        folder = self.path / PROGRESS
-        if not folder.is_dir():
-            return set()
-        return {int(p.stem.split("-")[1]) for p in folder.glob("chunk-*.done")}
+        return _done_chunks(self.fs)
 
     # --- samples -------------------------------------------------------------------
     def samples(self) -> list[str]:
-        folder = self.path / SAMPLES
-        return sorted(p.stem for p in folder.glob("*.parquet")) if folder.is_dir() else []
+        return sorted(n.removesuffix(".parquet") for n in self.fs.list(SAMPLES)
+                      if n.endswith(".parquet") and not n.startswith("."))
 
     def save_sample(self, name: str, item_ids: np.ndarray, weights: np.ndarray,
-                    info: dict[str, Any], *, overwrite: bool = False) -> Path:
+                    info: dict[str, Any], *, overwrite: bool = False) -> Path | str:
         """Store a named sample: its item ids, inclusion weights and how it was made."""
         self._check_writable()
         check_sample_name(name)
@@ -445,21 +448,23 @@ class Store:
             raise InvalidParameterError(
                 f"item_ids and weights must have one shape; got {item_ids.shape} and {weights.shape}"
             )
-        path = self.path / SAMPLES / f"{name}.parquet"
-        if path.exists() and not overwrite:
+        rel = f"{SAMPLES}/{name}.parquet"
+        if self.fs.exists(rel) and not overwrite:
             raise StoreExistsError(f"sample {name!r} already exists in {self.path}; pass overwrite=True")
-        path.parent.mkdir(exist_ok=True)
+        self.fs.makedirs(SAMPLES)
         table = pa.table({"item_id": item_ids, "weight": weights})
         table = table.replace_schema_metadata({"modeldx": json.dumps(info)})
-        _write_parquet_atomic(table, path)
-        return path
+        _write_parquet_atomic(table, self.fs, rel)
+        return self.path / rel if isinstance(self.path, Path) else f"{self.path}/{rel}"
 
     def load_sample(self, name: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        path = self.path / SAMPLES / f"{check_sample_name(name)}.parquet"
-        if not path.is_file():
+        rel = f"{SAMPLES}/{check_sample_name(name)}.parquet"
+        path = self.fs.full(rel)
+        if not self.fs.isfile(rel):
             raise SampleNotFoundError(f"no sample {name!r} in {self.path}; it has {self.samples()}")
         try:
-            table = pq.read_table(path)
+            with self.fs.open(rel) as fh:
+                table = pq.read_table(fh)
             meta = table.schema.metadata or {}
             info = json.loads(meta.get(b"modeldx", b"{}"))
             return (table.column("item_id").to_numpy(), table.column("weight").to_numpy(), info)
@@ -505,8 +510,14 @@ def _problem_text(message: str) -> str:
     return what.split("' ", 1)[-1] if what.startswith("chunk ") else what
 
 
-def _is_store(path: Path) -> bool:
-    return (path / MANIFEST).is_file()
+def _is_store(fs: StoreFS) -> bool:
+    return fs.isfile(MANIFEST)
+
+
+def _done_chunks(fs: StoreFS) -> set[int]:
+    """The chunks whose done markers exist (a capture in progress)."""
+    return {int(n[len("chunk-"):-len(".done")]) for n in fs.list(PROGRESS)
+            if n.startswith("chunk-") and n.endswith(".done")}
 
 
 def open_store(path: str | os.PathLike, *, mode: str = "r", model=None, dataset=None) -> Store:
@@ -518,7 +529,8 @@ def open_store(path: str | os.PathLike, *, mode: str = "r", model=None, dataset=
     Parameters
     ----------
     path
-        The store's folder.
+        The store's folder, or an fsspec URL (``file://``, ``memory://``,
+        ``s3://...`` with its package installed).
     mode
         ``"r"`` (read-only, the default) or ``"r+"`` (to save samples).
     model, dataset
@@ -532,15 +544,16 @@ def open_store(path: str | os.PathLike, *, mode: str = "r", model=None, dataset=
     >>> store.layers
     ['act1', 'act2', 'act3', 'act4', 'fc3']
     """
-    path = Path(path)
     if mode not in ("r", "r+"):
         raise InvalidParameterError(
             f"The 'mode' parameter of open_store must be 'r' or 'r+'. Got {mode!r} instead.")
-    if not path.exists():
+    fs = path if isinstance(path, StoreFS) else StoreFS(path)
+    path = _store_path(fs)
+    if not fs.exists():
         raise StoreNotFoundError(f"no store at {path}")
-    if not _is_store(path):
+    if not _is_store(fs):
         raise StoreNotFoundError(f"{path} is not a modeldx store (it has no {MANIFEST})")
-    manifest = read_manifest(path)
+    manifest = read_manifest(fs)
     # the fingerprints need torch and the data loaders: imported only when asked for, so that
     # the store itself stays free of them
     expect = {}
@@ -559,7 +572,7 @@ def open_store(path: str | os.PathLike, *, mode: str = "r", model=None, dataset=
                 f"the store {path} was captured from another {what}: its {what} fingerprint is "
                 f"{stored[what]}, the given {what}'s is {got}"
             )
-    return Store(path, manifest, read_only=(mode == "r"))
+    return Store(fs, manifest, read_only=(mode == "r"))
 
 
 def _array_attributes(name: str, spec: LayerSpec | None, m: Manifest, encoding: str) -> dict:
@@ -596,128 +609,59 @@ def _dimension_names(name: str) -> tuple[str, ...]:
     return ("item", f"neuron:{name.split('/', 1)[1]}")
 
 
-class StoreWriter:
-    """Creates or resumes a store and writes it chunk by chunk; used by capture.
+def array_dims(m: Manifest) -> dict[str, int]:
+    """Columns of every items x columns array the manifest implies (``quant/`` and ``item_id``
+    aside)."""
+    dims = {"latent": m.latent_dim, "probs": m.num_classes}
+    for spec in m.layers:
+        dims[f"acts/{spec.name}"] = spec.neurons
+        if m.gradients:
+            dims[f"grads/{spec.name}"] = spec.neurons
+    return dims
 
-    The writer holds the store's lock (:class:`~modeldx.store.lock.WriterLock`) from
-    construction until :meth:`finalize` or :meth:`close`; use it as a context manager
-    so that an error or a KeyboardInterrupt releases it.
+
+class ChunkWriter:
+    """Writes item chunks into a store that a :class:`StoreWriter` created; takes no lock.
+
+    This is what a capture worker uses: many chunk writers (processes, machines) may
+    write disjoint chunks of one store at once while one coordinator holds the
+    store's :class:`StoreWriter`. A chunk is written whole — every array's block,
+    then its item rows, then its done marker — so a chunk cut off midway has no
+    marker and is simply written again, over what it left.
 
     Parameters
     ----------
     path
-        The store's folder.
-    manifest
-        What will be written. If a store with the same settings but unfinished
-        is at ``path``, writing resumes there.
-    overwrite
-        Replace a complete store, or one with other settings, at ``path``.
+        The store's folder or URL (or its :class:`~modeldx.store.fs.StoreFS`).
+    store_id
+        The id of the store the coordinator created; a store at ``path`` with another
+        id (replaced since) raises :class:`~modeldx.errors.StoreReplacedError`.
+
+    Examples
+    --------
+    >>> w = ChunkWriter("runs/mnist", store_id=plan.store_id)  # doctest: +SKIP
+    >>> w.write_chunk(3, arrays, items)  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike, manifest: Manifest, *, overwrite: bool = False,
-                 array_dims: dict[str, int]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike | StoreFS, store_id: str | None = None, *,
+                 manifest: Manifest | None = None, group: zarr.Group | None = None) -> None:
+        self.fs = path if isinstance(path, StoreFS) else StoreFS(path)
+        self.path = _store_path(self.fs)
+        if manifest is None:
+            if not _is_store(self.fs):
+                raise StoreNotFoundError(f"no store at {self.path} to write chunks into")
+            manifest = read_manifest(self.fs)
+            if store_id is not None and manifest.store_id != store_id:
+                raise StoreReplacedError(
+                    f"the store at {self.path} is not the one planned (store id {manifest.store_id}, "
+                    f"expected {store_id}): another capture replaced it; nothing was written")
+            if manifest.status == STATUS_COMPLETE:
+                raise StoreExistsError(f"the store at {self.path} is complete; no chunk is written "
+                                       "into a finished store")
         self.manifest = manifest
-        self.array_dims = array_dims  # array name -> columns
-        if self.path.exists() and not self.path.is_dir():
-            raise StoreExistsError(f"{self.path} exists and is not a folder; choose a new path")
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _write_error(exc, self.path, "creating the store") from exc
-        self._lock = WriterLock(self.path).acquire()
-        try:
-            self._prepare(overwrite, empty=not any(p.name != LOCK for p in self.path.iterdir()))
-        except BaseException:
-            self.close()
-            raise
-
-    def __enter__(self) -> StoreWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release the lock (idempotent); an unfinished store stays resumable."""
-        self._lock.release()
-
-    def _clear(self) -> None:
-        """Remove the folder's contents but the lock we hold."""
-        for p in self.path.iterdir():
-            if p.name == LOCK:
-                continue
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-
-    def _prepare(self, overwrite: bool, empty: bool) -> None:
-        path = self.path
-        if not empty:
-            if not _is_store(path):
-                raise StoreExistsError(
-                    f"{path} exists and is not a modeldx store; refusing to write there "
-                    "(choose an empty or new folder)"
-                )
-            try:
-                old = read_manifest(path)
-            except StoreCorruptError:
-                if not overwrite:
-                    raise
-                old = None
-            if old is not None and old.status == STATUS_COMPLETE and not overwrite:
-                raise StoreExistsError(
-                    f"a complete store is already at {path}; pass overwrite=True to replace it"
-                )
-            diff = _settings_diff(old.settings(), self.manifest.settings()) if old else "damaged"
-            if diff and not overwrite:
-                raise StoreMismatchError(
-                    f"an unfinished store at {path} was started with other settings "
-                    f"({diff}); pass overwrite=True to discard it and start again"
-                )
-            if old is None or (overwrite and (diff or old.status == STATUS_COMPLETE)):
-                self._clear()
-            else:  # resume: the store keeps its identity and the format it was started in
-                self.manifest.created = old.created
-                self.manifest.store_id = old.store_id
-                self.manifest.format_version = old.format_version
-                self.group = zarr.open_group(path / ARRAYS, mode="r+")
-                return
-        self._create()
-
-    def _create(self) -> None:
-        m = self.manifest
-        try:
-            (self.path / PROGRESS).mkdir()
-            m.created = _now()
-            m.store_id = uuid.uuid4().hex
-            self.group = zarr.open_group(self.path / ARRAYS, mode="w")
-            for name, dim in self.array_dims.items():
-                layered = name.startswith(("acts/", "grads/"))
-                encoding = self._encoding_of(name)
-                spec = m.layer(name.split("/", 1)[1]) if layered else None
-                dims = _dimension_names(name)
-                self.group.create_array(
-                    name, shape=(m.n_items, dim), chunks=(m.chunk_items, dim),
-                    dtype=storage_dtype(encoding), fill_value=0, compressors=COMPRESSORS,
-                    config=WRITE_CONFIG, dimension_names=dims,
-                    attributes=_array_attributes(name, spec, m, encoding))
-                if layered and m.encoding == "uint8":
-                    self.group.create_array(
-                        f"quant/{name}", shape=(m.n_chunks, 2, dim), chunks=(1, 2, dim),
-                        dtype="float32", fill_value=0, compressors=COMPRESSORS, config=WRITE_CONFIG,
-                        dimension_names=("chunk", "param", dims[1]),
-                        attributes={"what": f"per-chunk uint8 decoding of {name}: param 0 is the "
-                                            "offset, param 1 the scale", "chunk_items": m.chunk_items})
-            self.group.create_array(
-                "item_id", shape=(m.n_items,), chunks=(m.chunk_items,), dtype="int64", fill_value=-1,
-                compressors=COMPRESSORS, config=WRITE_CONFIG, dimension_names=("item",),
-                attributes={"what": "the data set's item id of each row (also items.parquet's "
-                                    "item_id column, in the same order)"})
-            write_manifest(self.path, m)
-        except OSError as exc:
-            raise _write_error(exc, self.path, "creating the store") from exc
+        self.array_dims = array_dims(manifest)
+        self.group = group if group is not None else zarr.open_group(
+            self.fs.zarr_store(ARRAYS), mode="r+")
 
     def _encoding_of(self, name: str) -> str:
         if name.startswith(("acts/", "grads/")):
@@ -729,8 +673,7 @@ class StoreWriter:
         return self.group[name].with_config(WRITE_CONFIG)
 
     def done_chunks(self) -> set[int]:
-        folder = self.path / PROGRESS
-        return {int(p.stem.split("-")[1]) for p in folder.glob("chunk-*.done")}
+        return _done_chunks(self.fs)
 
     def write_chunk(self, index: int, arrays: dict[str, np.ndarray], items: dict[str, np.ndarray]) -> None:
         """Write chunk ``index`` of every array and its item rows, then mark it done."""
@@ -754,10 +697,159 @@ class StoreWriter:
                     self._target(f"quant/{name}")[index] = enc.params
             if m.format_version >= 2:
                 self._target("item_id")[start:stop] = np.asarray(items["item_id"], dtype=np.int64)
-            _write_parquet_atomic(pa.table(items), self.path / PROGRESS / f"items-{index:06d}.parquet")
-            (self.path / PROGRESS / f"chunk-{index:06d}.done").touch()
+            _write_parquet_atomic(pa.table(items), self.fs, f"{PROGRESS}/items-{index:06d}.parquet")
+            self.fs.touch(f"{PROGRESS}/chunk-{index:06d}.done")
         except OSError as exc:
             raise _write_error(exc, self.path, f"writing chunk {index}") from exc
+
+
+class StoreWriter:
+    """Creates or resumes a store, writes it chunk by chunk and finishes it; used by capture.
+
+    On a local filesystem (a path or a ``file://`` URL) the writer holds the store's
+    lock (:class:`~modeldx.store.lock.WriterLock`) from construction until
+    :meth:`finalize` or :meth:`close`; use it as a context manager so that an error
+    or a KeyboardInterrupt releases it. Object stores and other fsspec filesystems
+    have no ``flock``: there no lock is taken, and one coordinator must own a store
+    (two captures into one URL at once would mix their chunks).
+
+    Chunks may also be written by :class:`ChunkWriter` s elsewhere (capture workers);
+    :meth:`finalize` then joins what they wrote.
+
+    Parameters
+    ----------
+    path
+        The store's folder, or an fsspec URL.
+    manifest
+        What will be written. If a store with the same settings but unfinished
+        is at ``path``, writing resumes there.
+    overwrite
+        Replace a complete store, or one with other settings, at ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike | StoreFS, manifest: Manifest, *,
+                 overwrite: bool = False, array_dims: dict[str, int]) -> None:
+        self.fs = path if isinstance(path, StoreFS) else StoreFS(path)
+        self.path = _store_path(self.fs)
+        self.manifest = manifest
+        self.array_dims = array_dims  # array name -> columns
+        if self.fs.exists() and not self.fs.isdir():
+            raise StoreExistsError(f"{self.path} exists and is not a folder; choose a new path")
+        try:
+            self.fs.makedirs()
+        except OSError as exc:
+            raise _write_error(exc, self.path, "creating the store") from exc
+        self._lock = WriterLock(Path(self.fs.root)).acquire() if self.fs.local else None
+        try:
+            self._prepare(overwrite, empty=not any(n != LOCK for n in self.fs.list()))
+            self._chunks = ChunkWriter(self.fs, manifest=self.manifest, group=self.group)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def store_id(self) -> str:
+        return self.manifest.store_id
+
+    def close(self) -> None:
+        """Release the lock (idempotent); an unfinished store stays resumable."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def _clear(self) -> None:
+        """Remove the folder's contents but the lock we hold."""
+        for name in self.fs.list():
+            if name != LOCK:
+                self.fs.remove(name, recursive=self.fs.isdir(name))
+
+    def _prepare(self, overwrite: bool, empty: bool) -> None:
+        path = self.path
+        if not empty:
+            if not _is_store(self.fs):
+                raise StoreExistsError(
+                    f"{path} exists and is not a modeldx store; refusing to write there "
+                    "(choose an empty or new folder)"
+                )
+            try:
+                old = read_manifest(self.fs)
+            except StoreCorruptError:
+                if not overwrite:
+                    raise
+                old = None
+            if old is not None and old.status == STATUS_COMPLETE and not overwrite:
+                raise StoreExistsError(
+                    f"a complete store is already at {path}; pass overwrite=True to replace it"
+                )
+            diff = _settings_diff(old.settings(), self.manifest.settings()) if old else "damaged"
+            if diff and not overwrite:
+                raise StoreMismatchError(
+                    f"an unfinished store at {path} was started with other settings "
+                    f"({diff}); pass overwrite=True to discard it and start again"
+                )
+            if old is None or (overwrite and (diff or old.status == STATUS_COMPLETE)):
+                self._clear()
+            else:  # resume: the store keeps its identity and the format it was started in
+                self.manifest.created = old.created
+                self.manifest.store_id = old.store_id
+                self.manifest.format_version = old.format_version
+                self.group = zarr.open_group(self.fs.zarr_store(ARRAYS), mode="r+")
+                return
+        self._create()
+
+    def _create(self) -> None:
+        m = self.manifest
+        try:
+            self.fs.makedirs(PROGRESS)
+            m.created = _now()
+            m.store_id = uuid.uuid4().hex
+            self.group = zarr.open_group(self.fs.zarr_store(ARRAYS), mode="w")
+            for name, dim in self.array_dims.items():
+                layered = name.startswith(("acts/", "grads/"))
+                encoding = self._encoding_of(name)
+                spec = m.layer(name.split("/", 1)[1]) if layered else None
+                dims = _dimension_names(name)
+                self.group.create_array(
+                    name, shape=(m.n_items, dim), chunks=(m.chunk_items, dim),
+                    dtype=storage_dtype(encoding), fill_value=0, compressors=COMPRESSORS,
+                    config=WRITE_CONFIG, dimension_names=dims,
+                    attributes=_array_attributes(name, spec, m, encoding))
+                if layered and m.encoding == "uint8":
+                    self.group.create_array(
+                        f"quant/{name}", shape=(m.n_chunks, 2, dim), chunks=(1, 2, dim),
+                        dtype="float32", fill_value=0, compressors=COMPRESSORS, config=WRITE_CONFIG,
+                        dimension_names=("chunk", "param", dims[1]),
+                        attributes={"what": f"per-chunk uint8 decoding of {name}: param 0 is the "
+                                            "offset, param 1 the scale", "chunk_items": m.chunk_items})
+            self.group.create_array(
+                "item_id", shape=(m.n_items,), chunks=(m.chunk_items,), dtype="int64", fill_value=-1,
+                compressors=COMPRESSORS, config=WRITE_CONFIG, dimension_names=("item",),
+                attributes={"what": "the data set's item id of each row (also items.parquet's "
+                                    "item_id column, in the same order)"})
+            write_manifest(self.fs, m)
+        except OSError as exc:
+            raise _write_error(exc, self.path, "creating the store") from exc
+
+    def _encoding_of(self, name: str) -> str:
+        if name.startswith(("acts/", "grads/")):
+            return self.manifest.encoding
+        return latent_encoding(self.manifest.encoding) if name == "latent" else "float32"
+
+    def done_chunks(self) -> set[int]:
+        return _done_chunks(self.fs)
+
+    def todo_chunks(self) -> list[int]:
+        """The chunks not written yet, ascending."""
+        return sorted(set(range(self.manifest.n_chunks)) - self.done_chunks())
+
+    def write_chunk(self, index: int, arrays: dict[str, np.ndarray], items: dict[str, np.ndarray]) -> None:
+        """Write chunk ``index`` of every array and its item rows, then mark it done."""
+        self._chunks.write_chunk(index, arrays, items)
 
     def finalize(self) -> Store:
         """Join the item rows, then mark the store complete (the last write); releases the lock."""
@@ -766,17 +858,21 @@ class StoreWriter:
         if missing:
             raise StoreIncompleteError(f"cannot finish {self.path}: chunks {missing[:10]} are not written")
         try:
-            parts = [pq.read_table(self.path / PROGRESS / f"items-{i:06d}.parquet")
-                     for i in range(m.n_chunks)]
-            _write_parquet_atomic(pa.concat_tables(parts), self.path / ITEMS)
+            parts = []
+            for i in range(m.n_chunks):
+                with self.fs.open(f"{PROGRESS}/items-{i:06d}.parquet") as fh:
+                    parts.append(pq.read_table(fh))
+            _write_parquet_atomic(pa.concat_tables(parts), self.fs, ITEMS)
             m.status = STATUS_COMPLETE
             m.completed = _now()
-            write_manifest(self.path, m)
+            write_manifest(self.fs, m)
         except OSError as exc:
             raise _write_error(exc, self.path, "finishing the store") from exc
-        shutil.rmtree(self.path / PROGRESS, ignore_errors=True)
+        # leftovers of a finished store are harmless: readers ignore them
+        with contextlib.suppress(OSError):
+            self.fs.remove(PROGRESS, recursive=True)
         self.close()
-        return open_store(self.path)
+        return open_store(self.fs)
 
 
 def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -784,7 +880,7 @@ def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
                      for k in new if old.get(k) != new.get(k))
 
 
-def _write_error(exc: OSError, path: Path, doing: str) -> StoreWriteError:
+def _write_error(exc: OSError, path: Path | str, doing: str) -> StoreWriteError:
     reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
     return StoreWriteError(
         exc.errno or 0,
