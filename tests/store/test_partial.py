@@ -90,3 +90,16 @@ def test_a_replaced_store_is_refused(tmp_path, tiny_model, digits, monkeypatch):
             progress=False, overwrite=True)  # other settings: a new store at the same path
     with pytest.raises(StoreReplacedError, match="replaced"):
         watched.snapshot()
+
+
+def test_a_capture_in_progress_on_fsspec_storage_is_read_too(tiny_model, digits, digits_store, monkeypatch):
+    import uuid
+
+    url = f"memory://partial-{uuid.uuid4().hex}/s"
+    written = interrupted(url, tiny_model, digits, 3, monkeypatch, chunk_order="random", seed=2)
+    watched = PartialStore(url)
+    assert not watched.writing() and watched.done_chunks() == sorted(written)
+    snap = watched.snapshot()
+    rows = np.concatenate([np.arange(c * CHUNK, min((c + 1) * CHUNK, len(digits))) for c in snap.chunks])
+    np.testing.assert_array_equal(snap.items()["item_id"], rows)
+    pd.testing.assert_frame_equal(top_k_neurons(snap, k=3), top_k_neurons(digits_store, k=3, items=rows))

@@ -136,8 +136,9 @@ class PartialStore:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.store = open_store(self.path)
+        self.store = open_store(path)
+        self.path = self.store.path  # a Path, or the URL of a store on fsspec storage
+        self.fs = self.store.fs
         self._items: dict[int, pd.DataFrame] = {}
         # a server's threads share one PartialStore: finishing swaps the store and clears the cache
         self._lock = threading.RLock()
@@ -152,7 +153,7 @@ class PartialStore:
 
     def writing(self) -> bool:
         """Whether a writer holds the store's lock file (a killed writer's stale file counts too)."""
-        return (self.path / LOCK).exists()
+        return self.fs.exists(LOCK)
 
     def _finished(self) -> bool:
         """Re-read the manifest: on completion, read the store as the complete store it is."""
@@ -181,9 +182,10 @@ class PartialStore:
 
     def _chunk_items(self, chunk: int) -> pd.DataFrame:
         if chunk not in self._items:
-            path = self.path / PROGRESS / f"items-{chunk:06d}.parquet"
+            path = f"{PROGRESS}/items-{chunk:06d}.parquet"
             try:
-                table = pq.read_table(path).to_pandas()
+                with self.fs.open(path) as fh:
+                    table = pq.read_table(fh).to_pandas()
             except (OSError, pa.ArrowException) as exc:
                 raise OSError(f"{path}: {exc}") from exc
             lo, hi = self.store.chunk_bounds()[chunk]
@@ -214,7 +216,7 @@ class PartialStore:
                      pd.DataFrame({c: pd.Series(dtype=object) for c in ("item_id", "label", "correct")}))
             return Snapshot(self.store, chunks, items)
         self.store.check_current()
-        raise self.store._corrupt(f"the progress files under {self.path / PROGRESS} cannot be read")
+        raise self.store._corrupt(f"the progress files under {self.fs.full(PROGRESS)} cannot be read")
 
     def __repr__(self) -> str:
         return f"PartialStore({str(self.path)!r}, status={self.store.status!r})"
