@@ -149,3 +149,7 @@ class RunExistsError(ModeldxError, FileExistsError):
 
 class RunMismatchError(ModeldxError, ValueError):
     """``resume=True`` on a run recorded for another model, probe or layer selection."""
+
+
+class WorkerLostError(ModeldxError, RuntimeError):
+    """A Dask worker died on the same task more often than the scheduler allows."""

@@ -78,9 +78,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
+def _write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
     with atomic_write(path) as fh:
-        pq.write_table(table, fh)
+        pq.write_table(table, fh, row_group_size=row_group_size)
 
 
 def check_sample_name(name: Any) -> str:
@@ -323,6 +323,44 @@ class Store:
             self.check_current()
             self._items = items
         return self._items
+
+    def chunk_items_table(self, index: int) -> pd.DataFrame:
+        """The items table's rows of item chunk ``index``, indexed by store row like :meth:`items`.
+
+        Reads that chunk's row group alone when ``items.parquet`` has one per chunk (stores
+        written since the Dask engine); an older store's single row group is read whole and
+        sliced. A worker of the Dask engine builds its chunk from this and the arrays.
+        """
+        self.require_complete()
+        bounds = self.chunk_bounds()
+        if not 0 <= index < len(bounds):
+            raise InvalidParameterError(
+                f"chunk index must be in [0, {len(bounds)}) for the store {self.path}. Got {index!r}.")
+        start, stop = bounds[index]
+        if self._items is not None:
+            return self._items.iloc[start:stop]
+        self.check_current()
+        try:
+            meta = pq.read_metadata(self.path / ITEMS)
+            per_chunk = meta.num_row_groups == len(bounds) and all(
+                meta.row_group(i).num_rows == b - a for i, (a, b) in enumerate(bounds))
+            if per_chunk:
+                frame = pq.ParquetFile(self.path / ITEMS).read_row_group(index).to_pandas()
+                frame.index = pd.RangeIndex(start, stop)
+            else:
+                frame = self.items().iloc[start:stop]
+        except (OSError, pa.ArrowException) as exc:
+            self.check_current()
+            raise self._corrupt(f"its items table {ITEMS} cannot be read ({exc})") from None
+        self.check_current()
+        return frame
+
+    def __reduce__(self):
+        # a store travels to a Dask worker as its path and identity; the worker opens it there
+        # (once per process) and refuses one replaced since
+        from modeldx.store.cache import open_cached
+
+        return open_cached, (str(self.path.absolute()), self.store_id)
 
     def _array(self, name: str, *, corrupt_if_missing: bool = False) -> zarr.Array:
         if name not in self._arrays:  # opening reads the array's metadata from disk
@@ -768,7 +806,8 @@ class StoreWriter:
         try:
             parts = [pq.read_table(self.path / PROGRESS / f"items-{i:06d}.parquet")
                      for i in range(m.n_chunks)]
-            _write_parquet_atomic(pa.concat_tables(parts), self.path / ITEMS)
+            # one row group per item chunk: a worker reads its chunk's rows alone
+            _write_parquet_atomic(pa.concat_tables(parts), self.path / ITEMS, row_group_size=m.chunk_items)
             m.status = STATUS_COMPLETE
             m.completed = _now()
             write_manifest(self.path, m)
