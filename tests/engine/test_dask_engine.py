@@ -129,6 +129,14 @@ def test_a_replaced_store_answers_store_replaced_error(tmp_path, digits_store, c
         client.submit(load_chunk, stale, pure=False).result()
 
 
+def test_a_client_that_is_not_the_default_one(digits_store, client):
+    from distributed import Client
+
+    with Client(client.scheduler.address, set_as_default=False) as other:
+        got = DaskEngine(other).run(digits_store, Sum())
+    np.testing.assert_array_equal(got, LocalEngine().run(digits_store, Sum()))
+
+
 class KillOnce(Sum):
     """Kills its worker process the first time it maps chunk 2 (a marker file remembers it)."""
 

@@ -121,7 +121,7 @@ class DaskEngine:
             waiting: dict[int, Any] = {}
             state, nxt = None, 0
             try:
-                for future in as_completed(futures):
+                for future in as_completed(futures, loop=client.loop):
                     i = position[future.key]
                     try:
                         waiting[i] = future.result()
