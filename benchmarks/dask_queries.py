@@ -1,6 +1,7 @@
 """Queries on the Dask engine against the local engine, side by side in one run.
 
     .venv/bin/python benchmarks/dask_queries.py [--synthetic DIR] [--sizes 100000,1000000] [--repeat 3]
+        [--synthetic-repeat 1] [--skip-mnist]
 
 1. The MNIST LeNet-5 store (70,000 items; captured into modeldx-demo/mnist-lenet5 first if
    missing): top-k-neurons (k=10, by max), dead-neurons and class-means with the local engine
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import subprocess
@@ -43,7 +45,8 @@ def cluster(workers: int):
     from distributed import Client, LocalCluster
 
     start = time.perf_counter()
-    lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR)
     client = Client(lc, set_as_default=False)
     client.wait_for_workers(workers)
     return lc, client, time.perf_counter() - start
@@ -171,6 +174,7 @@ def main() -> None:
     ap.add_argument("--synthetic", default="/tmp/modeldx-synthetic", help="folder for the synthetic stores")
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--synthetic-repeat", type=int, default=1, help="repetitions on the synthetic stores")
     ap.add_argument("--skip-mnist", action="store_true")
     a = ap.parse_args()
     import torch
@@ -189,7 +193,7 @@ def main() -> None:
             for lc, client, _ in clusters.values():
                 client.close()
                 lc.close()
-    synthetic_part(Path(a.synthetic), [int(s) for s in a.sizes.split(",") if s], a.repeat)
+    synthetic_part(Path(a.synthetic), [int(s) for s in a.sizes.split(",") if s], a.synthetic_repeat)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
