@@ -137,6 +137,26 @@ def test_a_client_that_is_not_the_default_one(digits_store, client):
     np.testing.assert_array_equal(got, LocalEngine().run(digits_store, Sum()))
 
 
+def test_the_neuron_views_reductions_run_on_dask(digits_store, client):
+    from modeldx.neurons import neuron_map
+    from modeldx.neurons.explore import ColumnPeaks, TopPerColumn
+    from modeldx.neurons.features import cluster_top_items
+
+    _same(cluster_top_items(digits_store, "act2", [1, 4, 5], k=5),
+          cluster_top_items(digits_store, "act2", [1, 4, 5], k=5, engine="dask"))
+    _same(neuron_map(digits_store, "act2", items=500, seed=3),
+          neuron_map(digits_store, "act2", items=500, seed=3, engine="dask"))
+    peaks = LocalEngine().run(digits_store, ColumnPeaks(["act1", "act2"]))
+    on_dask = DaskEngine(client).run(digits_store, ColumnPeaks(["act1", "act2"]))
+    assert peaks.keys() == on_dask.keys()
+    for key in peaks:
+        np.testing.assert_array_equal(peaks[key], on_dask[key])
+    top = TopPerColumn({"act2": np.eye(16)[:, :3]}, 4)
+    local, remote = LocalEngine().run(digits_store, top), DaskEngine(client).run(digits_store, top)
+    for a, b in zip(local["act2"], remote["act2"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 class KillOnce(Sum):
     """Kills its worker process the first time it maps chunk 2 (a marker file remembers it)."""
 
