@@ -6,28 +6,8 @@ import numpy as np
 import pandas as pd
 
 from modeldx._params import Interval, OneOf, check_params
-from modeldx.engine.local import Chunk, run_reduction
-from modeldx.engine.subset import Sample
+from modeldx.engine.gather import gather_rows
 from modeldx.errors import InvalidParameterError
-
-
-class GatherRows:
-    """The rows of one array that a subset holds, gathered in store order (a few thousand rows)."""
-
-    def __init__(self, name: str, width: int) -> None:
-        self.arrays, self.width = [name], width
-
-    def map(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
-        return chunk.rows, chunk.arrays[self.arrays[0]]
-
-    def combine(self, a, b):
-        return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
-
-    def finalize(self, state):
-        if state is None:  # no rows
-            return np.zeros((0, self.width), dtype=np.float32)
-        order = np.argsort(state[0], kind="stable")
-        return state[1][order]
 
 
 def neuron_map(store, layer: str, *, items: int = 2000, method: str = "pca", seed: int = 0,
@@ -49,9 +29,7 @@ def neuron_map(store, layer: str, *, items: int = 2000, method: str = "pca", see
     n = store.n_items
     rows = np.sort(np.random.default_rng(seed).choice(n, min(items, n), replace=False))
     width = store.neurons(layer)  # an unknown layer is named before any read
-    ids = store.items()["item_id"].to_numpy()[rows]
-    chosen = Sample(ids, np.ones(rows.size), {"sample": "neuron-map"}, rows=rows)
-    acts = run_reduction(store, GatherRows(f"acts/{layer}", width), chosen, engine=engine).astype(np.float64)
+    acts = gather_rows(store, f"acts/{layer}", width, rows, engine=engine).astype(np.float64)
     if acts.shape[1] < 3:
         raise InvalidParameterError(f"layer {layer!r} has {acts.shape[1]} neurons; a map needs at least 3")
     vectors = acts.T
