@@ -129,6 +129,7 @@ class Store:
         self.manifest = manifest
         self.read_only = read_only
         self._items: pd.DataFrame | None = None
+        self._per_chunk_groups: bool | None = None  # items.parquet has one row group per item chunk
         self._arrays: dict[str, zarr.Array] = {}
         # the manifest read before this object existed may be older than the file now: the
         # first check parses it again and records the stat later checks compare with
@@ -341,10 +342,11 @@ class Store:
             return self._items.iloc[start:stop]
         self.check_current()
         try:
-            meta = pq.read_metadata(self.path / ITEMS)
-            per_chunk = meta.num_row_groups == len(bounds) and all(
-                meta.row_group(i).num_rows == b - a for i, (a, b) in enumerate(bounds))
-            if per_chunk:
+            if self._per_chunk_groups is None:  # the footer's layout, looked at once per store object
+                meta = pq.read_metadata(self.path / ITEMS)
+                self._per_chunk_groups = meta.num_row_groups == len(bounds) and all(
+                    meta.row_group(i).num_rows == b - a for i, (a, b) in enumerate(bounds))
+            if self._per_chunk_groups:
                 frame = pq.ParquetFile(self.path / ITEMS).read_row_group(index).to_pandas()
                 frame.index = pd.RangeIndex(start, stop)
             else:
@@ -357,7 +359,7 @@ class Store:
 
     def __reduce__(self):
         # a store travels to a Dask worker as its path and identity; the worker opens it there
-        # (once per process) and refuses one replaced since
+        # (once per process, read-only) and refuses one replaced since
         from modeldx.store.cache import open_cached
 
         return open_cached, (str(self.path.absolute()), self.store_id)
