@@ -381,6 +381,10 @@ def query(
     out: Annotated[Path | None, typer.Option(help="Write the answer here (.csv, .json or .parquet).")] = None,
     fmt: Annotated[str | None, typer.Option(
         "--format", help="table, csv, json or parquet (default: from --out, else table).")] = None,
+    engine: Annotated[str, typer.Option(help="local (in this process) or dask (a Dask cluster).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (default: $MODELDX_SCHEDULER, else a local cluster).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes of a local Dask cluster.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run one query on a store and print or write its answer."""
@@ -398,7 +402,14 @@ def query(
         kwargs["items"] = load_sample(st, sample)
     if "progress" in inspect.signature(q.func).parameters:
         kwargs["progress"] = not quiet  # on stderr: stdout keeps the answer alone
-    frame = q.func(st, **kwargs)
+    from modeldx.engine import get_engine
+
+    runner = get_engine(engine, scheduler=scheduler, workers=workers)
+    if runner.name == "dask":
+        with runner:  # one cluster for every pass the query makes
+            frame = q.func(st, **kwargs, engine=runner)
+    else:
+        frame = q.func(st, **kwargs, engine=runner)
     if out:
         _write_answer(frame, fmt, out)
         console.print(f"{len(frame)} rows -> {out}", highlight=False)

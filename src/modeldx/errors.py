@@ -153,3 +153,7 @@ class RunMismatchError(ModeldxError, ValueError):
 
 class BiasedAnswerWarning(UserWarning):
     """An approximate answer comes from items that are not a random sample (a capture in data set order)."""
+
+
+class WorkerLostError(ModeldxError, RuntimeError):
+    """A Dask worker died on the same task more often than the scheduler allows."""

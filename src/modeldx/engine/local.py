@@ -106,6 +106,9 @@ class LocalEngine:
 
 
 def run_reduction(store, reduction: Reduction, subset: Sample | None = None, *,
-                  engine: LocalEngine | None = None, progress: bool = False) -> Any:
-    """Run ``reduction`` over ``store`` with ``engine`` (the local engine by default)."""
-    return (engine or LocalEngine()).run(store, reduction, subset, progress=progress)
+                  engine=None, progress: bool = False) -> Any:
+    """Run ``reduction`` over ``store`` with ``engine``: ``None``/``"local"`` (the default),
+    ``"dask"``, or an engine instance (see :func:`~modeldx.engine.base.get_engine`)."""
+    from modeldx.engine.base import get_engine
+
+    return get_engine(engine).run(store, reduction, subset, progress=progress)

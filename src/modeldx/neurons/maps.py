@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 
 from modeldx._params import Interval, OneOf, check_params
+from modeldx.engine.gather import gather_rows
 from modeldx.errors import InvalidParameterError
 
 
-def neuron_map(store, layer: str, *, items: int = 2000, method: str = "pca", seed: int = 0) -> pd.DataFrame:
+def neuron_map(store, layer: str, *, items: int = 2000, method: str = "pca", seed: int = 0,
+               engine=None) -> pd.DataFrame:
     """Place the neurons of ``layer`` in 2-D by their activations over ``items`` items of ``store``.
 
     Each neuron's activation vector is standardised (so the map shows which
@@ -17,13 +19,17 @@ def neuron_map(store, layer: str, *, items: int = 2000, method: str = "pca", see
     PCA, or t-SNE (``method="tsne"``, perplexity adapted to few neurons).
     Dead neurons (constant) sit at the origin and are flagged.
 
+    Only the chunks holding the chosen items are read, through ``engine`` (see
+    :func:`~modeldx.engine.base.get_engine`).
+
     Returns ``neuron, x, y, dead, mean`` — one row per neuron.
     """
     check_params("neuron_map", {"items": items, "method": method},
                  {"items": Interval(int, 10, None), "method": OneOf("pca", "tsne")})
     n = store.n_items
     rows = np.sort(np.random.default_rng(seed).choice(n, min(items, n), replace=False))
-    acts = store.read(f"acts/{layer}")[rows].astype(np.float64)  # (items, neurons)
+    width = store.neurons(layer)  # an unknown layer is named before any read
+    acts = gather_rows(store, f"acts/{layer}", width, rows, engine=engine).astype(np.float64)
     if acts.shape[1] < 3:
         raise InvalidParameterError(f"layer {layer!r} has {acts.shape[1]} neurons; a map needs at least 3")
     vectors = acts.T

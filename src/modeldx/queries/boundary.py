@@ -48,12 +48,16 @@ def boundary_inputs(store, *, class_a: int, class_b: int, k: int = 20, items=Non
         m[~ok] = np.inf
         return m
 
-    margins, rows = run_reduction(store, TopRows(["probs"], margin, k, largest=False), subset,
-                                  engine=engine, progress=progress)
-    probs = np.stack([store.read("probs", r, r + 1)[0] for r in rows]) if rows.size else np.zeros((0, n))
+    def kept(chunk: Chunk) -> np.ndarray:  # the answer's p_a, p_b travel with their rows
+        return chunk.arrays["probs"][:, [class_a, class_b]]
+
+    margins, rows, probs = run_reduction(store, TopRows(["probs"], margin, k, largest=False, carry=kept),
+                                         subset, engine=engine, progress=progress)
+    if probs is None:
+        probs = np.zeros((0, 2))
     frame = item_columns(store, rows)
     frame.insert(0, "rank", np.arange(1, rows.size + 1))
     frame.insert(2, "margin", margins)
-    frame.insert(3, "p_a", probs[:, class_a])
-    frame.insert(4, "p_b", probs[:, class_b])
+    frame.insert(3, "p_a", probs[:, 0])
+    frame.insert(4, "p_b", probs[:, 1])
     return answer(frame, "boundary-inputs", store, subset, class_a=class_a, class_b=class_b, k=k)

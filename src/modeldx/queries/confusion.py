@@ -6,11 +6,15 @@ import numpy as np
 import pandas as pd
 
 from modeldx._params import Interval, check_params
+from modeldx.engine.base import get_engine
 from modeldx.queries._common import answer, subset_for
 from modeldx.queries.registry import Evaluation, register
 
 
-def _table(store, subset) -> tuple[pd.DataFrame, np.ndarray]:
+def _table(store, subset, engine) -> tuple[pd.DataFrame, np.ndarray]:
+    # these queries read the items table alone, which the caller's process holds already (the
+    # subset is resolved against it): no chunk to map, on any engine; the engine is still checked
+    get_engine(engine)
     table = store.items()
     if subset is None:
         return table, np.ones(len(table))
@@ -18,7 +22,7 @@ def _table(store, subset) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 @register("confusion-matrix", evaluate=(Evaluation("confusion-matrix", "confusion"),))
-def confusion_matrix(store, *, items=None, weights=None) -> pd.DataFrame:
+def confusion_matrix(store, *, items=None, weights=None, engine=None) -> pd.DataFrame:
     """Counts of (true class, predicted class), weighted by the subset's inclusion weights.
 
     Returns
@@ -32,7 +36,7 @@ def confusion_matrix(store, *, items=None, weights=None) -> pd.DataFrame:
     >>> cm.pivot(index="label", columns="pred", values="count")
     """
     subset = subset_for(store, items, weights)
-    table, w = _table(store, subset)
+    table, w = _table(store, subset, engine)
     n = store.manifest.num_classes
     codes = table["label"].to_numpy() * n + table["pred"].to_numpy()
     counts = np.bincount(codes, weights=w, minlength=n * n)
@@ -43,7 +47,7 @@ def confusion_matrix(store, *, items=None, weights=None) -> pd.DataFrame:
 
 @register("misclassified")
 def misclassified(store, *, limit: int | None = None, label: int | None = None, items=None,
-                  weights=None) -> pd.DataFrame:
+                  weights=None, engine=None) -> pd.DataFrame:
     """Misclassified items, the most confident mistakes first.
 
     Returns
@@ -58,7 +62,7 @@ def misclassified(store, *, limit: int | None = None, label: int | None = None, 
     check_params("misclassified", {"limit": limit, "label": label},
                  {"limit": [None, Interval(int, 1, None)], "label": [None, Interval(int, 0, None)]})
     subset = subset_for(store, items, weights)
-    table, w = _table(store, subset)
+    table, w = _table(store, subset, engine)
     wrong = ~table["correct"].to_numpy()
     if label is not None:
         wrong &= table["label"].to_numpy() == label

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from modeldx._params import Interval, OneOf, check_params
+from modeldx.engine.gather import gather_rows
 from modeldx.engine.local import Chunk, run_reduction
 from modeldx.errors import InvalidParameterError
 from modeldx.queries._common import answer, item_columns, resolve_layers, subset_for
@@ -43,7 +44,9 @@ def nearest_neighbors(store, *, layer: str, item_id: int, k: int = 10, metric: s
     resolve_layers(store, layer)
     name = f"acts/{layer}"
     row = _row_of(store, item_id)
-    query = store.read(name, row, row + 1)[0].astype(np.float64)
+    # the query item's row, read where the engine reads (a worker, on Dask)
+    query = gather_rows(store, name, store.neurons(layer), np.array([row]), engine=engine)[0]
+    query = query.astype(np.float64)
     qnorm = np.linalg.norm(query)
     subset = subset_for(store, items, weights)
 

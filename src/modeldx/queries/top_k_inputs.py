@@ -12,27 +12,36 @@ from modeldx.queries.registry import register
 
 
 class TopRows:
-    """Keeps the k rows with the largest (or smallest) score; the score comes from ``score(chunk)``."""
+    """Keeps the k rows with the largest (or smallest) score; the score comes from ``score(chunk)``.
 
-    def __init__(self, arrays: list[str], score, k: int, largest: bool = True) -> None:
-        self.arrays, self.score, self.k, self.largest = arrays, score, k, largest
+    With ``carry`` (``carry(chunk)`` -> one row of values per chunk row), the kept rows'
+    values travel in the state, so that a query needs no read of its own afterwards: the
+    state is then ``(scores, rows, carried)``.
+    """
 
-    def map(self, chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+    def __init__(self, arrays: list[str], score, k: int, largest: bool = True, carry=None) -> None:
+        self.arrays, self.score, self.k, self.largest, self.carry = arrays, score, k, largest, carry
+
+    def map(self, chunk: Chunk) -> tuple[np.ndarray, ...]:
         scores = self.score(chunk)
         keep = np.isfinite(scores)
-        return self._top(scores[keep], chunk.rows[keep])
+        if self.carry is None:
+            return self._top(scores[keep], chunk.rows[keep])
+        return self._top(scores[keep], chunk.rows[keep], np.asarray(self.carry(chunk))[keep])
 
-    def _top(self, scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _top(self, scores: np.ndarray, rows: np.ndarray, *carried: np.ndarray) -> tuple[np.ndarray, ...]:
         # order by score, then by row so that ties are broken the same way on every run
         keys = -scores if self.largest else scores
         order = np.lexsort((rows, keys))[: self.k]
-        return scores[order], rows[order]
+        return (scores[order], rows[order], *(c[order] for c in carried))
 
     def combine(self, a, b):
-        return self._top(np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]))
+        return self._top(*(np.concatenate([x, y]) for x, y in zip(a, b, strict=True)))
 
     def finalize(self, state):
-        return state if state is not None else (np.empty(0), np.empty(0, dtype=np.int64))
+        if state is not None:
+            return state
+        return (np.empty(0), np.empty(0, dtype=np.int64)) + ((None,) if self.carry is not None else ())
 
 
 @register("top-k-inputs", example={"neurons": [0, 3], "k": 4})

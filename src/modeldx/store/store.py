@@ -79,9 +79,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _write_parquet_atomic(table: pa.Table, fs: StoreFS, rel: str) -> None:
+def _write_parquet_atomic(table: pa.Table, fs: StoreFS, rel: str, row_group_size: int | None = None) -> None:
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    pq.write_table(table, buf, row_group_size=row_group_size)
     fs.write_bytes_atomic(rel, buf.getvalue())
 
 
@@ -141,6 +141,7 @@ class Store:
         self.manifest = manifest
         self.read_only = read_only
         self._items: pd.DataFrame | None = None
+        self._per_chunk_groups: bool | None = None  # items.parquet has one row group per item chunk
         self._arrays: dict[str, zarr.Array] = {}
         # the manifest read before this object existed may be older than the file now: the
         # first check parses it again and records the stat later checks compare with
@@ -330,6 +331,52 @@ class Store:
             self.check_current()
             self._items = items
         return self._items
+
+    def chunk_items_table(self, index: int) -> pd.DataFrame:
+        """The items table's rows of item chunk ``index``, indexed by store row like :meth:`items`.
+
+        Reads that chunk's row group alone when ``items.parquet`` has one per chunk (stores
+        written since the Dask engine); an older store's single row group is read whole and
+        sliced. A worker of the Dask engine builds its chunk from this and the arrays.
+        """
+        self.require_complete()
+        bounds = self.chunk_bounds()
+        if not 0 <= index < len(bounds):
+            raise InvalidParameterError(
+                f"chunk index must be in [0, {len(bounds)}) for the store {self.path}. Got {index!r}.")
+        start, stop = bounds[index]
+        if self._items is not None:
+            return self._items.iloc[start:stop]
+        self.check_current()
+        try:
+            if self._per_chunk_groups is None:  # the footer's layout, looked at once per store object
+                with self.fs.open(ITEMS) as fh:
+                    meta = pq.read_metadata(fh)
+                self._per_chunk_groups = meta.num_row_groups == len(bounds) and all(
+                    meta.row_group(i).num_rows == b - a for i, (a, b) in enumerate(bounds))
+            if self._per_chunk_groups:
+                with self.fs.open(ITEMS) as fh:
+                    frame = pq.ParquetFile(fh).read_row_group(index).to_pandas()
+                frame.index = pd.RangeIndex(start, stop)
+            else:
+                frame = self.items().iloc[start:stop]
+        except (OSError, pa.ArrowException) as exc:
+            self.check_current()
+            raise self._corrupt(f"its items table {ITEMS} cannot be read ({exc})") from None
+        self.check_current()
+        return frame
+
+    @property
+    def location(self) -> str:
+        """Where any process finds this store: an absolute path, or the URL of fsspec storage."""
+        return str(self.path.absolute()) if isinstance(self.path, Path) else str(self.path)
+
+    def __reduce__(self):
+        # a store travels to a Dask worker as its path and identity; the worker opens it there
+        # (once per process, read-only) and refuses one replaced since
+        from modeldx.store.cache import open_cached
+
+        return open_cached, (self.location, self.store_id)
 
     def _array(self, name: str, *, corrupt_if_missing: bool = False) -> zarr.Array:
         if name not in self._arrays:  # opening reads the array's metadata from disk
@@ -862,7 +909,8 @@ class StoreWriter:
             for i in range(m.n_chunks):
                 with self.fs.open(f"{PROGRESS}/items-{i:06d}.parquet") as fh:
                     parts.append(pq.read_table(fh))
-            _write_parquet_atomic(pa.concat_tables(parts), self.fs, ITEMS)
+            # one row group per item chunk: a worker reads its chunk's rows alone
+            _write_parquet_atomic(pa.concat_tables(parts), self.fs, ITEMS, row_group_size=m.chunk_items)
             m.status = STATUS_COMPLETE
             m.completed = _now()
             write_manifest(self.fs, m)
