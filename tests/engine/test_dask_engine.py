@@ -181,3 +181,13 @@ def test_a_task_that_kills_every_worker_is_a_clear_error(tmp_path, digits_store,
     with pytest.raises(WorkerLostError, match="chunk 2 of .* killed a Dask worker each time"):
         DaskEngine(client).run(digits_store, KillOnce(tmp_path / "k", every_time=True))
     client.wait_for_workers(2, timeout=120)  # the nannies restart them
+
+
+def test_a_store_at_a_file_url_is_queried_on_workers(tmp_path, tiny_model, digits, client):
+    from modeldx import capture
+    from modeldx.queries import top_k_neurons
+
+    url = f"file://{tmp_path / 'remote'}"
+    store = capture(tiny_model, digits, url, chunk_items=256, batch_size=64, progress=False)
+    assert store.location == url
+    _same(top_k_neurons(store, k=3), top_k_neurons(store, k=3, engine=DaskEngine(client)))
