@@ -68,3 +68,18 @@ def test_settings_are_checked(latent):
         get("latent-cm")(spread=1.5).fit(lat, pred, lab)
     with pytest.raises(InvalidParameterError, match="labels"):
         get("latent-cm")().fit(lat, pred)
+
+
+def test_picks_weigh_one_and_uniform_draws_stand_for_the_rest_of_their_cell(latent):
+    lat, pred, lab = latent
+    s = get("latent-cm")(spread=0.5, seed=0).fit(lat, pred, lab)
+    sel = s.select(0.2)
+    cells = s.cells_[sel.rows]
+    for c in np.unique(cells):
+        w = sel.weights[cells == c]
+        size, count = s.sizes_[c], w.size
+        far = int(round(count * 0.5))
+        if far < count:
+            rest = (size - far) / (count - far)
+            assert np.sort(w).tolist() == pytest.approx([1.0] * far + [rest] * (count - far))
+        assert w.sum() == pytest.approx(size)

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sample, Sampler, allocate, post_stratified_weights, register
+from modeldx.sampling.base import Sample, Sampler, allocate, register
 
 
 @register
@@ -32,13 +32,16 @@ class LatentCellSampler(Sampler):
     latent (``None``: the latent itself). The traversal is greedy with a running
     minimum-distance array: O(n·m·dims) for m picks from a cell of n items.
 
-    Weights are post-stratified by cell (cell size / draws in the cell), so
-    weighted counts per cell are exact and weighted sums and means are per-cell
-    ratio estimates. The choice within a cell is **not** uniform: the
-    farthest-point picks over-represent a cell's outskirts, so a weighted mean
-    of an activation is biased towards them, and the thinning confidence of
-    ``top_k_confidence`` is a calibrated heuristic for this sampler, not a
-    guarantee. Supervised: it needs the true labels.
+    Weights: the farthest-point picks are a take-all stratum of the cell's
+    extremes, each standing for itself (weight 1), and the uniform draws stand
+    for the rest of the cell (its other members / uniform draws) — the
+    "certainty units" of survey sampling, so weighted sums and means are
+    unbiased given the picks, and weighted counts per cell are exact. With
+    ``spread=1`` (no uniform draws) the picks share the cell equally
+    (post-stratified by cell), and a weighted mean leans to the cell's
+    outskirts. Either way the choice within a cell is **not** uniform, so the
+    thinning confidence of ``top_k_confidence`` is a calibrated heuristic for
+    this sampler, not a guarantee. Supervised: it needs the true labels.
 
     >>> LatentCellSampler(seed=0).fit(latent, pred, labels).select(0.01)  # doctest: +SKIP
     """
@@ -69,16 +72,23 @@ class LatentCellSampler(Sampler):
 
     def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         counts = allocate(self.sizes_, budget, self.allocation, rng)
-        rows = []
+        rows, weights = [], []
         for cell in np.flatnonzero(counts):
             members, count = self.members_[cell], int(counts[cell])
             far = int(round(count * self.spread))
             picked = members[farthest_points(self.z_[members], far, rng)] if far else members[:0]
             rest = np.setdiff1d(members, picked, assume_unique=True)
-            rows.append(np.concatenate([picked, rng.choice(rest, size=count - far, replace=False)]))
+            drawn = rng.choice(rest, size=count - far, replace=False)
+            rows += [picked, drawn]
+            if drawn.size:
+                # the picks are a take-all stratum of the cell's extremes (weight 1); the uniform
+                # draws stand for the rest of the cell, as a survey's certainty units do
+                weights += [np.ones(far), np.full(drawn.size, rest.size / drawn.size)]
+            else:  # nothing uniform to stand for the rest: the picks share the cell (post-stratified)
+                weights += [np.full(far, members.size / far), np.zeros(0)]
         rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-        return Sample(rows, post_stratified_weights(rows, self.cells_),
-                      {"strata": int((self.sizes_ > 0).sum()), "spread": self.spread})
+        weights = np.concatenate(weights) if weights else np.empty(0)
+        return Sample(rows, weights, {"strata": int((self.sizes_ > 0).sum()), "spread": self.spread})
 
 
 def farthest_points(z: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
