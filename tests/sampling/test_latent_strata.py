@@ -72,7 +72,7 @@ def test_settings_are_checked(latent):
 
 def test_picks_weigh_one_and_uniform_draws_stand_for_the_rest_of_their_cell(latent):
     lat, pred, lab = latent
-    s = get("latent-cm")(spread=0.5, seed=0).fit(lat, pred, lab)
+    s = get("latent-cm")(spread=0.5, weighting="certainty", seed=0).fit(lat, pred, lab)
     sel = s.select(0.2)
     cells = s.cells_[sel.rows]
     for c in np.unique(cells):
@@ -83,3 +83,20 @@ def test_picks_weigh_one_and_uniform_draws_stand_for_the_rest_of_their_cell(late
             rest = (size - far) / (count - far)
             assert np.sort(w).tolist() == pytest.approx([1.0] * far + [rest] * (count - far))
         assert w.sum() == pytest.approx(size)
+
+
+def test_voronoi_weights_count_the_cell_members_nearest_to_each_sampled_item(latent):
+    lat, pred, lab = latent
+    s = get("latent-cm")(seed=0, dims=None).fit(lat, pred, lab)
+    assert s.weighting == "voronoi" and s.spread == 0.6
+    sel = s.select(0.1)
+    cells = s.cells_[sel.rows]
+    z = s.z_.astype(np.float64)
+    for c in np.unique(cells):
+        members = np.flatnonzero(s.cells_ == c)
+        chosen = sel.rows[cells == c]
+        d = ((z[members][:, None] - z[chosen][None]) ** 2).sum(-1)
+        owner = d.argmin(1)
+        owner[np.searchsorted(members, chosen)] = np.arange(chosen.size)
+        assert sel.weights[cells == c].tolist() == pytest.approx(np.bincount(owner, minlength=chosen.size))
+    assert (sel.weights >= 1).all()

@@ -32,16 +32,26 @@ class LatentCellSampler(Sampler):
     latent (``None``: the latent itself). The traversal is greedy with a running
     minimum-distance array: O(n·m·dims) for m picks from a cell of n items.
 
-    Weights: the farthest-point picks are a take-all stratum of the cell's
-    extremes, each standing for itself (weight 1), and the uniform draws stand
-    for the rest of the cell (its other members / uniform draws) — the
-    "certainty units" of survey sampling, so weighted sums and means are
-    unbiased given the picks, and weighted counts per cell are exact. With
-    ``spread=1`` (no uniform draws) the picks share the cell equally
-    (post-stratified by cell), and a weighted mean leans to the cell's
-    outskirts. Either way the choice within a cell is **not** uniform, so the
-    thinning confidence of ``top_k_confidence`` is a calibrated heuristic for
-    this sampler, not a guarantee. Supervised: it needs the true labels.
+    Weights (``weighting``): ``"voronoi"`` (default) post-stratifies each cell
+    by the latent space — a sampled item stands for the members of its cell
+    nearest to it (its Voronoi region within the cell, itself included), so an
+    outlier picked for its extremity stands for few items and a central draw
+    for many; weighted counts per cell are exact, and a weighted mean is a
+    nearest-neighbour estimate, good where activations vary smoothly in the
+    latent space. ``"certainty"`` treats the picks as a take-all stratum (weight
+    1) and lets the uniform draws stand for the rest of the cell — design-unbiased
+    given the picks, as survey sampling's certainty units; with no uniform draw
+    in a cell its picks share it equally. Either way these are calibration
+    weights, not inclusion probabilities of a random design: the choice within
+    a cell is **not** uniform, so the thinning confidence of
+    ``top_k_confidence`` is a calibrated heuristic for this sampler, not a
+    guarantee. Supervised: it needs the true labels.
+
+    Defaults (``spread=0.6``, ``weighting="voronoi"``, ``dims=16``) were tuned on
+    MNIST / LeNet-5 with seeds 100–102 only (docs/sampling.md reports seeds 0–4
+    and held-out data and models): ``spread=1`` gave the best top-k by max but
+    lost to ``stratified-cm`` by mean at every fraction; 0.6 beat it by max at
+    every fraction and matched it by mean.
 
     >>> LatentCellSampler(seed=0).fit(latent, pred, labels).select(0.01)  # doctest: +SKIP
     """
@@ -49,14 +59,16 @@ class LatentCellSampler(Sampler):
     name = "latent-cm"
     supervised = True
     _limits = {"spread": Interval(float, 0, 1), "dims": [None, Interval(int, 1, 4096)],
-               "allocation": OneOf("equal", "proportional")}
+               "allocation": OneOf("equal", "proportional"),
+               "weighting": OneOf("certainty", "voronoi")}
 
-    def __init__(self, *, spread: float = 1.0, dims: int | None = 16, allocation: str = "equal",
-                 seed: int = 0) -> None:
+    def __init__(self, *, spread: float = 0.6, dims: int | None = 16, allocation: str = "equal",
+                 weighting: str = "voronoi", seed: int = 0) -> None:
         super().__init__(seed=seed)
         self.spread = spread
         self.dims = dims
         self.allocation = allocation
+        self.weighting = weighting
 
     def _fit(self, latent, pred, labels) -> None:
         n_classes = int(max(pred.max(), labels.max())) + 1
@@ -80,7 +92,12 @@ class LatentCellSampler(Sampler):
             rest = np.setdiff1d(members, picked, assume_unique=True)
             drawn = rng.choice(rest, size=count - far, replace=False)
             rows += [picked, drawn]
-            if drawn.size:
+            if self.weighting == "voronoi":
+                local = np.searchsorted(members, np.concatenate([picked, drawn]))
+                owner = nearest_of(self.z_[members], local)
+                share = np.bincount(owner, minlength=local.size).astype(np.float64)
+                weights += [share[:far], share[far:]]
+            elif drawn.size:
                 # the picks are a take-all stratum of the cell's extremes (weight 1); the uniform
                 # draws stand for the rest of the cell, as a survey's certainty units do
                 weights += [np.ones(far), np.full(drawn.size, rest.size / drawn.size)]
@@ -113,3 +130,15 @@ def farthest_points(z: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarr
         np.minimum(nearest, sq - 2 * (z @ z[t]) + sq[t], out=nearest)
         nearest[t] = -1
     return taken
+
+
+def nearest_of(z: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """For every row of ``z``, the index (into ``centres``) of the nearest of the rows ``centres``."""
+    c = z[centres]
+    c_sq = np.einsum("ij,ij->i", c, c)
+    out = np.empty(z.shape[0], dtype=np.int64)
+    for start in range(0, z.shape[0], chunk):
+        block = z[start:start + chunk]
+        out[start:start + chunk] = np.argmin(c_sq[None, :] - 2 * (block @ c.T), axis=1)
+    out[centres] = np.arange(centres.size)  # a sampled row stands for itself, even among duplicates
+    return out
