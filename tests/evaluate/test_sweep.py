@@ -5,6 +5,7 @@ from scipy import stats
 
 from modeldx.errors import InvalidParameterError
 from modeldx.evaluate import COLUMNS, summarize, sweep, write_report
+from modeldx.sampling import available
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +83,9 @@ def test_the_interval_across_seeds_is_a_t_interval():
     assert row["runs"] == 5 and row["mean"] == pytest.approx(np.mean(values))
     assert row["high"] - row["mean"] == pytest.approx(half)
     assert row["mean"] - row["low"] == pytest.approx(half)
+
+
+def test_every_registered_sampler_is_swept_by_default_latent_cm_included(digits_store):
+    # the demo and `modeldx evaluate` pass methods=None: their tables show every sampler
+    results = sweep(digits_store, None, [0.2], [0], k=3, progress=False)
+    assert set(results.method) == set(available()) and "latent-cm" in set(results.method)
