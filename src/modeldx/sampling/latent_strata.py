@@ -93,6 +93,8 @@ class LatentCellSampler(Sampler):
             drawn = rng.choice(rest, size=count - far, replace=False)
             rows += [picked, drawn]
             if self.weighting == "voronoi":
+                # each sampled item stands for the cell members nearest to it: an extreme pick owns
+                # few, so weighted means are not pulled towards the outskirts the picks favour
                 local = np.searchsorted(members, np.concatenate([picked, drawn]))
                 owner = nearest_of(self.z_[members], local)
                 share = np.bincount(owner, minlength=local.size).astype(np.float64)
