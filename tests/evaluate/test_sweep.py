@@ -1,9 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from modeldx.errors import InvalidParameterError
 from modeldx.evaluate import COLUMNS, summarize, sweep, write_report
+from modeldx.sampling import available
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +71,21 @@ def test_the_console_table_marks_the_best_sampler_of_each_fraction(results):
     assert list(wide.columns) == [0.05, 1.0] and set(wide.index) == {"uniform", "latent-svm"}
     text = console.export_text()
     assert "uniform" in text and "100%" in text and "1.000" in text
+
+
+def test_the_interval_across_seeds_is_a_t_interval():
+    values = [0.80, 0.85, 0.90, 0.82, 0.88]
+    results = pd.DataFrame([("m", 0.01, seed, "top-k-neurons", "act1", 0, True, "precision@k", v)
+                            for seed, v in enumerate(values)], columns=COLUMNS)
+    row = summarize(results).iloc[0]
+    half = stats.t.ppf(0.975, 4) * np.std(values, ddof=1) / np.sqrt(5)
+    assert stats.t.ppf(0.975, 4) == pytest.approx(2.776, abs=1e-3)
+    assert row["runs"] == 5 and row["mean"] == pytest.approx(np.mean(values))
+    assert row["high"] - row["mean"] == pytest.approx(half)
+    assert row["mean"] - row["low"] == pytest.approx(half)
+
+
+def test_every_registered_sampler_is_swept_by_default_latent_cm_included(digits_store):
+    # the demo and `modeldx evaluate` pass methods=None: their tables show every sampler
+    results = sweep(digits_store, None, [0.2], [0], k=3, progress=False)
+    assert set(results.method) == set(available()) and "latent-cm" in set(results.method)

@@ -20,9 +20,9 @@ def fitted(name, latent, seed=0):
     return get(name)(seed=seed).fit(lat, pred, labels)
 
 
-def test_all_seven_are_registered():
+def test_the_paper_seven_and_latent_cm_are_registered():
     assert available() == sorted(["uniform", "stratified-cm", "latent-grid", "vas", "eb-tree",
-                                  "latent-gmm", "latent-svm"])
+                                  "latent-gmm", "latent-svm", "latent-cm"])
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))

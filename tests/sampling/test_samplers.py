@@ -19,6 +19,32 @@ def test_allocate_equal_and_proportional_respect_sizes_and_budget():
     assert allocate(sizes, 1000, "equal").tolist() == sizes.tolist()
 
 
+def test_allocate_equal_spreads_leftover_draws_at_random_over_groups():
+    sizes = np.full(10, 5)
+    chosen = np.zeros(10)
+    for seed in range(2000):
+        counts = allocate(sizes, 3, "equal", np.random.default_rng(seed))
+        assert counts.sum() == 3 and counts.max() == 1
+        chosen += counts
+    # every group is chosen about 3/10 of the time, not always the three lowest codes
+    assert np.all(np.abs(chosen / 2000 - 0.3) < 0.04)
+    # the leftover of a budget above the group count is random too, and deterministic per rng
+    a = allocate(sizes, 13, "equal", np.random.default_rng(1))
+    assert a.sum() == 13 and set(a.tolist()) == {1, 2}
+    assert a.tolist() == allocate(sizes, 13, "equal", np.random.default_rng(1)).tolist()
+
+
+def test_stratified_cm_gives_every_cell_a_fair_chance_when_cells_outnumber_the_budget():
+    labels = np.repeat(np.arange(5), 20)
+    pred = np.tile(np.arange(5), 20)  # 25 cells of 4 items
+    latent = np.random.default_rng(0).normal(size=(100, 3))
+    hits = np.zeros(25)
+    for seed in range(400):
+        sel = get("stratified-cm")(seed=seed).fit(latent, pred, labels).select(0.05)  # 5 draws
+        hits[np.unique(labels[sel.rows] * 5 + pred[sel.rows])] += 1
+    assert np.all(np.abs(hits / 400 - 0.2) < 0.07)
+
+
 def test_uniform_weights_are_n_over_budget(digits_store):
     lat = digits_store.read("latent")
     sel = get("uniform")(seed=0).fit(lat, np.zeros(len(lat), int)).select(0.1)
@@ -75,6 +101,25 @@ def test_vas_lowers_its_objective_and_spreads_points():
     rows = _interchange(z, order, budget, eps, cutoff=3.0)
     assert np.unique(rows).size == budget
     assert loss(rows) < 0.5 * loss(order[:budget])  # far below the random start it began from
+
+
+def test_vas_drops_the_most_responsible_member_of_the_sample_with_the_new_item():
+    # the reference interchange: add t, then drop argmax over S ∪ {t} of rsp(s) + κ(s, t)
+    def loss(points, eps):
+        d2 = ((points[:, None] - points[None]) ** 2).sum(-1)
+        return np.exp(-d2 / eps**2)[np.triu_indices(len(points), 1)].sum()
+
+    # t (row 4) is more crowded than any member was before it came, but with t counted,
+    # row 3 is the most crowded: the reference keeps t and drops row 3
+    z = np.array([[0.0, 0.0], [0.6, 0.0], [5.0, 0.0], [5.7, 0.0], [5.5, 0.55]])
+    rows = _interchange(z, np.arange(5), 4, 1.0, cutoff=10.0)
+    assert sorted(rows.tolist()) == [0, 1, 2, 4]
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        z = rng.uniform(0, 3, (7, 2))
+        rows = _interchange(z, np.arange(7), 6, 1.0, cutoff=10.0)
+        best = min(loss(z[np.delete(np.arange(7), drop)], 1.0) for drop in range(7))
+        assert loss(z[rows], 1.0) == pytest.approx(best)
 
 
 def test_boundary_tree_keeps_only_points_that_disagree_with_their_nearest_node():

@@ -17,7 +17,7 @@ LABELS = {"precision@k": "precision of top-k", "js_divergence": "Jensen–Shanno
 
 def plot_metric(summary: pd.DataFrame, query: str, metric: str, path: str | Path, *,
                 title: str | None = None) -> Path:
-    """One line per sampler with its 95% band across seeds, fractions on a log axis."""
+    """One line per sampler with its 95% t-interval band across seeds, fractions on a log axis."""
     data = summary[(summary["query"] == query) & (summary["metric"] == metric)]
     if data.empty:
         raise InvalidParameterError(f"the summary has no rows for query {query!r} and metric {metric!r}")

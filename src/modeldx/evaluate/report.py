@@ -107,7 +107,8 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 th{{background:#f4f4f4}}td.best{{font-weight:bold;background:#e8f4e8}}img{{max-width:100%}}</style></head>
 <body><h1>{html.escape(title)}</h1><table>{ctx}</table>
 <p>Each value is the mean over seeds of the metric averaged over all groups of a run; figures shade
-a 95% interval across seeds. Bold: the best sampler at that sample size. Raw rows: results.csv.</p>
+a 95% t-interval across seeds (t with runs − 1 degrees of freedom).
+Bold: the best sampler at that sample size. Raw rows: results.csv.</p>
 {''.join(sections)}</body></html>"""
     (out / "index.html").write_text(page)
     paths["report"] = out / "index.html"

@@ -13,6 +13,11 @@ of two schemes:
   same ``n_g / N_g`` at both levels, so a neuron's survival rate in the
   replicates estimates its survival in the exact answer. Its mean over a
   group's k neurons is exactly the replicates' precision@k against the subset.
+  That argument holds for uniform draws within groups (``uniform``,
+  ``stratified-cm``, ``latent-grid``). For samplers that choose within a group
+  by the latent space (the latent SVM and GMM, VAS, the EB tree, ``latent-cm``)
+  the subset is not a uniform draw, so thinning is a calibrated heuristic for
+  them: the evaluation measures how well calibrated, it is not guaranteed.
 - the *Poisson bootstrap* (each item enters ``Poisson(1)`` times; Hanley &
   MacGibbon 2006, Chamandy et al. 2012): the classical choice, which cannot see
   items outside the subset; for a maximum it is overconfident.
@@ -211,7 +216,10 @@ def top_k_confidence(store, *, k: int = 10, layers=None, by: str = "max", scheme
         (the group's items in the subset over its items in the store): the
         replicate stands to the subset as the subset stands to all items, so
         how often a neuron survives in the replicates' top k estimates how
-        often it survives in the exact one. ``"bootstrap"`` is the Poisson
+        often it survives in the exact one — an argument that holds for uniform
+        draws within groups; for samplers that choose within groups by the
+        latent space it is a heuristic whose calibration the evaluation
+        measures. ``"bootstrap"`` is the Poisson
         bootstrap of the subset; it cannot see items outside the subset and is
         overconfident for top-k by max (the report measures by how much).
         ``N_g`` comes from the sample's ``info["group_items"]`` (recorded by

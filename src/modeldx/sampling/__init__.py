@@ -9,6 +9,7 @@ from modeldx.sampling import (  # noqa: F401  (imported to register the samplers
     eb_tree,
     latent_gmm,
     latent_grid,
+    latent_strata,
     latent_svm,
     stratified,
     uniform,

@@ -146,12 +146,17 @@ def budget_for(fraction: float, n_items: int) -> int:
     return int(min(n_items, max(1, round(fraction * n_items))))
 
 
-def allocate(sizes: np.ndarray, budget: int, how: str = "proportional") -> np.ndarray:
+def allocate(sizes: np.ndarray, budget: int, how: str = "proportional",
+             rng: np.random.Generator | None = None) -> np.ndarray:
     """Split ``budget`` draws across groups of ``sizes`` without exceeding any group.
 
     ``"proportional"``: by size, largest remainders first. ``"equal"``: the same
     number per group, a group too small to take its share giving the rest to the
-    others (water-filling). Either way the counts sum to ``budget``.
+    others (water-filling); the last draws, fewer than the groups still open, go
+    to groups chosen at random with ``rng`` (pass the sampler's, seeded by its
+    seed; ``None`` uses a generator seeded 0) — always giving them to the lowest
+    group codes would favour those cells whenever the budget is smaller than the
+    number of groups. Either way the counts sum to ``budget``.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     budget = int(min(budget, sizes.sum()))
@@ -168,18 +173,17 @@ def allocate(sizes: np.ndarray, budget: int, how: str = "proportional") -> np.nd
                 out[g] += 1
                 rest -= 1
     elif how == "equal":
-        open_ = sizes > 0
+        rng = np.random.default_rng(0) if rng is None else rng
         rest = budget
-        while rest > 0 and open_.any():
-            share = max(1, rest // int(open_.sum()))
-            for g in np.flatnonzero(open_):
-                take = min(share, sizes[g] - out[g], rest)
-                out[g] += take
-                rest -= take
-                if out[g] == sizes[g]:
-                    open_[g] = False
-                if rest == 0:
-                    break
+        while rest > 0:
+            open_ = np.flatnonzero(out < sizes)
+            share = rest // open_.size
+            if share == 0:  # fewer draws than open groups: which groups get one is left to chance
+                out[rng.choice(open_, size=rest, replace=False)] += 1
+                break
+            take = np.minimum(share, sizes[open_] - out[open_])
+            out[open_] += take
+            rest -= int(take.sum())
     else:
         raise InvalidParameterError(f"allocation must be 'proportional' or 'equal'. Got {how!r}.")
     # leftovers from caps (proportional) go to groups with room, largest first
@@ -220,7 +224,7 @@ def stratified_draw(groups: np.ndarray, sizes: np.ndarray, budget: int, allocati
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Allocate ``budget`` across groups, draw uniformly within each, and weight each row by
     group size / draws in the group (the inclusion weight of a stratified sample)."""
-    counts = allocate(sizes, budget, allocation)
+    counts = allocate(sizes, budget, allocation, rng)
     rows = draw_within(groups, counts, rng)
     return rows, sizes[groups[rows]] / counts[groups[rows]]
 

@@ -29,7 +29,7 @@ def boundary_and_exemplars(groups: np.ndarray, ratio: np.ndarray, budget: int, j
     not always the lowest item ids.
     """
     sizes = np.bincount(groups)
-    counts = allocate(sizes, budget, allocation)
+    counts = allocate(sizes, budget, allocation, rng)
     rows = []
     noise = rng.random(groups.size) if tie_jitter else np.arange(groups.size)
     for g in np.flatnonzero(counts):

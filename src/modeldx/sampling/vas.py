@@ -18,8 +18,9 @@ class VASSampler(Sampler):
 
     With kernel κ(a, b) = exp(-‖a − b‖² / ε²), VAS minimises Σ_{i<j} κ(s_i, s_j)
     over samples of size K. Start from K random items; stream the others; add
-    each new item t, then drop the member of largest responsibility
-    rsp(s) = Σ_{s'≠s} κ(s, s'). Responsibilities are kept incrementally, and
+    each new item t, then drop the member of S ∪ {t} of largest responsibility
+    rsp(s) = Σ_{s'≠s} κ(s, s') counted with t in the sample (t itself may go), which
+    is the drop that leaves the smallest objective. Responsibilities are kept incrementally, and
     only members within ``cutoff`` · ε of a changed point are touched, found
     through a grid hash of the sample (the spatial index; κ < 1e-4 beyond 3ε).
 
@@ -97,11 +98,13 @@ def _interchange(z: np.ndarray, order: np.ndarray, budget: int, eps: float, cuto
         near = neighbours(point)
         k_t = np.exp(-((pos[near] - point) ** 2).sum(1) * inv_eps2) if near.size else np.zeros(0)
         rsp_t = float(k_t.sum())
+        # t joins, its kernel adding to its neighbours' responsibilities; then the member of
+        # S ∪ {t} with the largest responsibility leaves — t itself when it is the worst
+        rsp[near] += k_t
         worst = int(np.argmax(rsp))
         if rsp_t >= rsp[worst]:
-            continue  # the new item would be the first to go: the sample is unchanged
-        # t joins: its kernel adds to its neighbours; then the worst member leaves
-        rsp[near] += k_t
+            rsp[near] -= k_t  # t leaves again: the sample is unchanged
+            continue
         wnear = neighbours(pos[worst])
         wnear = wnear[wnear != worst]
         if wnear.size:
