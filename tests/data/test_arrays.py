@@ -106,3 +106,4 @@ def test_a_dataloader_lends_its_workers():
     assert as_dataset(Items(x, y)).workers == 0
     split = as_dataset({"a": DataLoader(Items(x, y), num_workers=1), "b": Items(x, y)})
     assert split.workers == 1
+    assert as_dataset(DataLoader(TensorDataset(x, y), num_workers=2)).workers == 0  # read whole

@@ -354,7 +354,10 @@ def as_dataset(data) -> Dataset:
         inner = data.dataset
         if isinstance(inner, ArrayDataset | TorchDatasetAdapter | SplitDataset):
             return as_dataset(inner)  # read in batches already: workers would only add copies
-        return TorchDatasetAdapter(inner, workers=data.num_workers)
+        adapter = TorchDatasetAdapter(inner)
+        # a TensorDataset is indexed directly: worker processes would only add copies
+        adapter.workers = data.num_workers if adapter._tensors() is None else 0
+        return adapter
     if isinstance(data, list) and all(isinstance(p, tuple | list) and len(p) == 2
                                       for p in data[:1]):
         return TorchDatasetAdapter(data, name="list")
