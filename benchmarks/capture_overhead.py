@@ -75,6 +75,26 @@ def plain_tensors(model, x: torch.Tensor, batch_size: int, device) -> np.ndarray
     return torch.cat(preds).numpy()
 
 
+def fetch_seconds(data, batch_size: int) -> tuple[float, float]:
+    """Seconds to read every item in batches: item by item (``__getitem__`` and stacking, what
+    capture did before it read batches whole) and as capture reads them now (``get_batch``)."""
+    ds = as_dataset(data)
+    base = data.dataset if isinstance(data, DataLoader) else data
+    batches = [np.arange(s, min(s + batch_size, len(ds))) for s in range(0, len(ds), batch_size)]
+
+    def by_item():
+        for ids in batches:
+            items = [base[int(i)] for i in ids]
+            torch.stack([torch.as_tensor(x) for x, _ in items])
+            torch.tensor([int(y) for _, y in items])
+
+    def by_batch():
+        for ids in batches:
+            ds.get_batch(ids)
+
+    return timed(by_item, 1)[0], timed(by_batch, 1)[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -138,6 +158,10 @@ def main() -> None:
                   f"(goal <= 1.3x)  [{runs}]  {store.stored_bytes() / 1e6:.1f} MB, "
                   f"{sum(store.neurons(n) for n in store.layers)} neurons/item", flush=True)
             shutil.rmtree(work / kind, ignore_errors=True)
+            if kind != "arrays":
+                one, whole = fetch_seconds(data[kind], args.batch_size)
+                print(f"{'':15s} reading all items: item by item {one:5.2f} s, as capture reads them "
+                      f"{whole:5.2f} s (in line, no overlap)", flush=True)
         worst = max(ratios, key=ratios.get)
         print(f"worst: {worst} {ratios[worst]:.2f}x")
     finally:
