@@ -3,7 +3,9 @@
 One pass per item chunk: every batch of the chunk goes through the model with
 hooks on the chosen layers; the chunk's activations (and gradients, the latent
 vector, class probabilities and item rows) are then handed to a writer thread
-so that encoding and disk I/O overlap the next chunk's compute.
+so that encoding and disk I/O overlap the next chunk's compute. Batches are read
+ahead of the model (:class:`modeldx.data.fetch.BatchFetcher`), whole where the
+data set allows; on CUDA through pinned memory both ways.
 """
 
 from __future__ import annotations
