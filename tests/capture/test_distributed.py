@@ -120,3 +120,15 @@ def test_a_data_set_that_does_not_pickle_is_named(tmp_path, tiny_model, digits, 
     with pytest.raises(InvalidParameterError, match="cannot be sent to Dask workers"):
         capture(tiny_model, ds, tmp_path / "s", progress=False, engine="dask",
                 scheduler=client.scheduler.address)
+
+
+def test_a_data_loader_with_workers_is_read_in_the_dask_workers_without_child_processes(
+        tmp_path, tiny_model, digits, local_digits, client):
+    # a Dask worker is a daemon process and may not start a DataLoader's worker processes
+    x, y = digits.get_batch(np.arange(len(digits)))
+    items = torch.utils.data.Subset(torch.utils.data.TensorDataset(x, y), range(len(digits)))
+    loader = torch.utils.data.DataLoader(items, batch_size=30, num_workers=2)
+    got = capture(tiny_model, loader, tmp_path / "s", chunk_items=60, batch_size=30, progress=False,
+                  engine="dask", scheduler=client.scheduler.address)
+    for name in local_digits.array_names():
+        np.testing.assert_allclose(got.read(name), local_digits.read(name), rtol=0, atol=1e-6)

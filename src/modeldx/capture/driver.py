@@ -3,7 +3,9 @@
 One pass per item chunk: every batch of the chunk goes through the model with
 hooks on the chosen layers; the chunk's activations (and gradients, the latent
 vector, class probabilities and item rows) are then handed to a writer thread
-so that encoding and disk I/O overlap the next chunk's compute.
+so that encoding and disk I/O overlap the next chunk's compute. Batches are read
+ahead of the model (:class:`modeldx.data.fetch.BatchFetcher`), whole where the
+data set allows; on CUDA through pinned memory both ways.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from modeldx.capture.output import OutputPicker, check_picker, pick_logits
 from modeldx.capture.probe import Call, call_counts, check_kinds, output_tensor, probe_calls
 from modeldx.capture.reduce import REDUCTIONS, neuron_count, reduce_output
 from modeldx.data.arrays import as_dataset
+from modeldx.data.fetch import BatchFetcher
 from modeldx.device import resolve_device
 from modeldx.errors import (
     EmptyDatasetError,
@@ -57,6 +60,7 @@ _LIMITS = {
     "encoding": OneOf(*ENCODINGS),
     "batch_size": Interval(int, 1, None),
     "chunk_items": [Interval(int, 1, None), OneOf("auto")],
+    "loader_workers": [Interval(int, 0, None), None],
     "gradients": bool,
     "overwrite": bool,
     "progress": bool,
@@ -227,6 +231,34 @@ def _module_attention() -> Iterator[None]:
         mha.set_fastpath_enabled(was)
 
 
+class _ToHost:
+    """Device-to-host copies of a chunk's blocks.
+
+    On CUDA each batch's tensors are copied on a side stream into pinned host
+    memory as soon as the batch's compute is queued, so the copies run while the
+    next batch computes; :meth:`wait` synchronises once per chunk. On CPU the
+    tensors are kept as they are (what ``.cpu()`` returns there).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def __call__(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.stream is None:
+            return {k: t.cpu() for k, t in tensors.items()}
+        self.stream.wait_stream(torch.cuda.current_stream(self.stream.device))
+        out = {}
+        with torch.cuda.stream(self.stream):
+            for k, t in tensors.items():
+                out[k] = t.to("cpu", non_blocking=True)  # a pinned destination, asynchronous
+                t.record_stream(self.stream)  # its memory is not reused before the copy is done
+        return out
+
+    def wait(self) -> None:
+        if self.stream is not None:
+            self.stream.synchronize()
+
+
 class _Capture:
     """One capture run; see :func:`capture` for the parameters."""
 
@@ -235,15 +267,20 @@ class _Capture:
                  chunk_items: int, device, overwrite: bool, progress: bool,
                  latent_layer: str | None, output: OutputPicker, kinds,
                  chunk_order: str = "ascending", seed: int = 0, engine: str = "local",
-                 scheduler: str | None = None, workers: int | None = None) -> None:
+                 scheduler: str | None = None, workers: int | None = None,
+                 loader_workers: int | None = None) -> None:
         # what a worker needs to build its own copy of this capture (see _WorkerJob)
         self.settings = dict(layers=layers, reduction=reduction, gradients=gradients,
                              grad_reduction=grad_reduction, items=items, encoding=encoding,
                              batch_size=batch_size, chunk_items=chunk_items, device=device,
                              overwrite=overwrite, progress=False, latent_layer=latent_layer,
-                             output=output, kinds=kinds)
+                             output=output, kinds=kinds, loader_workers=0)
         self.model = model
         self.ds = as_dataset(data)
+        # a DataLoader passed as data lends its num_workers; the argument overrides it
+        self.loader_workers = (getattr(self.ds, "workers", 0) if loader_workers is None
+                               else loader_workers)
+        self._fetcher: BatchFetcher | None = None
         if len(self.ds) == 0:
             raise EmptyDatasetError(
                 f"the data set {getattr(self.ds, 'name', type(self.ds).__name__)!r} has no items; "
@@ -295,10 +332,29 @@ class _Capture:
 
     # --- model execution -------------------------------------------------------
     def _inputs(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.ds.get_batch(ids)
-        # integers (token ids) keep their dtype; floats take the model's
+        return self._to_device(*self.ds.get_batch(ids))
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # integers (token ids) keep their dtype; floats take the model's. From pinned memory
+        # (a CUDA device) the copies are asynchronous and overlap the compute queued before them
         dtype = self.float_dtype if x.is_floating_point() else None
-        return x.to(self.device, dtype=dtype, non_blocking=True), y.to(self.device)
+        return (x.to(self.device, dtype=dtype, non_blocking=True),
+                y.to(self.device, non_blocking=True))
+
+    def _batches(self, ids: np.ndarray):
+        """The chunk's batches as ``(ids, inputs, labels)``, each fetched while the one
+        before it runs; inputs and labels still on the host."""
+        if self._fetcher is None:
+            self._fetcher = BatchFetcher(self.ds, workers=self.loader_workers,
+                                         pin=self.device.type == "cuda")
+        plan = [ids[b:b + self.batch_size] for b in range(0, ids.size, self.batch_size)]
+        for batch, (x, y) in zip(plan, self._fetcher.batches(plan), strict=True):
+            yield batch, x, y
+
+    def _close_fetcher(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
+            self._fetcher = None
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         logits = pick_logits(self.model(x), self.output)
@@ -316,13 +372,17 @@ class _Capture:
             )
         return logits
 
-    def _run_batch(self, rec: _Recorder, ids: np.ndarray):
-        x, y = self._inputs(ids)
+    def _run_batch(self, rec: _Recorder, ids: np.ndarray,
+                   fetched: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Run one batch (``fetched``: its host inputs and labels, else read here)."""
+        x_host, y_host = fetched if fetched is not None else self.ds.get_batch(ids)
+        x, y = self._to_device(x_host, y_host)
         rec.reset()
         with torch.set_grad_enabled(self.gradients):
             logits = self._logits(x)
-            # checked before the loss: an out-of-range label is a device-side assert on CUDA
-            _check_labels(y.cpu().numpy(), logits.shape[1], ids)
+            # checked before the loss: an out-of-range label is a device-side assert on CUDA;
+            # on the host copy, so that the check does not wait for the device
+            _check_labels(y_host.cpu().numpy(), logits.shape[1], ids)
             changed = {m: rec.calls.get(m, 0) for m, n in self._expected_calls.items()
                        if rec.calls.get(m, 0) != n}
             if changed:
@@ -346,7 +406,7 @@ class _Capture:
                 rec.take_gradients(losses.sum())
         probs = torch.softmax(logits.detach().float(), dim=1)
         conf, pred = probs.max(dim=1)
-        return y, probs, conf, pred, losses.detach()
+        return y_host, probs, conf, pred, losses.detach()
 
     def _probe_ids(self) -> np.ndarray:
         return self.item_ids[: min(2, self.item_ids.size)]
@@ -424,6 +484,8 @@ class _Capture:
     def _hooked(self, rec: _Recorder):
         group = contextlib.ExitStack()
         hooks = group.enter_context(hook_group())
+        # the batch fetcher's thread or worker processes live as long as the hooks: one run
+        group.callback(self._close_fetcher)
         by_module: dict[str, dict[int, _Layer]] = {}
         for layer in self.layers:
             by_module.setdefault(layer.module, {})[layer.call] = layer
@@ -499,20 +561,19 @@ class _Capture:
         ids = self.item_ids[start:start + self.chunk_items]
         parts: dict[str, list[torch.Tensor]] = {}
         cols: dict[str, list] = {k: [] for k in ("label", "pred", "confidence", "loss")}
-        for b in range(0, ids.size, self.batch_size):
-            batch = ids[b:b + self.batch_size]
-            y, probs, conf, pred, loss = self._run_batch(rec, batch)
-            for name in (layer.name for layer in self.layers):
-                parts.setdefault(f"acts/{name}", []).append(rec.acts[name].cpu())
-                if self.gradients:
-                    parts.setdefault(f"grads/{name}", []).append(rec.grads[name].cpu())
-            parts.setdefault("latent", []).append(rec.latent.cpu())
-            parts.setdefault("probs", []).append(probs.cpu())
-            cols["label"].append(y.cpu())
-            cols["pred"].append(pred.cpu())
-            cols["confidence"].append(conf.cpu())
-            cols["loss"].append(loss.float().cpu())
+        to_host = _ToHost(self.device)
+        for batch, x, y in self._batches(ids):
+            y, probs, conf, pred, loss = self._run_batch(rec, batch, (x, y))
+            blocks = {f"acts/{layer.name}": rec.acts[layer.name] for layer in self.layers}
+            if self.gradients:
+                blocks.update({f"grads/{layer.name}": rec.grads[layer.name] for layer in self.layers})
+            blocks.update(latent=rec.latent, probs=probs, pred=pred, confidence=conf,
+                          loss=loss.float())
+            for key, block in to_host(blocks).items():
+                (cols[key] if key in cols else parts.setdefault(key, [])).append(block)
+            cols["label"].append(y)
             bar.update(batch.size)
+        to_host.wait()  # the chunk's copies have landed
         arrays = {k: torch.cat(v).numpy() for k, v in parts.items()}
         for name, block in arrays.items():
             _check_finite(name, block, ids, index)
@@ -774,6 +835,7 @@ def capture(
     engine: str = "local",
     scheduler: str | None = None,
     workers: int | None = None,
+    loader_workers: int | None = None,
 ) -> Store:
     """Capture a model's activations over a data set into a store at ``path``.
 
@@ -847,6 +909,14 @@ def capture(
         For ``engine="dask"``: the scheduler's address (default
         ``$MODELDX_SCHEDULER``; neither: a local cluster of ``workers``
         processes), see :func:`modeldx.engine.cluster.connect`.
+    loader_workers
+        Worker processes that read batches ahead of the model (a
+        ``DataLoader``'s workers), for data sets whose items cost Python work
+        to make; ``None`` takes a ``DataLoader``'s ``num_workers`` when
+        ``data`` is one, else 0: one background thread reads the next batch
+        while the model runs. Batches are read whole where the data set allows
+        (arrays, a ``TensorDataset``, ``__getitems__``), else item by item;
+        the store is the same either way.
 
     Returns
     -------
@@ -863,8 +933,8 @@ def capture(
     check_params("capture", {
         "grad_reduction": grad_reduction, "encoding": encoding, "batch_size": batch_size,
         "chunk_items": chunk_items, "gradients": gradients, "overwrite": overwrite,
-        "progress": progress, "chunk_order": chunk_order, "seed": seed, "engine": engine},
-        _LIMITS)
+        "progress": progress, "chunk_order": chunk_order, "seed": seed, "engine": engine,
+        "loader_workers": loader_workers}, _LIMITS)
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(f"model must be a torch nn.Module. Got {type(model).__name__}.")
     return _Capture(model, data, path, layers=layers, reduction=reduction, gradients=gradients,
@@ -872,7 +942,7 @@ def capture(
                     batch_size=batch_size, chunk_items=chunk_items, device=device,
                     overwrite=overwrite, progress=progress, latent_layer=latent_layer,
                     output=output, kinds=kinds, chunk_order=chunk_order, seed=seed, engine=engine,
-                    scheduler=scheduler, workers=workers).run()
+                    scheduler=scheduler, workers=workers, loader_workers=loader_workers).run()
 
 
 def latent_pass(model: nn.Module, data, path: str | os.PathLike, **kwargs) -> Store:

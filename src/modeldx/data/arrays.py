@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from modeldx.errors import InvalidLabelError, InvalidParameterError
 
@@ -134,9 +134,24 @@ class TorchDatasetAdapter(Dataset):
     """Wraps any map-style torch ``Dataset`` (or a list) whose items are ``(input, label)``.
 
     Inputs keep their dtype (token ids stay integers); labels must be integers.
+    A batch is read in one step where the data set allows it: a plain
+    ``TensorDataset`` is indexed directly, a data set with ``__getitems__``
+    (torch's batched protocol) gets the whole list of ids; any other is read
+    one ``__getitem__`` at a time. All three give the same tensors.
+
+    Parameters
+    ----------
+    dataset
+        The data set.
+    name
+        What errors and the store call it; default its class name.
+    workers
+        Worker processes capture may fetch batches with (see
+        :class:`modeldx.data.fetch.BatchFetcher`); a ``DataLoader`` passed to
+        :func:`as_dataset` lends its ``num_workers``.
     """
 
-    def __init__(self, dataset: Dataset, name: str | None = None) -> None:
+    def __init__(self, dataset: Dataset, name: str | None = None, workers: int = 0) -> None:
         try:
             n = len(dataset)  # type: ignore[arg-type]
         except TypeError as exc:
@@ -145,6 +160,7 @@ class TorchDatasetAdapter(Dataset):
             ) from exc
         self.dataset = dataset
         self._len = n
+        self.workers = workers
         self.name = name or type(dataset).__name__
         self.classes = getattr(dataset, "classes", None)
 
@@ -158,23 +174,55 @@ class TorchDatasetAdapter(Dataset):
         return self.dataset[index]
 
     def get_batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of ``indices``, read in one step where the data set allows."""
+        tensors = self._tensors()
+        if tensors is not None:
+            at = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+            return tensors[0][at], tensors[1][at].long()
+        ids = [int(i) for i in indices]
+        if callable(getattr(self.dataset, "__getitems__", None)):
+            items = self.dataset.__getitems__(ids)
+            if not isinstance(items, Sequence) or isinstance(items, str) or len(items) != len(ids):
+                size = f" of length {len(items)}" if hasattr(items, "__len__") else ""
+                raise InvalidParameterError(
+                    f"{self.name}.__getitems__ must return a list of {len(ids)} (input, label) "
+                    f"items for {len(ids)} ids (torch's batched protocol). Got "
+                    f"{type(items).__name__}{size}."
+                )
+        else:
+            items = [self.dataset[i] for i in ids]
+        return self._collate(items, ids)
+
+    def _tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The inputs and labels of a plain ``TensorDataset``, when indexing them directly gives
+        what its items would: not a subclass with its own ``__getitem__``, labels integers."""
+        ds = self.dataset
+        if not isinstance(ds, TensorDataset) or type(ds).__getitem__ is not TensorDataset.__getitem__:
+            return None
+        if len(ds.tensors) < 2:
+            return None
+        x, y = ds.tensors[:2]
+        if y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            return None  # read item by item, where a bad label gets its own error
+        return x, y
+
+    def _collate(self, items: Sequence, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []
-        for i in indices:
-            item = self.dataset[int(i)]
+        for i, item in zip(ids, items, strict=True):
             if not isinstance(item, tuple | list) or len(item) < 2:
                 raise InvalidParameterError(
-                    f"items of {self.name} must be (input, label) pairs. Item {int(i)} is a "
+                    f"items of {self.name} must be (input, label) pairs. Item {i} is a "
                     f"{type(item).__name__}."
                 )
             try:
                 xs.append(torch.as_tensor(item[0]))
             except (TypeError, ValueError, RuntimeError) as exc:
                 raise InvalidParameterError(
-                    f"the input of item {int(i)} of {self.name} is a {type(item[0]).__name__}, "
+                    f"the input of item {i} of {self.name} is a {type(item[0]).__name__}, "
                     f"not an array or tensor ({exc}); modeldx passes one tensor per batch to the "
                     "model: wrap a model that takes a dict or several inputs so it takes one tensor"
                 ) from None
-            ys.append(_label(item[1], self.name, int(i)))
+            ys.append(_label(item[1], self.name, i))
         return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
 
     def labels_of(self, indices: np.ndarray) -> None:
@@ -222,6 +270,7 @@ class SplitDataset(Dataset):
         self.name = "+".join(getattr(p, "name", k) for k, p in self.parts.items())
         self.classes = next((p.classes for p in self.parts.values() if getattr(p, "classes", None)),
                             None)
+        self.workers = max(getattr(p, "workers", 0) for p in self.parts.values())
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -283,7 +332,8 @@ def as_dataset(data) -> Dataset:
 
     A ``DataLoader`` stands for its data set: capture reads items by id (to
     capture a subset, resume a chunk, or compare stores), so the loader's
-    batching, shuffling, sampler and collate function are not used.
+    batching, shuffling, sampler and collate function are not used; its
+    ``num_workers`` is (capture fetches batches in that many processes).
 
     Examples
     --------
@@ -301,7 +351,13 @@ def as_dataset(data) -> Dataset:
                 f"a DataLoader over an IterableDataset ({type(data.dataset).__name__}) cannot be "
                 "read by item id; give a map-style data set (with __len__ and __getitem__)"
             )
-        return as_dataset(data.dataset)
+        inner = data.dataset
+        if isinstance(inner, ArrayDataset | TorchDatasetAdapter | SplitDataset):
+            return as_dataset(inner)  # read in batches already: workers would only add copies
+        adapter = TorchDatasetAdapter(inner)
+        # a TensorDataset is indexed directly: worker processes would only add copies
+        adapter.workers = data.num_workers if adapter._tensors() is None else 0
+        return adapter
     if isinstance(data, list) and all(isinstance(p, tuple | list) and len(p) == 2
                                       for p in data[:1]):
         return TorchDatasetAdapter(data, name="list")

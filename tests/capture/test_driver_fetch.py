@@ -1,0 +1,111 @@
+"""Capture reads any data set in batches ahead of the model; the store is the same for all."""
+
+import multiprocessing
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from modeldx import capture
+from modeldx.capture.driver import _ToHost
+from modeldx.errors import InvalidLabelError, InvalidParameterError
+
+
+class Items(Dataset):
+    """A plain map-style data set: one ``__getitem__`` per item."""
+
+    def __init__(self, x, y, bad=None):
+        self.x, self.y, self.bad = x, y, bad
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], -1 if i == self.bad else int(self.y[i])
+
+
+class Batched(Items):
+    """torch's batched protocol; records the id lists it is given."""
+
+    def __init__(self, x, y):
+        super().__init__(x, y)
+        self.batches = []
+
+    def __getitem__(self, i):
+        raise AssertionError("read item by item")
+
+    def __getitems__(self, ids):
+        self.batches.append(list(ids))
+        return [(self.x[i], int(self.y[i])) for i in ids]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_model, digits):
+    """The digits captured from modeldx's own arrays."""
+    path = tmp_path_factory.mktemp("fetch") / "arrays"
+    return capture(tiny_model, digits, path, **OPTIONS)
+
+
+OPTIONS = dict(encoding="float32", chunk_items=256, batch_size=100, progress=False)
+
+
+def assert_same_store(a, b):
+    assert a.layers == b.layers
+    for name in ("latent", "probs", *(f"acts/{layer}" for layer in a.layers)):
+        np.testing.assert_array_equal(a.read(name), b.read(name), err_msg=name)
+    cols = ["item_id", "label", "pred", "correct", "confidence", "loss"]
+    assert a.items()[cols].equals(b.items()[cols])
+
+
+def digit_tensors(digits):
+    return digits.get_batch(np.arange(len(digits)))
+
+
+@pytest.mark.parametrize("kind", ["tensor dataset", "getitems", "map-style", "loader with workers",
+                                  "loader_workers argument"])
+def test_every_kind_of_data_set_gives_the_same_store(tmp_path, tiny_model, digits, reference, kind):
+    x, y = digit_tensors(digits)
+    data, extra = {
+        "tensor dataset": (TensorDataset(x, y), {}),
+        "getitems": (Batched(x, y), {}),
+        "map-style": (Items(x, y), {}),
+        "loader with workers": (DataLoader(Items(x, y), batch_size=7, num_workers=2), {}),
+        "loader_workers argument": (Items(x, y), {"loader_workers": 2}),
+    }[kind]
+    st = capture(tiny_model, data, tmp_path / "s", **OPTIONS, **extra)
+    assert_same_store(st, reference)
+    if kind == "getitems":
+        # whole batches of the capture (after the probe's first items and the fingerprint's)
+        sizes = [len(b) for b in data.batches]
+        want = [100, 100, 56] * 7 + [5]  # 1,797 items: 7 chunks of 256 in batches of 100, and 5
+        assert sizes[-len(want):] == want
+    assert multiprocessing.active_children() == []  # the workers stopped with the capture
+
+
+def test_a_subset_of_items_in_batches(tmp_path, tiny_model, digits):
+    x, y = digit_tensors(digits)
+    ids = np.arange(3, len(digits), 5)
+    st = capture(tiny_model, TensorDataset(x, y), tmp_path / "s", items=ids, **OPTIONS)
+    assert_same_store(st, capture(tiny_model, digits, tmp_path / "a", items=ids, **OPTIONS))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_bad_label_in_a_later_chunk_keeps_the_chunks_before(tmp_path, tiny_model, digits, workers):
+    x, y = digit_tensors(digits)
+    with pytest.raises(InvalidLabelError, match="label -1 for item ids \\[700\\]"):
+        capture(tiny_model, Items(x, y, bad=700), tmp_path / "s", loader_workers=workers, **OPTIONS)
+    assert multiprocessing.active_children() == []
+
+
+def test_loader_workers_is_checked(tmp_path, tiny_model, digits):
+    with pytest.raises(InvalidParameterError, match="'loader_workers'"):
+        capture(tiny_model, digits, tmp_path / "s", loader_workers=-1, progress=False)
+
+
+def test_on_cpu_blocks_stay_as_they_are():
+    t = torch.arange(6.0).reshape(2, 3)
+    to_host = _ToHost(torch.device("cpu"))
+    assert to_host.stream is None
+    assert to_host({"a": t})["a"] is t
+    to_host.wait()
