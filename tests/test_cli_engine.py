@@ -20,7 +20,7 @@ def _query(store, *extra):
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
         yield c
 
 
@@ -60,3 +60,19 @@ def test_scheduler_option_and_a_local_cluster_of_workers(digits_store, cluster, 
 ])
 def test_a_bad_engine_option_is_one_line(digits_store, extra, needle):
     _assert_one_line_error(_query(digits_store, *extra), needle)
+
+
+def test_info_check_and_query_take_a_store_url(tmp_path, tiny_model, digits):
+    from typer.testing import CliRunner
+
+    from modeldx import capture
+    from modeldx.cli import app
+
+    url = f"file://{tmp_path / 'remote'}"
+    capture(tiny_model, digits, url, chunk_items=512, batch_size=128, progress=False)
+    runner = CliRunner()
+    for args in (["info", url, "--quick"], ["check", url, "-q"],
+                 ["query", "top-k-neurons", url, "-p", "k=2", "--format", "csv", "-q"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "neuron" in result.output

@@ -163,7 +163,7 @@ def capture(
 
 @app.command()
 def info(
-    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    store: Annotated[str, typer.Argument(help="A store folder, or a URL (file://, s3://, ...).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     quick: Annotated[bool, typer.Option(
         "--quick", help="Only check that every chunk file is there instead of reading every chunk.")] = False,
@@ -211,7 +211,7 @@ def _verify(st, *, read: bool, quiet: bool) -> list:
 
 @app.command()
 def check(
-    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    store: Annotated[str, typer.Argument(help="A store folder, or a URL (file://, s3://, ...).")],
     quiet: Quiet = False,
 ) -> None:
     """Read every chunk of every array; print each missing or damaged one. Exit 0 if the store
@@ -374,7 +374,7 @@ def list_queries() -> None:
 @app.command()
 def query(
     name: Annotated[str, typer.Argument(help="Query name (see `modeldx queries`).")],
-    store: Annotated[Path, typer.Argument(help="A store folder.")],
+    store: Annotated[str, typer.Argument(help="A store folder, or a URL (file://, s3://, ...).")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
                                                     help="KEY=VALUE (VALUE parsed as JSON).")] = None,
     sample: Annotated[str | None, typer.Option(help="Run on a named sample of the store.")] = None,

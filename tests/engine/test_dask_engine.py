@@ -28,7 +28,7 @@ def client():
     # one retry per task: a task whose worker dies once is run again, twice is an error
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         dashboard_address=None) as cluster, Client(cluster) as c:
+                         dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 

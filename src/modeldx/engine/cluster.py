@@ -50,6 +50,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, *,
             yield client
         return
     n = workers or os.cpu_count() or 1
+    # ":0": the scheduler's dashboard on a free port (None means Dask's default 8787, often taken)
     with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
