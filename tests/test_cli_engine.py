@@ -60,3 +60,22 @@ def test_scheduler_option_and_a_local_cluster_of_workers(digits_store, cluster, 
 ])
 def test_a_bad_engine_option_is_one_line(digits_store, extra, needle):
     _assert_one_line_error(_query(digits_store, *extra), needle)
+
+
+def test_a_store_at_a_url_is_read_by_the_commands_that_read_stores(tmp_path, tiny_model, digits,
+                                                                    digits_store):
+    from modeldx import capture
+
+    url = f"file://{tmp_path / 'at a url'}"
+    capture(tiny_model, digits, url, encoding="float32", chunk_items=256, batch_size=100, progress=False)
+    by_url = runner.invoke(app, ["query", "top-k-neurons", url, "-p", "k=3", "--format", "csv", "--quiet"])
+    assert by_url.exit_code == 0, by_url.output
+    assert by_url.stdout == _query(digits_store).stdout
+    for command in (["info", url, "--quick"], ["check", url, "--quiet"]):
+        got = runner.invoke(app, command)
+        assert got.exit_code == 0, got.output
+
+
+def test_a_capture_into_memory_is_refused_before_any_work(tmp_path):
+    got = runner.invoke(app, ["capture", str(tmp_path / "no-checkpoint.pt"), "memory://runs/x"])
+    _assert_one_line_error(got, "gone when it ends")
