@@ -109,3 +109,35 @@ def test_on_cpu_blocks_stay_as_they_are():
     assert to_host.stream is None
     assert to_host({"a": t})["a"] is t
     to_host.wait()
+
+
+class LabelKinds(Items):
+    """Labels as users' data sets give them; ``batched`` also answers ``__getitems__``."""
+
+    def __init__(self, x, y, kind, batched=False):
+        super().__init__(x, y)
+        self.kind = kind
+        if batched:
+            self.__getitems__ = lambda ids: [self[i] for i in ids]
+
+    def __getitem__(self, i):
+        y = int(self.y[i])
+        label = {"tensor": torch.tensor(y), "tensor (1,)": torch.tensor([y]), "numpy": np.int64(y),
+                 "numpy (1,)": np.array([y]), "numpy uint8": np.uint8(y)}[self.kind]
+        return self.x[i], label
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["getitem", "getitems"])
+@pytest.mark.parametrize("kind", ["tensor", "tensor (1,)", "numpy", "numpy (1,)", "numpy uint8"])
+def test_a_label_of_one_integer_in_any_container_is_that_integer(tmp_path, tiny_model, digits, reference,
+                                                                 kind, batched):
+    x, y = digit_tensors(digits)
+    st = capture(tiny_model, LabelKinds(x, y, kind, batched), tmp_path / "s", **OPTIONS)
+    assert_same_store(st, reference)
+
+
+@pytest.mark.parametrize("label", [np.array([1.0]), np.array([1, 2]), torch.tensor([1.5])])
+def test_a_label_that_is_not_one_integer_is_still_refused(tmp_path, tiny_model, label):
+    data = [(torch.zeros(1, 8, 8), label)] * 4
+    with pytest.raises(InvalidLabelError, match="must be integers"):
+        capture(tiny_model, data, tmp_path / "s", **OPTIONS)

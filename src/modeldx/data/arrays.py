@@ -249,6 +249,8 @@ def _label(value, name: str, index: int) -> int:
     try:
         if isinstance(value, str | bytes):
             raise TypeError(value)
+        if isinstance(value, np.ndarray) and value.size == 1:
+            value = value.reshape(())  # [3] as torch.tensor([3]) reads: an integer array's one value
         return operator.index(value)
     except TypeError:
         raise InvalidLabelError(
