@@ -180,3 +180,40 @@ def test_the_only_worker_killed_mid_capture_loses_nothing(tmp_path, tiny_model, 
                      batch_size=30, progress=False, engine=DaskEngine(c))
     assert marker.exists()
     _same(st, reference)
+
+
+class Slow(torch.nn.Module):
+    """The tiny model, a tenth of a second per batch: a chunk is running when Ctrl-C comes."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        import time
+
+        time.sleep(0.1)
+        return self.inner(x)
+
+
+def test_ctrl_c_leaves_no_chunk_running_after_capture_returns(tmp_path, tiny_model, small, client,
+                                                            monkeypatch):
+    import importlib
+
+    from modeldx import open_store
+
+    driver = importlib.import_module("modeldx.capture.driver")
+
+    class Interrupted(driver.tqdm):
+        def update(self, n=1):
+            raise KeyboardInterrupt  # Ctrl-C as the first chunk lands
+
+    monkeypatch.setattr(driver, "tqdm", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        capture(Slow(tiny_model), small, tmp_path / "s", chunk_items=60, batch_size=30,
+                progress=False, engine=DaskEngine(client))
+    # nothing of this capture runs on the cluster any more: no chunk lands after the lock is free
+    assert not any(client.run(driver._running_tasks, "modeldx-capture-").values())
+    st = open_store(tmp_path / "s")
+    assert st.status == "capturing" and len(st.done_chunks()) < 4
+    assert not (tmp_path / "s" / ".lock").exists()

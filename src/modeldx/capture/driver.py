@@ -749,8 +749,36 @@ class _Capture:
                 with contextlib.suppress(Exception):
                     client.gather(futures, errors="skip")
                 raise
+            except BaseException:
+                # Ctrl-C: the chunks not started are dropped, and the ones running (a thread on
+                # a worker cannot be stopped) are waited for, so that none lands after the lock
+                # is released; a second Ctrl-C stops waiting
+                client.cancel([*futures, job_future])
+                _wait_until_idle(client, f"modeldx-capture-{job.token}-")
+                raise
             finally:
                 client.cancel([*futures, job_future])
+
+
+def _running_tasks(prefix: str, dask_worker=None) -> list[str]:
+    """Keys starting with ``prefix`` that a worker still executes (cancelled ones included)."""
+    busy = ("executing", "long-running", "cancelled", "resumed")
+    return [str(key) for key, ts in dask_worker.state.tasks.items()
+            if str(key).startswith(prefix) and ts.state in busy]
+
+
+def _wait_until_idle(client, prefix: str) -> None:
+    """Return once no worker executes a task whose key starts with ``prefix``."""
+    import time
+
+    while True:
+        try:
+            running = client.run(_running_tasks, prefix, on_error="ignore")
+        except Exception:  # noqa: BLE001 - the cluster is going away: nothing runs there then
+            return
+        if not any(isinstance(keys, list) and keys for keys in running.values()):
+            return
+        time.sleep(0.05)  # polling the workers: a cancelled task sends no message when it ends
 
 
 def chunk_order(todo, order: str = "ascending", seed: int = 0) -> list[int]:
