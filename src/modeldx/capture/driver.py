@@ -74,8 +74,11 @@ _LIMITS = {
 
 def _engine(engine, scheduler, workers):
     """``(name, cluster)``: ``engine`` as ``"local"``/``"dask"``, and the ``DaskEngine`` to run on."""
+    from modeldx.engine.base import _is_dask_client
     from modeldx.engine.dask_engine import DaskEngine
 
+    if _is_dask_client(engine):
+        engine = DaskEngine(engine, scheduler=scheduler, workers=workers)
     if isinstance(engine, DaskEngine):
         if scheduler is not None or workers is not None:
             raise InvalidParameterError(
@@ -976,9 +979,8 @@ def capture(
         are a random sample of chunks, and a query over the capture while it runs,
         :func:`modeldx.progressive`, is an unbiased estimate). The store is the same either way.
     engine
-        ``"local"`` (this process) or ``"dask"`` (or a
-        :class:`~modeldx.engine.dask_engine.DaskEngine`, e.g. ``DaskEngine(client)`` for a
-        ``distributed.Client`` of your own): this process plans the store
+        ``"local"`` (this process) or ``"dask"`` (or a ``distributed.Client`` of your
+        own, or a :class:`~modeldx.engine.dask_engine.DaskEngine`): this process plans the store
         (holding its lock) and finishes it, and each chunk is captured by a worker
         of a Dask cluster with its own copy of the model, written straight into the
         store at ``path`` (which every worker must reach: shared storage or an
