@@ -141,3 +141,16 @@ def test_a_label_that_is_not_one_integer_is_still_refused(tmp_path, tiny_model, 
     data = [(torch.zeros(1, 8, 8), label)] * 4
     with pytest.raises(InvalidLabelError, match="must be integers"):
         capture(tiny_model, data, tmp_path / "s", **OPTIONS)
+
+
+class Collated(Items):
+    """``__getitems__`` that returns the batch collated, ``(inputs, labels)``: not torch's protocol."""
+
+    def __getitems__(self, ids):
+        return self.x[ids], self.y[ids]
+
+
+def test_getitems_that_returns_a_collated_batch_is_named_as_such(tmp_path, tiny_model, digits):
+    x, y = digit_tensors(digits)
+    with pytest.raises(InvalidParameterError, match=r"returned a collated batch \(inputs, labels\)"):
+        capture(tiny_model, Collated(x, y), tmp_path / "s", **OPTIONS)

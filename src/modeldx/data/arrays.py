@@ -182,6 +182,13 @@ class TorchDatasetAdapter(Dataset):
         ids = [int(i) for i in indices]
         if callable(getattr(self.dataset, "__getitems__", None)):
             items = self.dataset.__getitems__(ids)
+            if (isinstance(items, tuple | list) and len(items) == 2
+                    and all(getattr(t, "shape", ())[:1] == (len(ids),) for t in items)):
+                raise InvalidParameterError(
+                    f"{self.name}.__getitems__ returned a collated batch (inputs, labels) for "
+                    f"{len(ids)} ids; torch's batched protocol returns a list of {len(ids)} "
+                    "(input, label) items (modeldx stacks them): return "
+                    "list(zip(inputs, labels)), or drop __getitems__")
             if not isinstance(items, Sequence) or isinstance(items, str) or len(items) != len(ids):
                 size = f" of length {len(items)}" if hasattr(items, "__len__") else ""
                 raise InvalidParameterError(
