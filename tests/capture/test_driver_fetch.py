@@ -154,3 +154,20 @@ def test_getitems_that_returns_a_collated_batch_is_named_as_such(tmp_path, tiny_
     x, y = digit_tensors(digits)
     with pytest.raises(InvalidParameterError, match=r"returned a collated batch \(inputs, labels\)"):
         capture(tiny_model, Collated(x, y), tmp_path / "s", **OPTIONS)
+
+
+def test_a_loader_whose_collate_fn_would_change_the_inputs_is_warned_about(tmp_path, tiny_model, digits,
+                                                                          reference):
+    x, y = digit_tensors(digits)
+    scaled = DataLoader(TensorDataset(x, y), batch_size=50,
+                        collate_fn=lambda items: (torch.stack([i[0] for i in items]) * 2,
+                                                  torch.tensor([int(i[1]) for i in items])))
+    with pytest.warns(UserWarning, match="collate_fn is not used"):
+        st = capture(tiny_model, scaled, tmp_path / "s", **OPTIONS)
+    assert_same_store(st, reference)  # the data set's items, as documented
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        capture(tiny_model, DataLoader(TensorDataset(x, y), batch_size=50, shuffle=True),
+                tmp_path / "plain", **OPTIONS)

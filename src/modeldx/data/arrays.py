@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -186,8 +187,8 @@ class TorchDatasetAdapter(Dataset):
                     and all(getattr(t, "shape", ())[:1] == (len(ids),) for t in items)):
                 raise InvalidParameterError(
                     f"{self.name}.__getitems__ returned a collated batch (inputs, labels) for "
-                    f"{len(ids)} ids; torch's batched protocol returns a list of {len(ids)} "
-                    "(input, label) items (modeldx stacks them): return "
+                    f"{len(ids)} ids; it must return a list of {len(ids)} (input, label) items "
+                    "(torch's batched protocol; modeldx stacks them): return "
                     "list(zip(inputs, labels)), or drop __getitems__")
             if not isinstance(items, Sequence) or isinstance(items, str) or len(items) != len(ids):
                 size = f" of length {len(items)}" if hasattr(items, "__len__") else ""
@@ -361,6 +362,15 @@ def as_dataset(data) -> Dataset:
                 "read by item id; give a map-style data set (with __len__ and __getitem__)"
             )
         inner = data.dataset
+        from torch.utils.data._utils.collate import default_collate, default_convert
+
+        if data.collate_fn not in (default_collate, default_convert):
+            warnings.warn(
+                f"the DataLoader's collate_fn is not used: capture reads the items of its data set "
+                f"({type(inner).__name__}) by id and stacks them, so whatever "
+                f"{getattr(data.collate_fn, '__name__', 'collate_fn')} does to a batch (scaling, "
+                "padding, moving) is not in the store; do it in the data set's __getitem__ or in the "
+                "model", UserWarning, stacklevel=2)
         if isinstance(inner, ArrayDataset | TorchDatasetAdapter | SplitDataset):
             return as_dataset(inner)  # read in batches already: workers would only add copies
         adapter = TorchDatasetAdapter(inner)
