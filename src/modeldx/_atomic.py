@@ -14,6 +14,20 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it where the system tells it (Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not atomic with other threads' file creation)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *, sync: bool = True) -> Iterator[IO]:
     """Open a temporary file for writing; on a clean exit it is synced and renamed to ``path``.
@@ -30,6 +44,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, sync: bool = True
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        # mkstemp makes the file 0600; the file it replaces is any new file (0644 under umask 022):
+        # a store on shared storage must be readable by others (colleagues, Dask workers)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()

@@ -150,6 +150,10 @@ def capture(
     from modeldx.capture import capture as run_capture
     from modeldx.zoo import load_checkpoint
 
+    if store.startswith("memory://"):
+        raise InvalidParameterError(
+            f"{store} would be a store in this command's memory, gone when it ends; give a folder or "
+            "the URL of lasting storage (file://, s3://...)")
     model, _ = load_checkpoint(checkpoint)
     start = time.perf_counter()
     st = run_capture(model, _splits(dataset, splits, data_root), store,
@@ -163,7 +167,7 @@ def capture(
 
 @app.command()
 def info(
-    store: Annotated[str, typer.Argument(help="A store folder, or a URL (file://, s3://, ...).")],
+    store: Annotated[str, typer.Argument(help="A store folder, or an fsspec URL (file://, s3://...).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     quick: Annotated[bool, typer.Option(
         "--quick", help="Only check that every chunk file is there instead of reading every chunk.")] = False,
@@ -211,7 +215,7 @@ def _verify(st, *, read: bool, quiet: bool) -> list:
 
 @app.command()
 def check(
-    store: Annotated[str, typer.Argument(help="A store folder, or a URL (file://, s3://, ...).")],
+    store: Annotated[str, typer.Argument(help="A store folder, or an fsspec URL (file://, s3://...).")],
     quiet: Quiet = False,
 ) -> None:
     """Read every chunk of every array; print each missing or damaged one. Exit 0 if the store
@@ -374,7 +378,7 @@ def list_queries() -> None:
 @app.command()
 def query(
     name: Annotated[str, typer.Argument(help="Query name (see `modeldx queries`).")],
-    store: Annotated[str, typer.Argument(help="A store folder, or a URL (file://, s3://, ...).")],
+    store: Annotated[str, typer.Argument(help="A store folder, or an fsspec URL (file://, s3://...).")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p",
                                                     help="KEY=VALUE (VALUE parsed as JSON).")] = None,
     sample: Annotated[str | None, typer.Option(help="Run on a named sample of the store.")] = None,

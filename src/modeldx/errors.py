@@ -155,5 +155,9 @@ class BiasedAnswerWarning(UserWarning):
     """An approximate answer comes from items that are not a random sample (a capture in data set order)."""
 
 
+class SchedulerUnreachableError(ModeldxError, ConnectionError):
+    """No Dask scheduler answers at the address given (or in ``$MODELDX_SCHEDULER``)."""
+
+
 class WorkerLostError(ModeldxError, RuntimeError):
     """A Dask worker died on the same task more often than the scheduler allows."""

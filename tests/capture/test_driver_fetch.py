@@ -109,3 +109,65 @@ def test_on_cpu_blocks_stay_as_they_are():
     assert to_host.stream is None
     assert to_host({"a": t})["a"] is t
     to_host.wait()
+
+
+class LabelKinds(Items):
+    """Labels as users' data sets give them; ``batched`` also answers ``__getitems__``."""
+
+    def __init__(self, x, y, kind, batched=False):
+        super().__init__(x, y)
+        self.kind = kind
+        if batched:
+            self.__getitems__ = lambda ids: [self[i] for i in ids]
+
+    def __getitem__(self, i):
+        y = int(self.y[i])
+        label = {"tensor": torch.tensor(y), "tensor (1,)": torch.tensor([y]), "numpy": np.int64(y),
+                 "numpy (1,)": np.array([y]), "numpy uint8": np.uint8(y)}[self.kind]
+        return self.x[i], label
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["getitem", "getitems"])
+@pytest.mark.parametrize("kind", ["tensor", "tensor (1,)", "numpy", "numpy (1,)", "numpy uint8"])
+def test_a_label_of_one_integer_in_any_container_is_that_integer(tmp_path, tiny_model, digits, reference,
+                                                                 kind, batched):
+    x, y = digit_tensors(digits)
+    st = capture(tiny_model, LabelKinds(x, y, kind, batched), tmp_path / "s", **OPTIONS)
+    assert_same_store(st, reference)
+
+
+@pytest.mark.parametrize("label", [np.array([1.0]), np.array([1, 2]), torch.tensor([1.5])])
+def test_a_label_that_is_not_one_integer_is_still_refused(tmp_path, tiny_model, label):
+    data = [(torch.zeros(1, 8, 8), label)] * 4
+    with pytest.raises(InvalidLabelError, match="must be integers"):
+        capture(tiny_model, data, tmp_path / "s", **OPTIONS)
+
+
+class Collated(Items):
+    """``__getitems__`` that returns the batch collated, ``(inputs, labels)``: not torch's protocol."""
+
+    def __getitems__(self, ids):
+        return self.x[ids], self.y[ids]
+
+
+def test_getitems_that_returns_a_collated_batch_is_named_as_such(tmp_path, tiny_model, digits):
+    x, y = digit_tensors(digits)
+    with pytest.raises(InvalidParameterError, match=r"returned a collated batch \(inputs, labels\)"):
+        capture(tiny_model, Collated(x, y), tmp_path / "s", **OPTIONS)
+
+
+def test_a_loader_whose_collate_fn_would_change_the_inputs_is_warned_about(tmp_path, tiny_model, digits,
+                                                                          reference):
+    x, y = digit_tensors(digits)
+    scaled = DataLoader(TensorDataset(x, y), batch_size=50,
+                        collate_fn=lambda items: (torch.stack([i[0] for i in items]) * 2,
+                                                  torch.tensor([int(i[1]) for i in items])))
+    with pytest.warns(UserWarning, match="collate_fn is not used"):
+        st = capture(tiny_model, scaled, tmp_path / "s", **OPTIONS)
+    assert_same_store(st, reference)  # the data set's items, as documented
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        capture(tiny_model, DataLoader(TensorDataset(x, y), batch_size=50, shuffle=True),
+                tmp_path / "plain", **OPTIONS)

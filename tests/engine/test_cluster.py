@@ -33,3 +33,34 @@ def test_local_cluster_of_processes(monkeypatch):
     with connect(workers=2) as client:
         pids = set(client.run(os.getpid).values())
     assert len(pids) == 2 and os.getpid() not in pids
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "bogus", "tcp://no-such-host.invalid:8786"])
+def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_within_the_connect_timeout(address):
+    import time
+
+    import dask
+
+    from modeldx.errors import SchedulerUnreachableError
+
+    start = time.monotonic()
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
+            pytest.raises(SchedulerUnreachableError, match="cannot reach the Dask scheduler at"), \
+            connect(address):
+        pass
+    assert time.monotonic() - start < 20
+
+
+def test_a_query_on_a_bad_scheduler_is_one_line_on_the_command_line(digits_store, monkeypatch):
+    import dask
+    from typer.testing import CliRunner
+
+    from modeldx.cli import app
+
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        got = CliRunner().invoke(app, ["query", "top-k-neurons", str(digits_store.path), "--engine", "dask",
+                                       "--scheduler", "tcp://127.0.0.1:1", "--quiet"])
+    assert got.exit_code != 0
+    assert "cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'" in got.output
+    assert "Traceback" not in got.output

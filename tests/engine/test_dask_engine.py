@@ -191,3 +191,27 @@ def test_a_store_at_a_file_url_is_queried_on_workers(tmp_path, tiny_model, digit
     store = capture(tiny_model, digits, url, chunk_items=256, batch_size=64, progress=False)
     assert store.location == url
     _same(top_k_neurons(store, k=3), top_k_neurons(store, k=3, engine=DaskEngine(client)))
+
+
+def test_a_store_the_workers_cannot_see_is_named_as_such(tiny_model, digits, client):
+    from modeldx import capture
+    from modeldx.queries import top_k_neurons
+
+    store = capture(tiny_model, digits, "memory://only-in-this-process/s", chunk_items=600,
+                    batch_size=100, progress=False)
+    with pytest.raises(StoreReplacedError, match="cannot see it") as info:
+        top_k_neurons(store, k=3, engine=DaskEngine(client))
+    assert "a memory:// store lives in the memory of the process that made it" in str(info.value)
+
+
+def test_the_users_client_itself_is_an_engine_for_queries_and_capture(tmp_path, digits_store, tiny_model,
+                                                                     digits, client):
+    from modeldx import capture
+    from modeldx.engine import get_engine
+    from modeldx.queries import top_k_neurons
+
+    assert isinstance(get_engine(client), DaskEngine) and get_engine(client).client is client
+    _same(top_k_neurons(digits_store, k=3), top_k_neurons(digits_store, k=3, engine=client))
+    st = capture(tiny_model, digits, tmp_path / "s", encoding="float32", chunk_items=256, batch_size=100,
+                 progress=False, engine=client)
+    assert st.complete and st.n_items == digits_store.n_items

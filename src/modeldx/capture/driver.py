@@ -15,6 +15,7 @@ import ctypes
 import hashlib
 import os
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from modeldx.errors import (
     ModelOutputError,
     NonFiniteActivationError,
     StoreError,
+    WorkerLostError,
 )
 from modeldx.fingerprint import model_fingerprint
 from modeldx.store.encoding import ENCODINGS
@@ -68,6 +70,30 @@ _LIMITS = {
     "seed": Interval(int, 0, None),
     "engine": OneOf("local", "dask"),
 }
+
+
+def _engine(engine, scheduler, workers):
+    """``(name, cluster)``: ``engine`` as ``"local"``/``"dask"``, and the ``DaskEngine`` to run on."""
+    from modeldx.engine.base import _is_dask_client
+    from modeldx.engine.dask_engine import DaskEngine
+
+    if _is_dask_client(engine):
+        engine = DaskEngine(engine, scheduler=scheduler, workers=workers)
+    if isinstance(engine, DaskEngine):
+        if scheduler is not None or workers is not None:
+            raise InvalidParameterError(
+                f"pass a DaskEngine, or scheduler/workers to connect with, not both. Got "
+                f"engine={engine!r}, scheduler={scheduler!r}, workers={workers!r}.")
+        return "dask", engine
+    check_params("capture", {"engine": engine}, _LIMITS)
+    if engine == "local":
+        if scheduler is not None or workers is not None:
+            raise InvalidParameterError(
+                "scheduler and workers are settings of engine='dask' (chunks captured by the "
+                "workers of a Dask cluster); pass engine='dask' with them. Got "
+                f"scheduler={scheduler!r}, workers={workers!r}.")
+        return "local", None
+    return "dask", DaskEngine(scheduler=scheduler, workers=workers)
 
 
 @dataclass(frozen=True)
@@ -268,7 +294,7 @@ class _Capture:
                  latent_layer: str | None, output: OutputPicker, kinds,
                  chunk_order: str = "ascending", seed: int = 0, engine: str = "local",
                  scheduler: str | None = None, workers: int | None = None,
-                 loader_workers: int | None = None) -> None:
+                 loader_workers: int | None = None, cluster=None) -> None:
         # what a worker needs to build its own copy of this capture (see _WorkerJob)
         self.settings = dict(layers=layers, reduction=reduction, gradients=gradients,
                              grad_reduction=grad_reduction, items=items, encoding=encoding,
@@ -317,6 +343,7 @@ class _Capture:
         self.engine = engine
         self.scheduler = scheduler
         self.workers = workers
+        self.cluster = cluster  # the DaskEngine that engine="dask" runs on
         self.overwrite = overwrite
         self.progress = progress
         self.chunk_order = chunk_order
@@ -675,38 +702,86 @@ class _Capture:
 
     def _run_on_cluster(self, shipped: bytes, writer: StoreWriter, todo: list[int], bar) -> None:
         """Each chunk a task on a Dask cluster; the workers write into the store by path."""
-        from distributed import as_completed, wait
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
 
-        from modeldx.engine.cluster import connect
+        from modeldx.engine.dask_engine import DaskEngine
 
         if not todo:
             return
         try:
             ds = cloudpickle.dumps(self.ds)
         except Exception as exc:  # noqa: BLE001 - any pickling failure means the same thing
+            name = getattr(self.ds, "name", None) or type(self.ds).__name__
             raise InvalidParameterError(
-                f"the data set {type(self.ds).__name__} cannot be sent to Dask workers ({exc}); "
+                f"the data set {name} cannot be sent to Dask workers ({exc}); "
                 "give capture a data set that pickles (arrays, a TensorDataset, a class of an "
                 "importable module), or use engine='local'") from exc
-        job = _WorkerJob(token=uuid.uuid4().hex, model=shipped, data=ds, path=str(self.path),
+        # workers may run in another folder, or on another machine: the absolute path (or URL)
+        job = _WorkerJob(token=uuid.uuid4().hex, model=shipped, data=ds, path=writer.fs.location
+                         if "://" in writer.fs.location else writer.fs.root,
                          store_id=writer.store_id, settings=self.settings, layers=self.layers,
                          head=self.head, expected_calls=self._expected_calls,
                          chunk_items=writer.manifest.chunk_items)
-        with connect(self.scheduler, self.workers) as client:
-            [job_future] = client.scatter([job], broadcast=True, hash=False)
+        cluster = self.cluster if self.cluster is not None else DaskEngine(
+            scheduler=self.scheduler, workers=self.workers)
+        with cluster._connection() as client:
+            # a task, not scattered data: the scheduler keeps what rebuilds it, so a worker that
+            # dies holding the only copy (a cluster of one worker, or every worker at once) does not
+            # lose the job; each worker fetches it once, from a peer, for all its chunks
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "large graph": the model and data
+                job_future = client.submit(_the_job, job, pure=False,
+                                           key=f"modeldx-capture-job-{job.token}")
             futures = [client.submit(_capture_chunks, job_future, [i], pure=False,
                                      key=f"modeldx-capture-{job.token}-{i}") for i in todo]
+            chunk_of = {f.key: i for f, i in zip(futures, todo, strict=True)}
             try:
-                for future in as_completed(futures):
-                    bar.update(future.result())
+                for future in as_completed(futures, loop=client.loop):
+                    try:
+                        bar.update(future.result())
+                    except KilledWorker as exc:
+                        raise WorkerLostError(
+                            f"Dask workers kept dying while capturing chunk {chunk_of[future.key]} "
+                            f"of {self.path} ({exc}); the chunks already written are kept: run the "
+                            "same capture again to resume") from None
             except Exception:
                 # a task that runs cannot be stopped: let every task finish (or fail) before the
                 # lock is released, so that no worker writes into the store after capture
                 # returned; the chunks they finish are kept for a resume
-                wait(futures)
+                with contextlib.suppress(Exception):
+                    client.gather(futures, errors="skip")
+                raise
+            except BaseException:
+                # Ctrl-C: the chunks not started are dropped, and the ones running (a thread on
+                # a worker cannot be stopped) are waited for, so that none lands after the lock
+                # is released; a second Ctrl-C stops waiting
+                client.cancel([*futures, job_future])
+                _wait_until_idle(client, f"modeldx-capture-{job.token}-")
                 raise
             finally:
-                client.cancel(futures)
+                client.cancel([*futures, job_future])
+
+
+def _running_tasks(prefix: str, dask_worker=None) -> list[str]:
+    """Keys starting with ``prefix`` that a worker still executes (cancelled ones included)."""
+    busy = ("executing", "long-running", "cancelled", "resumed")
+    return [str(key) for key, ts in dask_worker.state.tasks.items()
+            if str(key).startswith(prefix) and ts.state in busy]
+
+
+def _wait_until_idle(client, prefix: str) -> None:
+    """Return once no worker executes a task whose key starts with ``prefix``."""
+    import time
+
+    while True:
+        try:
+            running = client.run(_running_tasks, prefix, on_error="ignore")
+        except Exception:  # noqa: BLE001 - the cluster is going away: nothing runs there then
+            return
+        if not any(isinstance(keys, list) and keys for keys in running.values()):
+            return
+        time.sleep(0.05)  # polling the workers: a cancelled task sends no message when it ends
 
 
 def chunk_order(todo, order: str = "ascending", seed: int = 0) -> list[int]:
@@ -781,6 +856,11 @@ def _capture_chunks(job: _WorkerJob, indices: list[int]) -> int:
     with cap.prepared() as rec:
         cap.run_chunks(rec, indices, writer.write_chunk, _NoBar())
     return cap._chunk_sizes(len(cap.item_ids), indices)
+
+
+def _the_job(job: _WorkerJob) -> _WorkerJob:
+    """A Dask task whose result is the job (see ``_Capture._run_on_cluster``)."""
+    return job
 
 
 def _roomy_malloc() -> None:
@@ -899,16 +979,18 @@ def capture(
         are a random sample of chunks, and a query over the capture while it runs,
         :func:`modeldx.progressive`, is an unbiased estimate). The store is the same either way.
     engine
-        ``"local"`` (this process) or ``"dask"``: this process plans the store
+        ``"local"`` (this process) or ``"dask"`` (or a ``distributed.Client`` of your
+        own, or a :class:`~modeldx.engine.dask_engine.DaskEngine`): this process plans the store
         (holding its lock) and finishes it, and each chunk is captured by a worker
         of a Dask cluster with its own copy of the model, written straight into the
         store at ``path`` (which every worker must reach: shared storage or an
         object store). A worker that dies has its chunks redone; the store is the
         one a local capture with the same ``batch_size`` writes.
     scheduler, workers
-        For ``engine="dask"``: the scheduler's address (default
-        ``$MODELDX_SCHEDULER``; neither: a local cluster of ``workers``
-        processes), see :func:`modeldx.engine.cluster.connect`.
+        For ``engine="dask"`` only: the scheduler's address (default
+        ``$MODELDX_SCHEDULER``; else the ``distributed.Client`` made in this
+        process, if any; else a local cluster of ``workers`` processes), see
+        :func:`modeldx.engine.cluster.connect`.
     loader_workers
         Worker processes that read batches ahead of the model (a
         ``DataLoader``'s workers), for data sets whose items cost Python work
@@ -933,8 +1015,9 @@ def capture(
     check_params("capture", {
         "grad_reduction": grad_reduction, "encoding": encoding, "batch_size": batch_size,
         "chunk_items": chunk_items, "gradients": gradients, "overwrite": overwrite,
-        "progress": progress, "chunk_order": chunk_order, "seed": seed, "engine": engine,
+        "progress": progress, "chunk_order": chunk_order, "seed": seed,
         "loader_workers": loader_workers}, _LIMITS)
+    engine, cluster = _engine(engine, scheduler, workers)
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(f"model must be a torch nn.Module. Got {type(model).__name__}.")
     return _Capture(model, data, path, layers=layers, reduction=reduction, gradients=gradients,
@@ -942,7 +1025,8 @@ def capture(
                     batch_size=batch_size, chunk_items=chunk_items, device=device,
                     overwrite=overwrite, progress=progress, latent_layer=latent_layer,
                     output=output, kinds=kinds, chunk_order=chunk_order, seed=seed, engine=engine,
-                    scheduler=scheduler, workers=workers, loader_workers=loader_workers).run()
+                    scheduler=scheduler, workers=workers, loader_workers=loader_workers,
+                    cluster=cluster).run()
 
 
 def latent_pass(model: nn.Module, data, path: str | os.PathLike, **kwargs) -> Store:

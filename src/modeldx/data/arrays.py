@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -182,6 +183,13 @@ class TorchDatasetAdapter(Dataset):
         ids = [int(i) for i in indices]
         if callable(getattr(self.dataset, "__getitems__", None)):
             items = self.dataset.__getitems__(ids)
+            if (isinstance(items, tuple | list) and len(items) == 2
+                    and all(getattr(t, "shape", ())[:1] == (len(ids),) for t in items)):
+                raise InvalidParameterError(
+                    f"{self.name}.__getitems__ returned a collated batch (inputs, labels) for "
+                    f"{len(ids)} ids; it must return a list of {len(ids)} (input, label) items "
+                    "(torch's batched protocol; modeldx stacks them): return "
+                    "list(zip(inputs, labels)), or drop __getitems__")
             if not isinstance(items, Sequence) or isinstance(items, str) or len(items) != len(ids):
                 size = f" of length {len(items)}" if hasattr(items, "__len__") else ""
                 raise InvalidParameterError(
@@ -249,6 +257,8 @@ def _label(value, name: str, index: int) -> int:
     try:
         if isinstance(value, str | bytes):
             raise TypeError(value)
+        if isinstance(value, np.ndarray) and value.size == 1:
+            value = value.reshape(())  # [3] as torch.tensor([3]) reads: an integer array's one value
         return operator.index(value)
     except TypeError:
         raise InvalidLabelError(
@@ -352,6 +362,15 @@ def as_dataset(data) -> Dataset:
                 "read by item id; give a map-style data set (with __len__ and __getitem__)"
             )
         inner = data.dataset
+        from torch.utils.data._utils.collate import default_collate, default_convert
+
+        if data.collate_fn not in (default_collate, default_convert):
+            warnings.warn(
+                f"the DataLoader's collate_fn is not used: capture reads the items of its data set "
+                f"({type(inner).__name__}) by id and stacks them, so whatever "
+                f"{getattr(data.collate_fn, '__name__', 'collate_fn')} does to a batch (scaling, "
+                "padding, moving) is not in the store; do it in the data set's __getitem__ or in the "
+                "model", UserWarning, stacklevel=2)
         if isinstance(inner, ArrayDataset | TorchDatasetAdapter | SplitDataset):
             return as_dataset(inner)  # read in batches already: workers would only add copies
         adapter = TorchDatasetAdapter(inner)

@@ -24,6 +24,12 @@ class Engine(Protocol):
     def run(self, store, reduction, subset=None, *, progress: bool = False) -> Any: ...
 
 
+def _is_dask_client(obj) -> bool:
+    """Whether ``obj`` is a ``distributed.Client`` (without importing distributed when it is not)."""
+    return any(c.__name__ == "Client" and c.__module__.startswith("distributed")
+               for c in type(obj).__mro__)
+
+
 def get_engine(engine=None, *, scheduler: str | None = None, workers: int | None = None) -> Engine:
     """The engine that ``engine`` names.
 
@@ -31,8 +37,9 @@ def get_engine(engine=None, *, scheduler: str | None = None, workers: int | None
     ----------
     engine
         ``None`` or ``"local"`` (in this process), ``"dask"`` (a ``dask.distributed``
-        cluster, see :class:`~modeldx.engine.dask_engine.DaskEngine`), or an object
-        with ``name`` and ``run`` (returned as it is).
+        cluster, see :class:`~modeldx.engine.dask_engine.DaskEngine`), a
+        ``distributed.Client`` (its cluster), or an object with ``name`` and ``run``
+        (returned as it is).
     scheduler, workers
         For the Dask engine only: a scheduler address (else ``$MODELDX_SCHEDULER``)
         or the size of a local cluster of worker processes.
@@ -60,6 +67,10 @@ def get_engine(engine=None, *, scheduler: str | None = None, workers: int | None
             return DaskEngine(scheduler=scheduler, workers=workers)
         raise InvalidParameterError(
             f"The 'engine' parameter must be one of {ENGINES} or an Engine instance. Got {engine!r} instead.")
+    if _is_dask_client(engine):  # the user's own distributed.Client: run on its cluster
+        from modeldx.engine.dask_engine import DaskEngine
+
+        return DaskEngine(engine, scheduler=scheduler, workers=workers)
     if isinstance(engine, Engine) and isinstance(getattr(engine, "name", None), str):
         if scheduler is not None or workers is not None:
             raise InvalidParameterError(

@@ -8,10 +8,11 @@ mean the same thing everywhere.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
-from modeldx.errors import InvalidParameterError
+from modeldx.errors import InvalidParameterError, SchedulerUnreachableError
 
 SCHEDULER_ENV = "MODELDX_SCHEDULER"
 
@@ -46,11 +47,21 @@ def connect(scheduler: str | None = None, workers: int | None = None, *,
             raise InvalidParameterError(
                 f"workers={workers} applies to a local cluster only; the cluster at {address} has the "
                 "workers that were started for it (start more with `dask worker ADDRESS`)")
-        with Client(address) as client:
+        try:  # gives up after Dask's connect timeout (distributed.comm.timeouts.connect, 30 s)
+            client = Client(address)
+        except (OSError, ValueError, TypeError) as exc:
+            raise SchedulerUnreachableError(
+                f"cannot reach the Dask scheduler at {address!r} ({exc}); check the address "
+                "(tcp://HOST:PORT, as `dask scheduler` prints it) and that the scheduler is running"
+                + (f", or unset ${SCHEDULER_ENV}" if scheduler is None else "")) from None
+        with client:
             yield client
         return
     n = workers or os.cpu_count() or 1
-    # ":0": the scheduler's dashboard on a free port (None means Dask's default 8787, often taken)
+    # the dashboard on a free port (None means Dask's default 8787, often taken). The cluster
+    # lives for this block only: its processes' log lines (a heartbeat cut off
+    # as it closes, a task's error that the client raises anyway) would only be noise
     with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
+            Client(cluster) as client:
         yield client

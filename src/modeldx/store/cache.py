@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 from modeldx.errors import StoreReplacedError
+from modeldx.store.fs import unseen
 from modeldx.store.store import Store, open_store
 
 _OPEN: dict[tuple[str, str], Store] = {}
@@ -32,8 +33,10 @@ def open_cached(path: str, store_id: str) -> Store:
             try:
                 store = open_store(path)
             except FileNotFoundError:
-                store = None
-            if store is None or store.store_id != store_id:
+                raise StoreReplacedError(
+                    f"no store at {path}: it was moved (or deleted) since it was opened, or {unseen(path)}"
+                ) from None
+            if store.store_id != store_id:
                 raise StoreReplacedError(
                     f"the store at {path} was replaced by another capture (or deleted) since it "
                     "was opened; open it again")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import socket
 import warnings
 from typing import Any
 
@@ -16,6 +17,16 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from modeldx._atomic import atomic_write
+
+
+def unseen(location: str | os.PathLike) -> str:
+    """Why a store that exists where a capture or query started may be missing in this process."""
+    loc = os.fspath(location)
+    memory = (" (a memory:// store lives in the memory of the process that made it: no other "
+              "process, no Dask worker, sees it)" if loc.startswith("memory://") else "")
+    return (f"this process ({socket.gethostname()}, pid {os.getpid()}) cannot see it{memory}; every "
+            "Dask worker must reach the store at the same absolute path (shared storage mounted "
+            "alike on every machine) or at a URL they all reach")
 
 
 def is_url(location: str | os.PathLike) -> bool:

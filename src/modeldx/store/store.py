@@ -44,7 +44,7 @@ from modeldx.errors import (
     StoreWriteError,
 )
 from modeldx.store.encoding import ENCODINGS, decode, encode, latent_encoding, storage_dtype
-from modeldx.store.fs import StoreFS
+from modeldx.store.fs import StoreFS, unseen
 from modeldx.store.lock import LOCK, WriterLock
 from modeldx.store.manifest import (
     MANIFEST,
@@ -696,7 +696,9 @@ class ChunkWriter:
         self.path = _store_path(self.fs)
         if manifest is None:
             if not _is_store(self.fs):
-                raise StoreNotFoundError(f"no store at {self.path} to write chunks into")
+                raise StoreNotFoundError(
+                    f"no store at {self.path} to write chunks into: if the capture that planned it "
+                    f"is running, {unseen(self.fs.location)}")
             manifest = read_manifest(self.fs)
             if store_id is not None and manifest.store_id != store_id:
                 raise StoreReplacedError(
