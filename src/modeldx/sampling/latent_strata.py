@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sample, Sampler, allocate, register
+from modeldx.sampling.base import Sample, Sampler, allocate, confusion_cells, register
 
 
 @register
@@ -71,9 +71,7 @@ class LatentCellSampler(Sampler):
         self.weighting = weighting
 
     def _fit(self, latent, pred, labels) -> None:
-        n_classes = int(max(pred.max(), labels.max())) + 1
-        self.cells_ = labels * n_classes + pred
-        self.sizes_ = np.bincount(self.cells_, minlength=n_classes * n_classes)
+        self.cells_, self.sizes_ = confusion_cells(labels, pred)
         dims = self.dims if self.dims is not None else latent.shape[1]
         dims = min(dims, latent.shape[1], latent.shape[0])
         z = (latent if dims == latent.shape[1]
