@@ -91,3 +91,21 @@ def test_bad_settings():
 
     with pytest.raises(InvalidParameterError, match="'k'"):
         CaptureView("anywhere", k=0)
+
+
+def test_the_default_layer_is_one_whose_top_k_says_something(digits_store):
+    """The head's output (10 logits) with k = 10: every neuron is in every group's top 10, confidence 1
+    from the first chunk -- a page opened on it shows nothing. It starts on the last layer wider than k."""
+    neurons = {s.name: s.neurons for s in digits_store.manifest.layers}
+    k = neurons["fc2"]
+    app = TestClient(create_capture_app(CaptureView(digits_store.path, k=k, replicates=50)), base_url=BASE)
+    s = app.get("/api/status").json()
+    assert s["default_layer"] == "act2" and neurons["act2"] > k
+    assert app.get("/api/answer").json()["layer"] == "act2"
+    assert app.get("/api/history").json()["layer"] == "act2"
+    # when no layer is wider than k, the last one
+    narrow = TestClient(create_capture_app(CaptureView(digits_store.path, k=10_000, replicates=50)),
+                        base_url=BASE)
+    assert narrow.get("/api/status").json()["default_layer"] == "fc2"
+    waiting = CaptureView(digits_store.path.parent / "not-yet", k=k).status()
+    assert waiting["default_layer"] is None

@@ -119,7 +119,7 @@ class CaptureView:
         if watched is None:
             return {**base, "status": "waiting", "writing": False, "chunks_done": 0, "chunks_total": None,
                     "items_done": 0, "items_total": None, "rate": None, "eta_s": None, "chunk_order": None,
-                    "biased": False, "layers": [], "classes": None}
+                    "biased": False, "layers": [], "default_layer": None, "classes": None}
         chunks = watched.done_chunks()
         m = watched.manifest
         self._note_landings(watched, chunks)
@@ -132,7 +132,14 @@ class CaptureView:
                 "chunks_done": len(chunks), "chunks_total": m.n_chunks, "items_done": items,
                 "items_total": m.n_items, "rate": self.rate, "eta_s": eta, "chunk_order": order,
                 "biased": order != "random", "classes": m.classes or list(map(str, range(m.num_classes))),
-                "layers": [{"name": s.name, "neurons": s.neurons} for s in m.layers]}
+                "layers": [{"name": s.name, "neurons": s.neurons} for s in m.layers],
+                "default_layer": self._default_layer(m.layers)}
+
+    def _default_layer(self, specs) -> str | None:
+        """The last layer with more than k neurons (else the last): the head's k logits would make every
+        group's top k all of them, confidence 1 from the first chunk -- an answer that says nothing."""
+        wide = [s.name for s in specs if s.neurons > self.k]
+        return wide[-1] if wide else (specs[-1].name if specs else None)
 
     # -- the answer -------------------------------------------------------------------------------
     def refresh(self) -> pd.DataFrame | None:
@@ -161,7 +168,7 @@ class CaptureView:
         if layer is None:
             if not layers:
                 raise LayerNotFoundError("the store holds no layers yet")
-            return layers[-1]
+            return self._default_layer(watched.store.manifest.layers)
         if layer not in layers:
             raise LayerNotFoundError(
                 f"layer {layer!r} is not in the store; expected one of {', '.join(layers)}")

@@ -42,7 +42,7 @@ function showStatus(s) {
   const sel = document.getElementById("layer-select");
   if (!sel.options.length && s.layers.length) {
     for (const l of s.layers) el("option", { value: l.name }, sel, `${l.name} (${l.neurons})`);
-    state.layer = s.layers.at(-1).name;
+    state.layer = s.default_layer ?? s.layers.at(-1).name;  // the last layer wider than k: the logits' top k is all
     sel.value = state.layer;
   }
 }
