@@ -55,3 +55,20 @@ def test_sparse_class_codes_cost_no_more_than_dense_ones(data, name):
     # integral floats (labels read from a CSV) are class indices too
     floats = build(name, seed=3).fit(latent, pred.astype(float), labels.astype(float)).select(0.1)
     np.testing.assert_array_equal(floats.rows, dense.rows)
+
+
+@pytest.mark.parametrize("name", ["stratified-cm", "latent-cm"])
+def test_a_budget_below_the_number_of_cells_still_estimates_totals(name):
+    """10 draws over ~100 confusion cells: each sampled cell stood for its own size only, so the weights
+    summed to ~10 % of the items. Which cells get a draw is random: each weighs size · cells / budget
+    (Horvitz-Thompson), so weighted totals are unbiased again; within a group the weights keep their ratios
+    (weighted means unchanged)."""
+    rng = np.random.default_rng(1)
+    n = 1000
+    latent = rng.normal(size=(n, 4))
+    labels, pred = rng.integers(0, 10, n), rng.integers(0, 10, n)
+    sums = [build(name, seed=s).fit(latent, pred, labels).select(0.01).weights.sum() for s in range(200)]
+    assert np.mean(sums) == pytest.approx(n, rel=0.05)
+    # with a draw in every cell the weights add up to the items exactly, as before
+    full = build(name, seed=0).fit(latent, pred, labels).select(0.5)
+    assert full.weights.sum() == pytest.approx(n)

@@ -267,7 +267,25 @@ def stratified_draw(groups: np.ndarray, sizes: np.ndarray, budget: int, allocati
     group size / draws in the group (the inclusion weight of a stratified sample)."""
     counts = allocate(sizes, budget, allocation, rng)
     rows = draw_within(groups, counts, rng)
-    return rows, sizes[groups[rows]] / counts[groups[rows]]
+    return rows, sizes[groups[rows]] / counts[groups[rows]] * chance_scale(sizes, counts, allocation)
+
+
+def chance_scale(sizes: np.ndarray, counts: np.ndarray, allocation: str) -> float:
+    """What a drawn group's weights are scaled by when chance decided which groups got a draw at all.
+
+    With ``"equal"`` allocation and fewer draws than non-empty groups, ``allocate``
+    gives one draw each to ``budget`` of the ``G`` groups at random: a group is in
+    the sample with the chance ``budget / G``, so its weights (summing to its
+    size) are scaled by ``G / budget`` -- the Horvitz-Thompson weight -- and
+    weighted totals estimate the full data's again (unscaled, they summed to the
+    drawn groups' sizes only). The scale is the same for every drawn group:
+    ratios such as weighted means are unchanged. 1 whenever every non-empty
+    group got a draw.
+    """
+    open_ = sizes > 0
+    if allocation != "equal" or counts[open_].min(initial=1) > 0:
+        return 1.0
+    return float(open_.sum() / counts.sum())
 
 
 def post_stratified_weights(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sample, Sampler, allocate, confusion_cells, register
+from modeldx.sampling.base import Sample, Sampler, allocate, chance_scale, confusion_cells, register
 
 
 @register
@@ -105,6 +105,7 @@ class LatentCellSampler(Sampler):
                 weights += [np.full(far, members.size / far), np.zeros(0)]
         rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
         weights = np.concatenate(weights) if weights else np.empty(0)
+        weights = weights * chance_scale(self.sizes_, counts, self.allocation)  # fewer draws than cells
         return Sample(rows, weights, {"strata": int((self.sizes_ > 0).sum()), "spread": self.spread})
 
 
