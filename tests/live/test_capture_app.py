@@ -109,3 +109,16 @@ def test_the_default_layer_is_one_whose_top_k_says_something(digits_store):
     assert narrow.get("/api/status").json()["default_layer"] == "fc2"
     waiting = CaptureView(digits_store.path.parent / "not-yet", k=k).status()
     assert waiting["default_layer"] is None
+
+
+def test_a_store_at_a_url_is_watched(digits_store, tmp_path, monkeypatch, tiny_model, digits):
+    """PartialStore reads fsspec stores; the page's view made a Path of the URL ('file:/...') and waited for
+    ever for a store that was there."""
+    view = CaptureView(f"file://{digits_store.path}", k=K, replicates=50)
+    s = view.status()
+    assert s["status"] == "complete" and s["chunks_done"] == s["chunks_total"]
+    assert s["path"] == f"file://{digits_store.path}"
+    assert view.answer_of("act2")["complete"]
+    interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch, chunk_order="random")
+    partial = CaptureView(f"file://{tmp_path / 's'}", k=K, replicates=50).status()
+    assert partial["status"] == "capturing" and partial["chunks_done"] == 3

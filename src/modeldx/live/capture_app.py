@@ -34,6 +34,7 @@ count, over every layer at once. Security is the live server's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket as sockets
 import threading
@@ -51,6 +52,7 @@ from fastapi.staticfiles import StaticFiles
 from modeldx._params import Interval, check_params
 from modeldx.errors import LayerNotFoundError, ModeldxError, StoreNotFoundError
 from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
+from modeldx.store.fs import is_url
 from modeldx.store.partial import PartialStore
 from modeldx.store.store import PROGRESS
 
@@ -81,7 +83,8 @@ class CaptureView:
                  error: Callable[[], str | None] = lambda: None) -> None:
         check_params("serve capture", {"k": k, "replicates": replicates},
                      {"k": Interval(int, 1, None), "replicates": Interval(int, 10, 100_000)})
-        self.path = Path(path)
+        # a folder, or an fsspec URL as PartialStore takes (Path would turn "file://x" into "file:/x")
+        self.path = str(path) if is_url(path) else Path(path)
         self.k, self.replicates, self.error = k, replicates, error
         self.watched: PartialStore | None = None
         self.lock = threading.Lock()  # one answer computed at a time
@@ -102,10 +105,10 @@ class CaptureView:
     def _note_landings(self, watched: PartialStore, chunks: list[int]) -> None:
         for c in chunks:
             if c not in self.landed:
-                try:
-                    self.landed[c] = (self.path / PROGRESS / f"chunk-{c:06d}.done").stat().st_mtime
-                except FileNotFoundError:  # the capture finished: its markers are gone
-                    self.landed[c] = time.time()
+                self.landed[c] = time.time()  # when first seen, where the marker's time is not to be had
+                if watched.fs.local:
+                    with contextlib.suppress(FileNotFoundError):  # the capture finished: markers gone
+                        self.landed[c] = os.stat(watched.fs.full(f"{PROGRESS}/chunk-{c:06d}.done")).st_mtime
         if len(self.landed) >= 2:
             times = sorted(self.landed.values())
             span = times[-1] - times[0]
