@@ -122,3 +122,21 @@ def test_a_store_at_a_url_is_watched(digits_store, tmp_path, monkeypatch, tiny_m
     interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch, chunk_order="random")
     partial = CaptureView(f"file://{tmp_path / 's'}", k=K, replicates=50).status()
     assert partial["status"] == "capturing" and partial["chunks_done"] == 3
+
+
+def test_a_store_replaced_by_a_new_capture_is_followed_afresh(tmp_path, monkeypatch, tiny_model, digits):
+    """The page stayed on "the store was replaced" (HTTP 500) for good when a capture was run again with
+    overwrite=True: it now follows the new capture, its history started over (precision against another
+    capture's answer would mean nothing)."""
+    interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch, chunk_order="random", seed=1)
+    app = client(tmp_path / "s")
+    assert app.get("/api/status").json()["chunks_done"] == 3
+    assert app.get("/api/history", params={"layer": "act2"}).json()["entries"][0]["chunks"] == 3
+    capture(tiny_model, digits, tmp_path / "s", encoding="float32", chunk_items=256, batch_size=64,
+            progress=False, overwrite=True)  # another capture, other chunks
+    s = app.get("/api/status")
+    assert s.status_code == 200 and s.json()["status"] == "complete" and s.json()["chunks_total"] == 8
+    a = app.get("/api/answer", params={"layer": "act2"}).json()
+    assert a["complete"] and a["chunks_done"] == 8
+    entries = app.get("/api/history", params={"layer": "act2"}).json()["entries"]
+    assert [e["chunks"] for e in entries] == [8] and entries[0]["precision"] == 1.0

@@ -50,7 +50,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from modeldx._params import Interval, check_params
-from modeldx.errors import LayerNotFoundError, ModeldxError, StoreNotFoundError
+from modeldx.errors import LayerNotFoundError, ModeldxError, StoreNotFoundError, StoreReplacedError
 from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
 from modeldx.store.fs import is_url
 from modeldx.store.partial import PartialStore
@@ -116,7 +116,7 @@ class CaptureView:
             if span > 0:
                 self.rate = (len(times) - 1) * per / span
 
-    def status(self) -> dict:
+    def _status(self) -> dict:
         watched = self.store()
         base = {"path": str(self.path), "k": self.k, "error": self.error()}
         if watched is None:
@@ -143,6 +143,30 @@ class CaptureView:
         group's top k all of them, confidence 1 from the first chunk -- an answer that says nothing."""
         wide = [s.name for s in specs if s.neurons > self.k]
         return wide[-1] if wide else (specs[-1].name if specs else None)
+
+    def _afresh(self, fn, *args):
+        """``fn(*args)``; when another capture replaced the store, start over on the new one."""
+        try:
+            return fn(*args)
+        except StoreReplacedError:
+            # a capture run again with overwrite=True: follow it, with a history of its own (precision
+            # against another capture's final answer would mean nothing)
+            with self.lock:
+                self.watched, self.answer, self.history = None, None, []
+                self.landed, self.rate = {}, None
+            return fn(*args)
+
+    def status(self) -> dict:
+        """Progress of the capture: chunks and items done, the rate, the time left, its layers."""
+        return self._afresh(self._status)
+
+    def answer_of(self, layer: str | None = None) -> dict:
+        """The latest answer for ``layer`` (default: the last layer wider than k)."""
+        return self._afresh(self._answer_of, layer)
+
+    def history_of(self, layer: str | None = None) -> dict:
+        """Every answer so far for ``layer``: items, mean confidence, precision against the final one."""
+        return self._afresh(self._history_of, layer)
 
     # -- the answer -------------------------------------------------------------------------------
     def refresh(self) -> pd.DataFrame | None:
@@ -177,7 +201,7 @@ class CaptureView:
                 f"layer {layer!r} is not in the store; expected one of {', '.join(layers)}")
         return layer
 
-    def answer_of(self, layer: str | None = None) -> dict:
+    def _answer_of(self, layer: str | None = None) -> dict:
         answer = self.refresh()
         if answer is None:
             return {"chunks_done": 0, "items_done": 0, "complete": False, "layer": layer, "k": self.k,
@@ -196,7 +220,7 @@ class CaptureView:
                 "mean_confidence": _float(part["confidence"].mean()) if part["confidence"].notna().any()
                 else None, "groups": groups}
 
-    def history_of(self, layer: str | None = None) -> dict:
+    def _history_of(self, layer: str | None = None) -> dict:
         self.refresh()
         if not self.history:
             return {"layer": layer, "entries": []}
