@@ -76,6 +76,12 @@ class LatentCellSampler(Sampler):
         dims = min(dims, latent.shape[1], latent.shape[0])
         z = (latent if dims == latent.shape[1]
              else PCA(n_components=dims, random_state=self.seed).fit_transform(latent))
+        # distances are only compared: scale by a power of two (exact) to at most 1 in magnitude, so
+        # that float32 squared distances neither overflow (latents of 1e20: inf - inf = NaN, rows
+        # taken twice) nor underflow
+        top = float(np.abs(z).max()) if z.size else 0.0
+        if top > 0:
+            z = z * 2.0 ** -np.ceil(np.log2(top))
         self.z_ = np.ascontiguousarray(z, dtype=np.float32)  # float32 halves the traversal's memory traffic
         self.members_ = np.split(np.argsort(self.cells_, kind="stable"),
                                  np.cumsum(self.sizes_)[:-1])
