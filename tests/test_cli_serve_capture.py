@@ -30,6 +30,9 @@ def test_bad_flags_are_one_line(tmp_path):
                     "pass a token")
     _one_line_error(runner.invoke(app, ["serve", "capture", str(tmp_path / "nowhere")]), "nowhere",
                     "--checkpoint")
+    # a URL stays a URL (a Path made "file:/x" of it): the message names it as given
+    _one_line_error(runner.invoke(app, ["serve", "capture", f"file://{tmp_path}/nowhere"]),
+                    f"no store at file://{tmp_path}/nowhere", "--checkpoint")
 
 
 def _get(port: int, route: str):

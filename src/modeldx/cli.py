@@ -710,8 +710,9 @@ def serve_ldam(
 
 @serve_app.command("capture")
 def serve_capture_command(
-    store: Annotated[Path, typer.Argument(
-        help="The store a capture writes (or, with --checkpoint, will write).")],
+    store: Annotated[str, typer.Argument(
+        help="The store a capture writes (or, with --checkpoint, will write): a folder or an fsspec URL.",
+        metavar="<path>")],
     checkpoint: Annotated[Path | None, typer.Option(
         help="A zoo checkpoint: capture it into STORE in the background while the page follows. "
              "Without it, follow a capture started elsewhere.")] = None,
@@ -744,7 +745,9 @@ def serve_capture_command(
     sock = reserve(host, port, token)  # refuse an open bind, take the port: before loading anything
     failure: list[str] = []
     try:
-        if checkpoint is None and not store.exists():
+        from modeldx.store.fs import StoreFS
+
+        if checkpoint is None and not StoreFS(store).exists():
             raise StoreNotFoundError(f"no store at {store}: start the capture first, or pass --checkpoint to "
                                      "capture into it from here")
         if checkpoint is not None:

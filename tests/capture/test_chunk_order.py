@@ -42,3 +42,25 @@ def test_chunks_are_written_in_the_random_order(tmp_path, tiny_model, digits, di
 def test_bad_order_or_engine(tmp_path, tiny_model, digits, kwargs, match):
     with pytest.raises(InvalidParameterError, match=match):
         capture(tiny_model, digits, tmp_path / "s", progress=False, **kwargs)
+
+
+def test_a_resumed_capture_keeps_the_order_its_manifest_records(tmp_path, tiny_model, digits, monkeypatch):
+    """A random-order capture resumed with the default (ascending) order wrote the rest ascending while the
+    manifest still said "random": progressive answers over it claimed to be a random sample. The resumed
+    run follows the recorded order and seed, as docs/progressive.md says it does."""
+    from tests.store.test_partial import CHUNK, interrupted
+
+    first = interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch, chunk_order="random", seed=4)
+    written = []
+    real = ChunkWriter.write_chunk
+
+    def spy(self, index, arrays, items):
+        written.append(index)
+        return real(self, index, arrays, items)
+
+    monkeypatch.setattr(ChunkWriter, "write_chunk", spy)
+    st = capture(tiny_model, digits, tmp_path / "s", encoding="float32", chunk_items=CHUNK, batch_size=64,
+                 progress=False)  # chunk_order left at its default
+    todo = sorted(set(range(st.manifest.n_chunks)) - set(first))
+    assert written == chunk_order(todo, "random", seed=4) != todo
+    assert st.manifest.extra["chunk_order"] == "random" and st.manifest.extra["chunk_seed"] == 4

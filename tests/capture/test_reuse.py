@@ -81,3 +81,24 @@ def test_bad_arrays_are_named_and_nothing_complete_is_overwritten(tmp_path, tiny
     latent_store(tmp_path / "b", tiny_model, digits, latent=latent, logits=logits)
     with pytest.raises(StoreExistsError):
         latent_store(tmp_path / "b", tiny_model, digits, latent=latent, logits=logits)
+
+
+def test_arrays_that_cannot_be_a_latent_pass_are_refused_before_anything_is_written(tmp_path, tiny_model,
+                                                                                    digits):
+    latent, logits = _evaluate(tiny_model, digits)
+    n = len(digits)
+    # a latent with no columns wrote a store that then said it was damaged ("run the capture again")
+    with pytest.raises(InvalidParameterError, match=r"latent must have at least one column"):
+        latent_store(tmp_path / "a", tiny_model, digits, latent=latent[:, :0], logits=logits)
+    probs = torch.softmax(torch.as_tensor(logits), dim=1).numpy()
+    # probabilities that are not: negative, above 1, rows not summing to 1 (logits passed as probs=)
+    for bad in (-probs, probs * 5, np.full_like(probs, 0.5)):
+        with pytest.raises(InvalidParameterError, match=r"probs must be probabilities"):
+            latent_store(tmp_path / "a", tiny_model, digits, latent=latent, probs=bad)
+    # more rows than the data set has items, without item_ids: say that, not "item_ids must be distinct"
+    extra = np.concatenate([latent, latent[:1]])
+    with pytest.raises(InvalidParameterError, match=rf"latent has {n + 1} rows.*data set has {n} items"):
+        latent_store(tmp_path / "a", tiny_model, digits, latent=extra,
+                     logits=np.concatenate([logits, logits[:1]]))
+    assert not (tmp_path / "a").exists()
+    latent_store(tmp_path / "ok", tiny_model, digits, latent=latent, probs=probs)  # float32 rounding is fine

@@ -91,3 +91,52 @@ def test_bad_settings():
 
     with pytest.raises(InvalidParameterError, match="'k'"):
         CaptureView("anywhere", k=0)
+
+
+def test_the_default_layer_is_one_whose_top_k_says_something(digits_store):
+    """The head's output (10 logits) with k = 10: every neuron is in every group's top 10, confidence 1
+    from the first chunk -- a page opened on it shows nothing. It starts on the last layer wider than k."""
+    neurons = {s.name: s.neurons for s in digits_store.manifest.layers}
+    k = neurons["fc2"]
+    app = TestClient(create_capture_app(CaptureView(digits_store.path, k=k, replicates=50)), base_url=BASE)
+    s = app.get("/api/status").json()
+    assert s["default_layer"] == "act2" and neurons["act2"] > k
+    assert app.get("/api/answer").json()["layer"] == "act2"
+    assert app.get("/api/history").json()["layer"] == "act2"
+    # when no layer is wider than k, the last one
+    narrow = TestClient(create_capture_app(CaptureView(digits_store.path, k=10_000, replicates=50)),
+                        base_url=BASE)
+    assert narrow.get("/api/status").json()["default_layer"] == "fc2"
+    waiting = CaptureView(digits_store.path.parent / "not-yet", k=k).status()
+    assert waiting["default_layer"] is None
+
+
+def test_a_store_at_a_url_is_watched(digits_store, tmp_path, monkeypatch, tiny_model, digits):
+    """PartialStore reads fsspec stores; the page's view made a Path of the URL ('file:/...') and waited for
+    ever for a store that was there."""
+    view = CaptureView(f"file://{digits_store.path}", k=K, replicates=50)
+    s = view.status()
+    assert s["status"] == "complete" and s["chunks_done"] == s["chunks_total"]
+    assert s["path"] == f"file://{digits_store.path}"
+    assert view.answer_of("act2")["complete"]
+    interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch, chunk_order="random")
+    partial = CaptureView(f"file://{tmp_path / 's'}", k=K, replicates=50).status()
+    assert partial["status"] == "capturing" and partial["chunks_done"] == 3
+
+
+def test_a_store_replaced_by_a_new_capture_is_followed_afresh(tmp_path, monkeypatch, tiny_model, digits):
+    """The page stayed on "the store was replaced" (HTTP 500) for good when a capture was run again with
+    overwrite=True: it now follows the new capture, its history started over (precision against another
+    capture's answer would mean nothing)."""
+    interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch, chunk_order="random", seed=1)
+    app = client(tmp_path / "s")
+    assert app.get("/api/status").json()["chunks_done"] == 3
+    assert app.get("/api/history", params={"layer": "act2"}).json()["entries"][0]["chunks"] == 3
+    capture(tiny_model, digits, tmp_path / "s", encoding="float32", chunk_items=256, batch_size=64,
+            progress=False, overwrite=True)  # another capture, other chunks
+    s = app.get("/api/status")
+    assert s.status_code == 200 and s.json()["status"] == "complete" and s.json()["chunks_total"] == 8
+    a = app.get("/api/answer", params={"layer": "act2"}).json()
+    assert a["complete"] and a["chunks_done"] == 8
+    entries = app.get("/api/history", params={"layer": "act2"}).json()["entries"]
+    assert [e["chunks"] for e in entries] == [8] and entries[0]["precision"] == 1.0

@@ -4,6 +4,8 @@ answer is the exact one and the history is scored against it."""
 
 from __future__ import annotations
 
+import re
+
 from modeldx.live.capture_app import CaptureThread, CaptureView
 from modeldx.queries import top_k_neurons
 from tests.browser import not_blank, save
@@ -11,6 +13,18 @@ from tests.queries.test_progressive import GatedCapture
 from tests.store.test_partial import CHUNK
 
 K = 3
+
+# the lowest text/background contrast ratio (WCAG) over the cells, their rgba background over white
+CONTRAST = """cs => Math.min(...cs.map(c => {
+  const rgb = (s) => s.match(/[\\d.]+/g).map(Number);
+  const st = getComputedStyle(c), fg = rgb(st.color), bg = rgb(st.backgroundColor);
+  const a = bg.length > 3 ? bg[3] : 1;
+  const over = bg.slice(0, 3).map(v => v * a + 255 * (1 - a));
+  const lum = (p) => p.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((t, v, i) => t + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const [hi, lo] = [lum(fg.slice(0, 3)), lum(over)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}))"""
 
 
 def test_the_page_follows_a_capture_to_the_exact_answer(tmp_path, monkeypatch, page, tiny_model, digits,
@@ -45,6 +59,12 @@ def test_the_page_follows_a_capture_to_the_exact_answer(tmp_path, monkeypatch, p
         page.wait_for_function("window.modeldxCapture.answer.layer === 'act2'")
         running.release(5)
         page.wait_for_function("window.modeldxCapture.answer.chunks_done >= 8", timeout=30_000)
+        # every neuron's number readable on its shade: WCAG AA contrast (4.5:1) over the white card; white
+        # text on a cell of confidence 0.6 was 2.3:1
+        worst = page.eval_on_selector_all("#answer td.cell[data-neuron]", CONTRAST)
+        assert worst >= 4.5, f"a neuron's number is hard to read: contrast {worst:.2f}:1"
+        note = page.locator("#history-note").inner_text()
+        assert not re.search(r"\b1 answers\b", note), note
         png = page.screenshot(full_page=True)
         save(png, "capture-progress.png")
         not_blank(png)

@@ -165,3 +165,13 @@ def test_every_chunk_landed_before_the_store_is_finalized(tmp_path, monkeypatch,
     assert done == total and final.attrs["progress"]["complete"]
     pd.testing.assert_frame_equal(final[COLUMNS], top_k_neurons(digits_store, k=K))
     assert next(answers, None) is None
+
+
+def test_an_item_not_captured_yet_is_named_as_such(tmp_path, monkeypatch, tiny_model, digits):
+    """nearest-neighbors of an item whose chunk has not landed said "item 0 is not in the store": it is,
+    the capture has not reached it."""
+    interrupted(tmp_path / "s", tiny_model, digits, 3, monkeypatch, chunk_order="random", seed=1)
+    snap = PartialStore(tmp_path / "s").snapshot()
+    missing = next(i for i in range(len(digits)) if i // CHUNK not in snap.chunks)
+    with pytest.raises(InvalidParameterError, match=rf"item {missing} is not captured yet.*3 of 15 chunks"):
+        progressive_answer(snap, "nearest-neighbors", layer="act2", item_id=missing)

@@ -5,7 +5,7 @@ import pytest
 
 from modeldx.errors import InvalidParameterError
 from modeldx.sampling import get
-from modeldx.sampling.latent_strata import farthest_points
+from modeldx.sampling.latent_strata import LatentCellSampler, farthest_points
 
 
 def test_farthest_points_takes_the_extremes_first_then_covers_evenly():
@@ -100,3 +100,17 @@ def test_voronoi_weights_count_the_cell_members_nearest_to_each_sampled_item(lat
         owner[np.searchsorted(members, chosen)] = np.arange(chosen.size)
         assert sel.weights[cells == c].tolist() == pytest.approx(np.bincount(owner, minlength=chosen.size))
     assert (sel.weights >= 1).all()
+
+
+def test_the_latents_scale_does_not_matter():
+    """Latents of magnitude 1e20 overflowed the float32 squared distances (inf - inf = NaN), the traversal
+    took rows twice and select() raised "bug: ... distinct". The same sample at any scale."""
+    rng = np.random.default_rng(0)
+    n = 500
+    latent, labels = rng.normal(size=(n, 4)), rng.integers(0, 3, n)
+    pred = np.where(rng.random(n) < 0.1, (labels + 1) % 3, labels)
+    want = LatentCellSampler(seed=2).fit(latent, pred, labels).select(0.2)
+    for scale in (1e20, 1e-20):
+        got = LatentCellSampler(seed=2).fit(latent * scale, pred, labels).select(0.2)
+        np.testing.assert_array_equal(got.rows, want.rows)
+        np.testing.assert_allclose(got.weights, want.weights)

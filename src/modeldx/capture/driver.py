@@ -647,7 +647,12 @@ class _Capture:
         # the writer holds the store's lock until it finishes or ``held`` is left
         writer = held.enter_context(
             StoreWriter(self.path, manifest, overwrite=self.overwrite, array_dims=dims))
-        return writer, chunk_order(writer.todo_chunks(), self.chunk_order, self.seed)
+        # a resumed capture keeps the order its manifest records: a random-order capture finished in
+        # ascending order would no longer be a random sample of chunks at any moment, yet say it is
+        recorded = writer.manifest.extra
+        order = recorded.get("chunk_order", self.chunk_order)
+        seed = int(recorded.get("chunk_seed", self.seed))
+        return writer, chunk_order(writer.todo_chunks(), order, seed)
 
     def run_chunks(self, rec: _Recorder, indices, write, bar) -> None:
         """Capture chunks ``indices`` in that order and hand each to ``write(index, arrays,
@@ -978,6 +983,7 @@ def capture(
         permutation seeded by ``seed``, so that the chunks written at any moment
         are a random sample of chunks, and a query over the capture while it runs,
         :func:`modeldx.progressive`, is an unbiased estimate). The store is the same either way.
+        A resumed capture keeps the order and seed its store's manifest records.
     engine
         ``"local"`` (this process) or ``"dask"`` (or a ``distributed.Client`` of your
         own, or a :class:`~modeldx.engine.dask_engine.DaskEngine`): this process plans the store

@@ -77,11 +77,25 @@ def latent_store(path: str | os.PathLike, model: nn.Module, data, *, latent, log
     ds = as_dataset(data)
     latent = _matrix("latent", latent)
     n = latent.shape[0]
+    if latent.shape[1] == 0:
+        raise InvalidParameterError("latent must have at least one column (items, dim >= 1). Got "
+                                    f"{latent.shape}.")
+    if item_ids is None and n > len(ds):
+        raise InvalidParameterError(f"latent has {n} rows but the data set has {len(ds)} items: pass "
+                                    "item_ids= to say which items the rows are, or the matching data set.")
     scores = _matrix("logits" if probs is None else "probs", logits if probs is None else probs)
     if scores.shape[0] != n or scores.shape[1] < 2:
         raise InvalidParameterError(
             f"{'logits' if probs is None else 'probs'} must have shape ({n}, classes >= 2) to match "
             f"latent. Got {scores.shape}.")
+    if probs is not None:
+        sums = scores.sum(axis=1, dtype=np.float64)
+        if (scores < 0).any() or (scores > 1 + 1e-4).any() or not np.allclose(sums, 1, atol=1e-3):
+            worst = int(np.argmax(np.abs(sums - 1)))
+            raise InvalidParameterError(
+                "probs must be probabilities: each row in [0, 1] and summing to 1 (pass logits= for raw "
+                f"scores). Got values in [{scores.min():g}, {scores.max():g}]; row {worst} sums to "
+                f"{sums[worst]:g}.")
     ids = np.arange(n, dtype=np.int64) if item_ids is None else np.asarray(item_ids)
     if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
         raise InvalidParameterError(f"item_ids must be {n} integer ids, one per row of latent. Got "

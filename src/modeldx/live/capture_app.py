@@ -34,6 +34,7 @@ count, over every layer at once. Security is the live server's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket as sockets
 import threading
@@ -49,8 +50,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from modeldx._params import Interval, check_params
-from modeldx.errors import LayerNotFoundError, ModeldxError, StoreNotFoundError
+from modeldx.errors import LayerNotFoundError, ModeldxError, StoreNotFoundError, StoreReplacedError
 from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
+from modeldx.store.fs import is_url
 from modeldx.store.partial import PartialStore
 from modeldx.store.store import PROGRESS
 
@@ -81,7 +83,8 @@ class CaptureView:
                  error: Callable[[], str | None] = lambda: None) -> None:
         check_params("serve capture", {"k": k, "replicates": replicates},
                      {"k": Interval(int, 1, None), "replicates": Interval(int, 10, 100_000)})
-        self.path = Path(path)
+        # a folder, or an fsspec URL as PartialStore takes (Path would turn "file://x" into "file:/x")
+        self.path = str(path) if is_url(path) else Path(path)
         self.k, self.replicates, self.error = k, replicates, error
         self.watched: PartialStore | None = None
         self.lock = threading.Lock()  # one answer computed at a time
@@ -102,10 +105,10 @@ class CaptureView:
     def _note_landings(self, watched: PartialStore, chunks: list[int]) -> None:
         for c in chunks:
             if c not in self.landed:
-                try:
-                    self.landed[c] = (self.path / PROGRESS / f"chunk-{c:06d}.done").stat().st_mtime
-                except FileNotFoundError:  # the capture finished: its markers are gone
-                    self.landed[c] = time.time()
+                self.landed[c] = time.time()  # when first seen, where the marker's time is not to be had
+                if watched.fs.local:
+                    with contextlib.suppress(FileNotFoundError):  # the capture finished: markers gone
+                        self.landed[c] = os.stat(watched.fs.full(f"{PROGRESS}/chunk-{c:06d}.done")).st_mtime
         if len(self.landed) >= 2:
             times = sorted(self.landed.values())
             span = times[-1] - times[0]
@@ -113,13 +116,13 @@ class CaptureView:
             if span > 0:
                 self.rate = (len(times) - 1) * per / span
 
-    def status(self) -> dict:
+    def _status(self) -> dict:
         watched = self.store()
         base = {"path": str(self.path), "k": self.k, "error": self.error()}
         if watched is None:
             return {**base, "status": "waiting", "writing": False, "chunks_done": 0, "chunks_total": None,
                     "items_done": 0, "items_total": None, "rate": None, "eta_s": None, "chunk_order": None,
-                    "biased": False, "layers": [], "classes": None}
+                    "biased": False, "layers": [], "default_layer": None, "classes": None}
         chunks = watched.done_chunks()
         m = watched.manifest
         self._note_landings(watched, chunks)
@@ -132,7 +135,38 @@ class CaptureView:
                 "chunks_done": len(chunks), "chunks_total": m.n_chunks, "items_done": items,
                 "items_total": m.n_items, "rate": self.rate, "eta_s": eta, "chunk_order": order,
                 "biased": order != "random", "classes": m.classes or list(map(str, range(m.num_classes))),
-                "layers": [{"name": s.name, "neurons": s.neurons} for s in m.layers]}
+                "layers": [{"name": s.name, "neurons": s.neurons} for s in m.layers],
+                "default_layer": self._default_layer(m.layers)}
+
+    def _default_layer(self, specs) -> str | None:
+        """The last layer with more than k neurons (else the last): the head's k logits would make every
+        group's top k all of them, confidence 1 from the first chunk -- an answer that says nothing."""
+        wide = [s.name for s in specs if s.neurons > self.k]
+        return wide[-1] if wide else (specs[-1].name if specs else None)
+
+    def _afresh(self, fn, *args):
+        """``fn(*args)``; when another capture replaced the store, start over on the new one."""
+        try:
+            return fn(*args)
+        except StoreReplacedError:
+            # a capture run again with overwrite=True: follow it, with a history of its own (precision
+            # against another capture's final answer would mean nothing)
+            with self.lock:
+                self.watched, self.answer, self.history = None, None, []
+                self.landed, self.rate = {}, None
+            return fn(*args)
+
+    def status(self) -> dict:
+        """Progress of the capture: chunks and items done, the rate, the time left, its layers."""
+        return self._afresh(self._status)
+
+    def answer_of(self, layer: str | None = None) -> dict:
+        """The latest answer for ``layer`` (default: the last layer wider than k)."""
+        return self._afresh(self._answer_of, layer)
+
+    def history_of(self, layer: str | None = None) -> dict:
+        """Every answer so far for ``layer``: items, mean confidence, precision against the final one."""
+        return self._afresh(self._history_of, layer)
 
     # -- the answer -------------------------------------------------------------------------------
     def refresh(self) -> pd.DataFrame | None:
@@ -161,13 +195,13 @@ class CaptureView:
         if layer is None:
             if not layers:
                 raise LayerNotFoundError("the store holds no layers yet")
-            return layers[-1]
+            return self._default_layer(watched.store.manifest.layers)
         if layer not in layers:
             raise LayerNotFoundError(
                 f"layer {layer!r} is not in the store; expected one of {', '.join(layers)}")
         return layer
 
-    def answer_of(self, layer: str | None = None) -> dict:
+    def _answer_of(self, layer: str | None = None) -> dict:
         answer = self.refresh()
         if answer is None:
             return {"chunks_done": 0, "items_done": 0, "complete": False, "layer": layer, "k": self.k,
@@ -186,7 +220,7 @@ class CaptureView:
                 "mean_confidence": _float(part["confidence"].mean()) if part["confidence"].notna().any()
                 else None, "groups": groups}
 
-    def history_of(self, layer: str | None = None) -> dict:
+    def _history_of(self, layer: str | None = None) -> dict:
         self.refresh()
         if not self.history:
             return {"layer": layer, "entries": []}

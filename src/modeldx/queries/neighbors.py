@@ -18,6 +18,11 @@ def _row_of(store, item_id: int) -> int:
     ids = store.items()["item_id"].to_numpy()
     row = int(np.searchsorted(ids, item_id))
     if row >= ids.size or ids[row] != item_id:
+        chunks = getattr(store, "chunks", None)  # a Snapshot of a capture in progress
+        if chunks is not None and not store.complete:
+            raise InvalidParameterError(
+                f"item {item_id} is not captured yet: it is not among the {ids.size} items of the "
+                f"{len(chunks)} of {store.manifest.n_chunks} chunks done in {store.path}.")
         raise InvalidParameterError(f"item {item_id} is not in the store {store.path}.")
     return row
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from modeldx._params import Interval, check_params
 from modeldx.engine.subset import Sample
-from modeldx.errors import DuplicateNameError, InvalidParameterError
+from modeldx.errors import DuplicateNameError, InvalidLabelError, InvalidParameterError
 
 SAMPLERS: dict[str, type[Sampler]] = {}
 
@@ -98,6 +98,7 @@ class Sampler(ABC):
         if pred.shape != (latent.shape[0],):
             raise InvalidParameterError(
                 f"pred must have shape ({latent.shape[0]},) to match latent. Got {pred.shape}.")
+        pred = class_indices("pred", pred)
         if self.supervised:
             if labels is None:
                 raise InvalidParameterError(f"{type(self).__name__} is supervised: pass labels.")
@@ -105,9 +106,11 @@ class Sampler(ABC):
             if labels.shape != pred.shape:
                 raise InvalidParameterError(
                     f"labels must have shape {pred.shape} to match pred. Got {labels.shape}.")
+            labels = class_indices("labels", labels)
+        elif labels is not None:
+            labels = class_indices("labels", labels)
         self.n_items_ = latent.shape[0]
-        self._fit(latent.astype(np.float64, copy=False), pred.astype(np.int64),
-                  None if labels is None else np.asarray(labels).astype(np.int64))
+        self._fit(latent.astype(np.float64, copy=False), pred, labels)
         return self
 
     def select(self, fraction: float) -> Sample:
@@ -140,6 +143,44 @@ class Sampler(ABC):
     @abstractmethod
     def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         """Exactly ``budget`` distinct rows with their inclusion weights."""
+
+
+def class_indices(name: str, values: np.ndarray) -> np.ndarray:
+    """``values`` as int64 class indices; a user error naming ``name`` unless all are whole numbers >= 0.
+
+    Integral floats (labels read from a CSV) are accepted; NaN, fractions, strings
+    and negative codes (-1 for "unlabelled") are not, since a sampler's groups
+    are indexed by them.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "b":
+        values = values.astype(np.int64)
+    if values.dtype.kind not in "iuf":
+        raise InvalidLabelError(f"{name} must be integer class indices. Got values of dtype {values.dtype}.")
+    if values.dtype.kind == "f":
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            bad = np.flatnonzero(~whole)
+            raise InvalidLabelError(
+                f"{name} must be class indices (whole numbers); {bad.size} are not (first rows: "
+                f"{bad[:5].tolist()}, values {values[bad[:5]].tolist()}).")
+    if values.size and values.min() < 0:
+        bad = np.flatnonzero(values < 0)
+        raise InvalidLabelError(
+            f"{name} must be class indices >= 0; {bad.size} are negative (first rows: {bad[:5].tolist()}, "
+            f"values {values[bad[:5]].tolist()}).")
+    return values.astype(np.int64)
+
+
+def confusion_cells(labels: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's confusion cell (a code per (label, pred) pair that occurs) and the cells' sizes.
+
+    Codes follow (label, pred) order, as ``label * classes + pred`` would, but
+    only the pairs present get one: sparse class codes cost nothing extra.
+    """
+    _, cells = np.unique(np.stack([labels, pred], axis=1), axis=0, return_inverse=True)
+    cells = cells.reshape(-1).astype(np.int64)
+    return cells, np.bincount(cells)
 
 
 def budget_for(fraction: float, n_items: int) -> int:
@@ -226,7 +267,25 @@ def stratified_draw(groups: np.ndarray, sizes: np.ndarray, budget: int, allocati
     group size / draws in the group (the inclusion weight of a stratified sample)."""
     counts = allocate(sizes, budget, allocation, rng)
     rows = draw_within(groups, counts, rng)
-    return rows, sizes[groups[rows]] / counts[groups[rows]]
+    return rows, sizes[groups[rows]] / counts[groups[rows]] * chance_scale(sizes, counts, allocation)
+
+
+def chance_scale(sizes: np.ndarray, counts: np.ndarray, allocation: str) -> float:
+    """What a drawn group's weights are scaled by when chance decided which groups got a draw at all.
+
+    With ``"equal"`` allocation and fewer draws than non-empty groups, ``allocate``
+    gives one draw each to ``budget`` of the ``G`` groups at random: a group is in
+    the sample with the chance ``budget / G``, so its weights (summing to its
+    size) are scaled by ``G / budget`` -- the Horvitz-Thompson weight -- and
+    weighted totals estimate the full data's again (unscaled, they summed to the
+    drawn groups' sizes only). The scale is the same for every drawn group:
+    ratios such as weighted means are unchanged. 1 whenever every non-empty
+    group got a draw.
+    """
+    open_ = sizes > 0
+    if allocation != "equal" or counts[open_].min(initial=1) > 0:
+        return 1.0
+    return float(open_.sum() / counts.sum())
 
 
 def post_stratified_weights(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:

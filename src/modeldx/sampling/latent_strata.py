@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from modeldx._params import Interval, OneOf
-from modeldx.sampling.base import Sample, Sampler, allocate, register
+from modeldx.sampling.base import Sample, Sampler, allocate, chance_scale, confusion_cells, register
 
 
 @register
@@ -71,13 +71,17 @@ class LatentCellSampler(Sampler):
         self.weighting = weighting
 
     def _fit(self, latent, pred, labels) -> None:
-        n_classes = int(max(pred.max(), labels.max())) + 1
-        self.cells_ = labels * n_classes + pred
-        self.sizes_ = np.bincount(self.cells_, minlength=n_classes * n_classes)
+        self.cells_, self.sizes_ = confusion_cells(labels, pred)
         dims = self.dims if self.dims is not None else latent.shape[1]
         dims = min(dims, latent.shape[1], latent.shape[0])
         z = (latent if dims == latent.shape[1]
              else PCA(n_components=dims, random_state=self.seed).fit_transform(latent))
+        # distances are only compared: scale by a power of two (exact) to at most 1 in magnitude, so
+        # that float32 squared distances neither overflow (latents of 1e20: inf - inf = NaN, rows
+        # taken twice) nor underflow
+        top = float(np.abs(z).max()) if z.size else 0.0
+        if top > 0:
+            z = z * 2.0 ** -np.ceil(np.log2(top))
         self.z_ = np.ascontiguousarray(z, dtype=np.float32)  # float32 halves the traversal's memory traffic
         self.members_ = np.split(np.argsort(self.cells_, kind="stable"),
                                  np.cumsum(self.sizes_)[:-1])
@@ -107,6 +111,7 @@ class LatentCellSampler(Sampler):
                 weights += [np.full(far, members.size / far), np.zeros(0)]
         rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
         weights = np.concatenate(weights) if weights else np.empty(0)
+        weights = weights * chance_scale(self.sizes_, counts, self.allocation)  # fewer draws than cells
         return Sample(rows, weights, {"strata": int((self.sizes_ > 0).sum()), "spread": self.spread})
 
 

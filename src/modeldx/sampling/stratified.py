@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modeldx._params import OneOf
-from modeldx.sampling.base import Sample, Sampler, register, stratified_draw
+from modeldx.sampling.base import Sample, Sampler, confusion_cells, register, stratified_draw
 
 
 @register
@@ -29,9 +29,7 @@ class ConfusionStratifiedSampler(Sampler):
         self.allocation = allocation
 
     def _fit(self, latent, pred, labels) -> None:
-        n_classes = int(max(pred.max(), labels.max())) + 1
-        self.cells_ = labels * n_classes + pred
-        self.sizes_ = np.bincount(self.cells_, minlength=n_classes * n_classes)
+        self.cells_, self.sizes_ = confusion_cells(labels, pred)
 
     def _select(self, budget: int, rng: np.random.Generator) -> Sample:
         rows, weights = stratified_draw(self.cells_, self.sizes_, budget, self.allocation, rng)

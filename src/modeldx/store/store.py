@@ -847,6 +847,11 @@ class StoreWriter:
                 self.manifest.created = old.created
                 self.manifest.store_id = old.store_id
                 self.manifest.format_version = old.format_version
+                # and the chunk order it was started with: the chunks written so far are a random
+                # sample only if the rest follow the same order (the capture reads it back from here)
+                for key in ("chunk_order", "chunk_seed"):
+                    if key in old.extra:
+                        self.manifest.extra[key] = old.extra[key]
                 self.group = zarr.open_group(self.fs.zarr_store(ARRAYS), mode="r+")
                 return
         self._create()

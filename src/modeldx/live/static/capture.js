@@ -42,7 +42,7 @@ function showStatus(s) {
   const sel = document.getElementById("layer-select");
   if (!sel.options.length && s.layers.length) {
     for (const l of s.layers) el("option", { value: l.name }, sel, `${l.name} (${l.neurons})`);
-    state.layer = s.layers.at(-1).name;
+    state.layer = s.default_layer ?? s.layers.at(-1).name;  // the last layer wider than k: the logits' top k is all
     sel.value = state.layer;
   }
 }
@@ -72,7 +72,8 @@ function drawAnswer(a) {
       const c = n.confidence;
       const cell = el("td", { class: `cell${c !== null && c > 0.6 ? " strong" : ""}`, "data-neuron": n.neuron,
         "data-confidence": c === null ? "" : c }, tr, String(n.neuron));
-      cell.style.setProperty("--c", c === null ? 0.08 : (0.08 + 0.82 * c).toFixed(3));
+      // shade at most 0.62 of the blue: the dark number stays >= 4.5:1 (WCAG AA) on every cell
+      cell.style.setProperty("--c", c === null ? 0.06 : (0.06 + 0.56 * c).toFixed(3));
       if (c !== null) el("span", { class: "conf" }, cell).style.width = `${(46 * c).toFixed(1)}px`;
       const tip = `neuron ${n.neuron} · rank ${n.rank} · value ${n.value === null ? "?" : n.value.toFixed(3)} · `
         + (c === null ? "no confidence from one chunk" : `confidence ${c.toFixed(2)}`);
@@ -112,8 +113,8 @@ function drawHistory(h) {
   }
   const prec = e.filter((p) => p.precision !== null);
   document.getElementById("history-note").textContent = !e.length ? "no answer yet"
-    : prec.length ? `${e.length} answers; the first at ${pct(e[0].items / total)} of the items had precision ${e[0].precision.toFixed(2)}`
-    : `${e.length} answers so far; precision against the final answer once the capture completes`;
+    : prec.length ? `${e.length} answer${e.length === 1 ? "" : "s"}; the first at ${pct(e[0].items / total)} of the items had precision ${e[0].precision.toFixed(2)}`
+    : `${e.length} answer${e.length === 1 ? "" : "s"} so far; precision against the final answer once the capture completes`;
 }
 
 async function loadAnswer() {
