@@ -391,10 +391,10 @@ def test_capture_command_passes_the_dask_options(tmp_path, monkeypatch, tiny_mod
     monkeypatch.setattr(modeldx.zoo, "load_checkpoint", lambda path: (tiny_model, {}))
     # sys.modules: the package re-exports the function under the subpackage's name
     monkeypatch.setattr(sys.modules["modeldx.capture"], "capture", fake_capture)
-    result = runner.invoke(app, ["capture", "x.pt", "memory://bucket/s", "--splits", "test",
+    result = runner.invoke(app, ["capture", "x.pt", "file:///shared/runs/s", "--splits", "test",
                                  "--engine", "dask", "--scheduler", "tcp://10.0.0.1:8786",
                                  "--chunk-order", "random", "--quiet", "--data-root", str(MNIST_DIR)])
     assert result.exit_code == 0, result.output
-    assert seen["store"] == "memory://bucket/s" and seen["engine"] == "dask"
+    assert seen["store"] == "file:///shared/runs/s" and seen["engine"] == "dask"
     assert seen["scheduler"] == "tcp://10.0.0.1:8786" and seen["workers"] is None
     assert seen["chunk_order"] == "random"

@@ -40,6 +40,7 @@ def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_within_the_connect_
     import time
 
     import dask
+    import dask.array
 
     from modeldx.errors import SchedulerUnreachableError
 
@@ -53,6 +54,7 @@ def test_a_scheduler_that_cannot_be_reached_is_a_clear_error_within_the_connect_
 
 def test_a_query_on_a_bad_scheduler_is_one_line_on_the_command_line(digits_store, monkeypatch):
     import dask
+    import dask.array
     from typer.testing import CliRunner
 
     from modeldx.cli import app
@@ -64,3 +66,17 @@ def test_a_query_on_a_bad_scheduler_is_one_line_on_the_command_line(digits_store
     assert got.exit_code != 0
     assert "cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'" in got.output
     assert "Traceback" not in got.output
+
+
+def test_a_cluster_of_ours_leaves_dasks_global_scheduler_alone(monkeypatch):
+    # made the default, our client would point dask.compute at itself; closed out of order with
+    # another default client, it left dask.compute pointing at a closed cluster (xarray broke)
+    import dask
+    import dask.array
+
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    before = dask.config.get("scheduler", None)
+    with connect(workers=1):
+        assert dask.config.get("scheduler", None) == before
+        assert dask.array.ones(3).sum().compute() == 3  # the user's scheduler, not our cluster
+    assert dask.config.get("scheduler", None) == before

@@ -34,8 +34,10 @@ def connect(scheduler: str | None = None, workers: int | None = None, *,
     Connects to ``scheduler`` (or ``$MODELDX_SCHEDULER``); with neither, starts a
     ``LocalCluster`` of ``workers`` separate processes (default: one per CPU core,
     one thread each, since torch and NumPy bring their own threads) and closes it
-    on leaving the block. ``workers`` is only for a local cluster: a running
-    cluster has the workers it has.
+    on leaving the block. The client is not made the process's default: Dask's
+    global scheduler setting stays the user's (a default client that closes out
+    of order with another leaves ``dask.compute`` pointing at a closed cluster).
+    ``workers`` is only for a local cluster: a running cluster has the workers it has.
     """
     from distributed import Client, LocalCluster
 
@@ -48,7 +50,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, *,
                 f"workers={workers} applies to a local cluster only; the cluster at {address} has the "
                 "workers that were started for it (start more with `dask worker ADDRESS`)")
         try:  # gives up after Dask's connect timeout (distributed.comm.timeouts.connect, 30 s)
-            client = Client(address)
+            client = Client(address, set_as_default=False)
         except (OSError, ValueError, TypeError) as exc:
             raise SchedulerUnreachableError(
                 f"cannot reach the Dask scheduler at {address!r} ({exc}); check the address "
@@ -63,5 +65,5 @@ def connect(scheduler: str | None = None, workers: int | None = None, *,
     # as it closes, a task's error that the client raises anyway) would only be noise
     with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
                       dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, \
-            Client(cluster) as client:
+            Client(cluster, set_as_default=False) as client:
         yield client
