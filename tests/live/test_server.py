@@ -296,3 +296,26 @@ def test_a_port_in_use_fails_before_any_url_is_printed():
         with pytest.raises(PortInUseError, match=f"127.0.0.1:{port}.*--port"):
             serve(counting_session(), port=port, start=False, announce=printed.append)
         assert printed == []
+
+
+def test_api_answer_maps_modeldx_errors_to_what_the_page_shows():
+    import json as jsonlib
+
+    from modeldx.errors import InvalidParameterError, LayerNotFoundError, StoreCorruptError
+    from modeldx.live.server import api_answer
+    from modeldx.neurons.explore import ItemNotFoundError
+
+    def raising(exc):
+        def fn():
+            raise exc
+        return fn
+
+    ok = api_answer(lambda: {"a": 1})
+    assert ok.status_code == 200 and jsonlib.loads(ok.body) == {"a": 1}
+    for exc, status in [(LayerNotFoundError("no layer 'x'"), 404), (ItemNotFoundError("no item 7"), 404),
+                        (InvalidParameterError("k must be >= 1"), 409), (StoreCorruptError("chunk 3"), 500)]:
+        got = api_answer(raising(exc))
+        # a KeyError's str() quotes its message: the page gets the message itself
+        assert got.status_code == status and jsonlib.loads(got.body)["detail"] == exc.args[0]
+    with pytest.raises(ZeroDivisionError):  # a bug is not dressed up as an answer
+        api_answer(lambda: 1 / 0)

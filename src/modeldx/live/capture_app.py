@@ -46,12 +46,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from modeldx._params import Interval, check_params
-from modeldx.errors import LayerNotFoundError, ModeldxError, StoreNotFoundError, StoreReplacedError
-from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
+from modeldx.errors import LayerNotFoundError, StoreNotFoundError, StoreReplacedError
+from modeldx.live.server import (
+    STATIC,
+    AppThread,
+    api_answer,
+    guarded_app,
+    require_api_token,
+    reserve,
+    run_announced,
+)
 from modeldx.store.fs import is_url
 from modeldx.store.partial import PartialStore
 from modeldx.store.store import PROGRESS
@@ -245,25 +253,17 @@ def create_capture_app(view: CaptureView, *, token: str | None = None, host: str
     app.state.view = view
     require_api_token(app, token)
 
-    def answer(fn, *args) -> Response:
-        try:
-            return JSONResponse(fn(*args))
-        except LayerNotFoundError as exc:
-            return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
-        except ModeldxError as exc:  # a replaced or damaged store: the page says what is wrong
-            return JSONResponse({"detail": str(exc)}, status_code=500)
-
     @app.get("/api/status")
     async def status() -> Response:
-        return await run_in_threadpool(answer, view.status)
+        return await run_in_threadpool(api_answer, view.status)
 
     @app.get("/api/answer")
     async def top(layer: str | None = None) -> Response:
-        return await run_in_threadpool(answer, view.answer_of, layer)
+        return await run_in_threadpool(api_answer, view.answer_of, layer)
 
     @app.get("/api/history")
     async def history(layer: str | None = None) -> Response:
-        return await run_in_threadpool(answer, view.history_of, layer)
+        return await run_in_threadpool(api_answer, view.history_of, layer)
 
     @app.get("/")
     def index() -> FileResponse:

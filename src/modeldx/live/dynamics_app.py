@@ -63,14 +63,22 @@ from typing import Any
 import numpy as np
 import torch
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from torch import nn
 
 from modeldx._params import Interval, check_params
 from modeldx.dynamics._layout import architecture, architecture_fingerprint, weights_file
 from modeldx.errors import InvalidParameterError, LayerNotFoundError, ModeldxError, RunMismatchError
-from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
+from modeldx.live.server import (
+    STATIC,
+    AppThread,
+    api_answer,
+    guarded_app,
+    require_api_token,
+    reserve,
+    run_announced,
+)
 
 __all__ = ["create_dynamics_app", "DynamicsThread", "serve_dynamics", "DEFAULT_LINES", "MAX_LINES"]
 
@@ -467,32 +475,22 @@ def create_dynamics_app(run, *, model: nn.Module | None = None, token: str | Non
 
     require_api_token(app, token)
 
-    def answer(fn, *args) -> Response:
-        try:
-            return JSONResponse(fn(*args))
-        except LayerNotFoundError as exc:
-            return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
-        except InvalidParameterError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=409)
-        except ModeldxError as exc:  # a damaged run: the page shows what is wrong, not "HTTP 500"
-            return JSONResponse({"detail": str(exc)}, status_code=500)
-
     @app.get("/api/run")
     async def run_info() -> Response:
-        return await run_in_threadpool(answer, view.summary)
+        return await run_in_threadpool(api_answer, view.summary)
 
     @app.get("/api/summaries/{stat}")
     async def summaries(stat: str) -> Response:
-        return await run_in_threadpool(answer, view.summaries, stat)
+        return await run_in_threadpool(api_answer, view.summaries, stat)
 
     @app.get("/api/lines/{layer}/{stat}")
     async def lines(layer: str, stat: str, start: int = 0, stop: int | None = None, lo: float | None = None,
                     hi: float | None = None, m: int = DEFAULT_LINES) -> Response:
-        return await run_in_threadpool(answer, view.lines, layer, stat, start, stop, lo, hi, m)
+        return await run_in_threadpool(api_answer, view.lines, layer, stat, start, stop, lo, hi, m)
 
     @app.get("/api/neuron/{layer}/{neuron}")
     async def neuron(layer: str, neuron: int, top: int = 5, source: str | None = None) -> Response:
-        return await run_in_threadpool(answer, view.neuron, layer, neuron, top, source)
+        return await run_in_threadpool(api_answer, view.neuron, layer, neuron, top, source)
 
     @app.get("/")
     def index() -> FileResponse:

@@ -15,12 +15,19 @@ import socket as sockets
 from collections.abc import Iterable
 
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from modeldx.errors import InvalidParameterError, LayerNotFoundError
-from modeldx.live.server import STATIC, AppThread, guarded_app, require_api_token, reserve, run_announced
-from modeldx.neurons.explore import Explorer, ItemNotFoundError
+from modeldx.live.server import (
+    STATIC,
+    AppThread,
+    api_answer,
+    guarded_app,
+    require_api_token,
+    reserve,
+    run_announced,
+)
+from modeldx.neurons.explore import Explorer
 
 
 def create_explorer_app(explorer: Explorer, *, token: str | None = None, host: str = "127.0.0.1",
@@ -32,33 +39,25 @@ def create_explorer_app(explorer: Explorer, *, token: str | None = None, host: s
 
     require_api_token(app, token)
 
-    def answer(fn, *args) -> Response:
-        try:
-            return fn(*args)
-        except (LayerNotFoundError, ItemNotFoundError) as exc:
-            return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
-        except InvalidParameterError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    png_cache = {"Cache-Control": "max-age=3600"}
+    def png(render, *args) -> Response:
+        return Response(render(*args), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/api/graph")
     async def graph() -> Response:
-        return answer(lambda: JSONResponse(explorer.graph()))
+        return api_answer(explorer.graph)
 
     @app.get("/api/cluster/{layer}/{cid}")
     async def cluster(layer: str, cid: int) -> Response:
         # a first click computes the groups' matrices: off the event loop, so other requests go on
-        return await run_in_threadpool(answer, lambda: JSONResponse(explorer.cluster(layer, cid)))
+        return await run_in_threadpool(api_answer, explorer.cluster, layer, cid)
 
     @app.get("/api/item/{item_id}.png")
     async def item(item_id: int) -> Response:
-        return answer(lambda: Response(explorer.item_png(item_id), media_type="image/png", headers=png_cache))
+        return api_answer(png, explorer.item_png, item_id, as_json=False)
 
     @app.get("/api/ldam/{layer}/{cid}.png")
     async def ldam(layer: str, cid: int) -> Response:
-        return await run_in_threadpool(answer, lambda: Response(explorer.ldam_png(layer, cid),
-                                                                media_type="image/png", headers=png_cache))
+        return await run_in_threadpool(lambda: api_answer(png, explorer.ldam_png, layer, cid, as_json=False))
 
     @app.get("/")
     def index() -> FileResponse:

@@ -56,7 +56,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnected
@@ -204,6 +204,22 @@ def require_api_token(app: FastAPI, token: str | None) -> None:
         if request.url.path.startswith("/api/") and not token_ok(token, given_token(request)):
             return JSONResponse({"detail": "a valid token is required"}, status_code=403)
         return await call_next(request)
+
+
+def api_answer(fn, *args, as_json: bool = True) -> Response:
+    """``fn(*args)`` as the API's reply (JSON unless ``as_json=False``: ``fn`` makes its own
+    ``Response``), or a modeldx error as ``{"detail": ...}`` with a status that says what kind:
+    404 for something not found (the KeyError kinds: a layer, an item), 409 for a bad
+    setting, 500 for anything else modeldx refused (a damaged or replaced store or run), so
+    that the page shows the message rather than "HTTP 500"."""
+    try:
+        out = fn(*args)
+        return JSONResponse(out) if as_json else out
+    except ModeldxError as exc:
+        if isinstance(exc, KeyError):  # str() of a KeyError quotes its message
+            return JSONResponse({"detail": str(exc.args[0] if exc.args else exc)}, status_code=404)
+        status = 409 if isinstance(exc, InvalidParameterError) else 500
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
 def handle(session: LiveSession, raw: str, max_bytes: int) -> dict[str, Any] | None:
