@@ -32,7 +32,7 @@ def test_a_capture_in_progress_then_complete(tmp_path, monkeypatch, tiny_model, 
         assert app.get(f"/static/{name}").status_code == 200
     s = app.get("/api/status").json()
     total = -(-len(digits) // CHUNK)
-    assert s["status"] == "capturing" and not s["writing"]
+    assert s["status"] == "capturing" and s["writing"] is False
     assert s["chunks_done"] == 4 and s["chunks_total"] == total
     assert s["items_done"] == 4 * CHUNK and s["items_total"] == len(digits)
     assert s["chunk_order"] == "random" and not s["biased"]

@@ -5,6 +5,7 @@ events that carry the control values, the snapshot cap, error replies to binary 
 of the push task reaching the session.
 """
 
+import logging
 import socket
 import time
 
@@ -284,3 +285,24 @@ def test_only_the_dashboards_own_origin_may_open_the_websocket(serve, page, orig
       ws.onclose = () => done('closed');
     })""", target)
     assert outcome == ("state" if origin_ok else "closed")
+
+
+def test_another_pages_loads_and_fetches_from_here_are_refused(serve, page, caplog):
+    """A page on another port of this machine (same site, other origin) can neither read nor poke the API."""
+    url = serve(steered())
+    other = serve(steered("other"))
+    page.goto(other)
+    page.wait_for_function("window.modeldx && window.modeldx.model.step > 0")
+    with caplog.at_level(logging.WARNING, logger="modeldx.live"):
+        sent = page.evaluate("(u) => fetch(u + 'api/state', {mode: 'no-cors'}).then(() => 'sent')", url)
+        assert sent == "sent"
+        assert page.evaluate("""(u) => new Promise((done) => {
+          const img = new Image();
+          img.onload = () => done('load'); img.onerror = () => done('error');
+          img.src = u + 'api/state';
+        })""", url) == "error"
+    refused = [r.getMessage() for r in caplog.records if "refused a http request" in r.getMessage()]
+    assert len(refused) == 2 and all("(same-site)" in m for m in refused), refused
+    # the page's own requests still pass
+    page.goto(url)
+    page.wait_for_function("window.modeldx && window.modeldx.model.step > 0")

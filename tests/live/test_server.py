@@ -319,3 +319,24 @@ def test_api_answer_maps_modeldx_errors_to_what_the_page_shows():
         assert got.status_code == status and jsonlib.loads(got.body)["detail"] == exc.args[0]
     with pytest.raises(ZeroDivisionError):  # a bug is not dressed up as an answer
         api_answer(lambda: 1 / 0)
+
+
+@pytest.mark.parametrize("headers", [{"origin": "http://evil.example"}, {"origin": "null"},
+                                     {"origin": "http://127.0.0.1:1"},
+                                     {"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors"},
+                                     {"sec-fetch-site": "same-site", "sec-fetch-mode": "cors"},
+                                     {"sec-fetch-site": "same-site"}])
+def test_a_request_from_another_sites_page_gets_403(headers):
+    with TestClient(create_app(counting_session())) as client:
+        for path in ("/", "/api/state"):
+            answer = client.get(path, headers=headers)
+            assert answer.status_code == 403, (path, headers)
+
+
+def test_our_own_pages_requests_and_links_from_elsewhere_pass():
+    with TestClient(create_app(counting_session())) as client:
+        own = {"origin": "http://testserver", "sec-fetch-site": "same-origin", "sec-fetch-mode": "cors"}
+        for headers in (own,
+                        {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"},  # a link followed
+                        {"sec-fetch-site": "none", "sec-fetch-mode": "navigate"}):  # typed in the address bar
+            assert client.get("/", headers=headers).status_code == 200, headers

@@ -113,11 +113,14 @@ def test_ascending_order_warns_that_the_answer_is_biased(tmp_path, monkeypatch, 
 
 
 def test_a_stalled_capture_times_out(tmp_path, monkeypatch, tiny_model, digits):
-    interrupted(tmp_path / "s", tiny_model, digits, 2, monkeypatch, chunk_order="random")
-    answers = modeldx.progressive(tmp_path / "s", k=K, every=0.01, timeout=0.2)
-    assert next(answers).done == 2
-    with pytest.raises(StoreIncompleteError, match="no writer holds its lock"):
+    gated = GatedCapture(monkeypatch, tiny_model, digits, tmp_path / "s", chunk_order="random")
+    gated.release(2)  # then the writer hangs, holding its lock
+    answers = modeldx.progressive(tmp_path / "s", k=K, every=0.01, timeout=0.5)
+    while next(answers).done < 2:
+        pass
+    with pytest.raises(StoreIncompleteError, match="landed for 0.5 s .* a writer holds its lock"):
         next(answers)
+    gated.join()
 
 
 def test_weights_and_post_stratification(tmp_path, monkeypatch, tiny_model, digits, digits_store):
@@ -175,3 +178,36 @@ def test_an_item_not_captured_yet_is_named_as_such(tmp_path, monkeypatch, tiny_m
     missing = next(i for i in range(len(digits)) if i // CHUNK not in snap.chunks)
     with pytest.raises(InvalidParameterError, match=rf"item {missing} is not captured yet.*3 of 15 chunks"):
         progressive_answer(snap, "nearest-neighbors", layer="act2", item_id=missing)
+
+
+def test_a_capture_that_stopped_is_named_at_once_not_after_the_timeout(tmp_path, monkeypatch, tiny_model,
+                                                                       digits):
+    interrupted(tmp_path / "s", tiny_model, digits, 2, monkeypatch, chunk_order="random")
+    answers = modeldx.progressive(tmp_path / "s", k=K, every=0.01, timeout=None)
+    assert next(answers).done == 2
+    with pytest.raises(StoreIncompleteError, match="stopped with 2 of 15 chunks done: no process holds"):
+        next(answers)
+
+
+def test_a_lock_file_left_by_a_killed_writer_does_not_count_as_a_writer(tmp_path, monkeypatch, tiny_model,
+                                                                        digits):
+    interrupted(tmp_path / "s", tiny_model, digits, 2, monkeypatch, chunk_order="random")
+    (tmp_path / "s" / ".lock").write_text("pid 4242 on elsewhere\n")  # no process holds its flock
+    watched = PartialStore(tmp_path / "s")
+    assert watched.writing() is False
+    answers = modeldx.progressive(tmp_path / "s", k=K, every=0.01, timeout=None)
+    next(answers)
+    with pytest.raises(StoreIncompleteError, match="stopped"):
+        next(answers)
+
+
+def test_a_live_writer_is_waited_for(tmp_path, monkeypatch, tiny_model, digits):
+    gated = GatedCapture(monkeypatch, tiny_model, digits, tmp_path / "s", chunk_order="random", seed=3)
+    gated.release(2)
+    answers = modeldx.progressive(tmp_path / "s", k=K, every=0.01, timeout=None)
+    first = next(answers)
+    assert PartialStore(tmp_path / "s").writing() is True
+    gated.release(1000)
+    last = list(answers)[-1]
+    gated.join()
+    assert first.done >= 1 and last.done == last.total == 15

@@ -38,7 +38,11 @@ port — so a page of another site that rebinds its DNS name to 127.0.0.1 gets
 this server's own (``http(s)://`` + its ``Host``) is closed with code 1008: no
 other site's page can steer a session, with or without a token. A WebSocket
 with no ``Origin`` (not a browser: browsers always send one) is accepted; no web
-page can open one, and beyond loopback it still needs the token.
+page can open one, and beyond loopback it still needs the token. An HTTP
+request with another ``Origin``, or that a browser marks as sent by a page of
+another site (``Sec-Fetch-Site`` cross-site or same-site — another port on this
+machine is the same site — for anything but a navigation) gets 403: another
+page can link here, but not load or fetch from here.
 ``/docs``, ``/redoc`` and ``/openapi.json`` are off.
 """
 
@@ -148,10 +152,15 @@ class SameOrigin:
         if host not in allowed:
             return f"Host {host!r} is not this server"
         origin = headers.get("origin")
-        if scope["type"] == "websocket" and origin is not None:
+        if origin is not None:  # sent by browsers on sockets, cross-origin fetches and every POST
             parts = urlsplit(origin.lower())
             if parts.scheme not in ("http", "https") or parts.netloc != host:
                 return f"Origin {origin!r} is not this server"
+        site, mode = headers.get("sec-fetch-site"), headers.get("sec-fetch-mode")
+        if scope["type"] == "http" and site in ("cross-site", "same-site") and mode != "navigate":
+            # another page's <img>, <script> or no-cors fetch (another port on this machine is same-site);
+            # following a link here is a navigation, and is let through
+            return f"a {mode or 'no-cors'} request from a page of another site ({site})"
         return None
 
     async def __call__(self, scope, receive, send) -> None:

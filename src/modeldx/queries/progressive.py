@@ -211,6 +211,13 @@ def _open(path, deadline: float | None, every: float) -> PartialStore:
         time.sleep(every)
 
 
+def _stopped(watched: PartialStore, seen: Snapshot) -> bool:
+    """Whether the capture stopped for good: its lock was let go with nothing new written. A finishing
+    writer marks the store complete before it lets go, so a second look tells finishing from dying."""
+    again = watched.snapshot()
+    return not again.complete and again.chunks == seen.chunks
+
+
 def progressive(path, query: str = "top-k-neurons", *, every: float = 1.0, timeout: float | None = 60.0,
                 group_items=None, replicates: int = 200, seed: int = 0,
                 **params) -> Iterator[Progress]:
@@ -236,7 +243,9 @@ def progressive(path, query: str = "top-k-neurons", *, every: float = 1.0, timeo
     timeout : float or None, default=60.0
         Raise :class:`~modeldx.errors.StoreIncompleteError` when no chunk lands
         for this long (:class:`~modeldx.errors.StoreNotFoundError` when no store
-        appears); ``None`` waits for ever.
+        appears); ``None`` waits for ever. A capture on a local disk that
+        stopped (no process holds the store's lock, and nothing new landed)
+        raises at once, without waiting for the timeout.
     group_items
         Items per (true class, correct) group over all items, if known (a latent
         pass's counts): the weights are then post-stratified.
@@ -288,8 +297,13 @@ def progressive(path, query: str = "top-k-neurons", *, every: float = 1.0, timeo
             yield Progress(done, snap.manifest.n_chunks, answer)
         if snap.complete:
             return
+        if watched.writing() is False and _stopped(watched, snap):
+            raise StoreIncompleteError(
+                f"the capture into {watched.path} stopped with {done} of {snap.manifest.n_chunks} chunks "
+                "done: no process holds its lock (it failed or was killed); capture again to finish it")
         if timeout is not None and time.monotonic() - landed_at > timeout:
-            writer = "a writer holds its lock" if watched.writing() else "no writer holds its lock"
+            writer = {True: "a writer holds its lock", False: "no writer holds its lock",
+                      None: "fsspec storage has no lock to tell"}[watched.writing()]
             raise StoreIncompleteError(
                 f"no chunk of the capture into {watched.path} landed for {timeout:g} s ({done} of "
                 f"{snap.manifest.n_chunks} chunks done; {writer}): is the capture still running?")

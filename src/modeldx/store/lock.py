@@ -24,6 +24,24 @@ def _holder(fd: int) -> str:
     return os.read(fd, 256).decode(errors="replace").strip()
 
 
+def live_holder(folder: Path) -> str | None:
+    """Who holds the store's lock (its pid and host), or None when nobody does: no lock file, or a stale
+    one left by a killed writer (its ``flock`` can be taken)."""
+    try:
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(fd) or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class WriterLock:
     """An exclusive, process-wide lock on a store folder.
 

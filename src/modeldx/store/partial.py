@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from modeldx.errors import StoreCorruptError, StoreNotFoundError, StoreReplacedError
-from modeldx.store.lock import LOCK
+from modeldx.store.lock import live_holder
 from modeldx.store.manifest import STATUS_COMPLETE, read_manifest
 from modeldx.store.store import PROGRESS, Store, open_store
 
@@ -151,9 +151,14 @@ class PartialStore:
     def manifest(self):
         return self.store.manifest
 
-    def writing(self) -> bool:
-        """Whether a writer holds the store's lock file (a killed writer's stale file counts too)."""
-        return self.fs.exists(LOCK)
+    def writing(self) -> bool | None:
+        """Whether a live writer holds the store's lock; None on fsspec storage, which has no lock.
+
+        A lock file left by a killed writer does not count: its ``flock`` went with the process.
+        """
+        if not self.fs.local:
+            return None
+        return live_holder(Path(self.fs.root)) is not None
 
     def _finished(self) -> bool:
         """Re-read the manifest: on completion, read the store as the complete store it is."""

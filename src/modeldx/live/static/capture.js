@@ -30,7 +30,8 @@ function showStatus(s) {
   badge.textContent = s.status === "capturing" ? "capturing…" : s.status === "waiting" ? "waiting for the store…" : s.status;
   badge.className = `badge ${s.status}`;
   document.getElementById("writer").textContent =
-    s.status === "capturing" ? (s.writing ? "a writer is at work" : "no writer holds the store: the capture stopped?") : "";
+    s.status !== "capturing" || s.writing === null ? ""  // fsspec storage has no lock to tell
+      : s.writing ? "a writer is at work" : "no process holds the store's lock: the capture stopped";
   document.getElementById("biased").hidden = !(s.biased && s.status === "capturing");
   const share = s.items_total ? s.items_done / s.items_total : 0;
   document.getElementById("progress-fill").style.width = `${(100 * share).toFixed(1)}%`;
