@@ -89,3 +89,11 @@ def test_every_registered_sampler_is_swept_by_default_latent_cm_included(digits_
     # the demo and `modeldx evaluate` pass methods=None: their tables show every sampler
     results = sweep(digits_store, None, [0.2], [0], k=3, progress=False)
     assert set(results.method) == set(available()) and "latent-cm" in set(results.method)
+
+
+def test_one_run_has_no_interval_rather_than_a_zero_width_one():
+    results = pd.DataFrame([("m", 0.01, 0, "top-k-neurons", "act1", 0, True, "precision@k", 0.8)],
+                           columns=COLUMNS)
+    row = summarize(results).iloc[0]
+    assert row["runs"] == 1 and row["mean"] == pytest.approx(0.8)
+    assert np.isnan(row["low"]) and np.isnan(row["high"])

@@ -97,14 +97,15 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     Returns ``method, fraction, query, metric, mean, low, high, runs``; the
     interval is the t-interval over seeds, mean ± t(0.975, runs − 1) standard
     errors (2.78 for 5 seeds, not the normal 1.96, which is too narrow for so few
-    runs); a single run has a zero-width interval. The figures' bands show it.
+    runs). A single run has no interval (``low`` and ``high`` are NaN): its
+    spread is unknown, not zero. The figures' bands show the interval.
     """
     per_run = (results.groupby(["method", "fraction", "seed", "query", "metric"], dropna=False)["value"]
                .mean().reset_index())
     agg = per_run.groupby(["method", "fraction", "query", "metric"])["value"].agg(["mean", "std", "count"])
     agg = agg.reset_index().rename(columns={"count": "runs"})
     t = stats.t.ppf(0.975, np.maximum(agg["runs"] - 1, 1))
-    half = t * agg["std"].fillna(0) / np.sqrt(agg["runs"])
+    half = t * agg["std"] / np.sqrt(agg["runs"])  # std is NaN for one run: so is its interval
     agg["low"], agg["high"] = agg["mean"] - half, agg["mean"] + half
     return agg.drop(columns="std")[["method", "fraction", "query", "metric", "mean", "low", "high", "runs"]]
 
