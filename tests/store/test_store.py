@@ -318,3 +318,31 @@ def test_uint8_arrays_say_how_to_decode(tmp_path, tiny_model, digits):
     code = acts["act2"].values.astype(np.float32)
     params = quant["act2"].values[np.arange(st.n_items) // 256]  # chunk = item // chunk_items
     np.testing.assert_allclose(params[:, 0] + code * params[:, 1], st.read("acts/act2"), rtol=1e-6)
+
+
+def test_a_chunk_writer_that_outlived_its_store_writes_nothing_into_the_new_one(tmp_path, tiny_model, digits,
+                                                                                  monkeypatch):
+    """A capture worker still busy when its coordinator died, and the store was captured again over it."""
+    from modeldx import capture
+    from modeldx.errors import StoreReplacedError
+    from modeldx.store.manifest import read_manifest
+    from modeldx.store.store import ChunkWriter
+    from tests.store.test_partial import CHUNK, interrupted
+
+    path = tmp_path / "s"
+    interrupted(path, tiny_model, digits, 2, monkeypatch, chunk_order="random", seed=0)
+    stale = ChunkWriter(path, read_manifest(path).store_id)
+    source = capture(tiny_model, digits, tmp_path / "source", encoding="float32", chunk_items=CHUNK,
+                     batch_size=64, progress=False)
+    newer = capture(tiny_model, digits, path, encoding="float16", chunk_items=CHUNK, batch_size=64,
+                    progress=False, overwrite=True)
+    before = {name: newer.read(name) for name in newer.array_names()}
+    start, stop = 3 * CHUNK, 4 * CHUNK
+    arrays = {name: source.read(name, start, stop) for name in source.array_names()}
+    items = {c: v.to_numpy() for c, v in source.items().iloc[start:stop].items()}
+    with pytest.raises(StoreReplacedError, match="replaced"):
+        stale.write_chunk(3, arrays, items)
+    again = open_store(path)
+    assert again.store_id == newer.store_id and again.verify() == []
+    for name, values in before.items():
+        np.testing.assert_array_equal(again.read(name), values, err_msg=name)

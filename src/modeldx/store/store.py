@@ -699,18 +699,23 @@ class ChunkWriter:
                 raise StoreNotFoundError(
                     f"no store at {self.path} to write chunks into: if the capture that planned it "
                     f"is running, {unseen(self.fs.location)}")
-            manifest = read_manifest(self.fs)
-            if store_id is not None and manifest.store_id != store_id:
-                raise StoreReplacedError(
-                    f"the store at {self.path} is not the one planned (store id {manifest.store_id}, "
-                    f"expected {store_id}): another capture replaced it; nothing was written")
-            if manifest.status == STATUS_COMPLETE:
-                raise StoreExistsError(f"the store at {self.path} is complete; no chunk is written "
-                                       "into a finished store")
+            manifest = self._current(store_id)
         self.manifest = manifest
         self.array_dims = array_dims(manifest)
         self.group = group if group is not None else zarr.open_group(
             self.fs.zarr_store(ARRAYS), mode="r+")
+
+    def _current(self, store_id: str | None) -> Manifest:
+        """The manifest at the path, refused if it is not store ``store_id`` or is complete."""
+        manifest = read_manifest(self.fs)
+        if store_id is not None and manifest.store_id != store_id:
+            raise StoreReplacedError(
+                f"the store at {self.path} is not the one planned (store id {manifest.store_id}, "
+                f"expected {store_id}): another capture replaced it; nothing was written")
+        if manifest.status == STATUS_COMPLETE:
+            raise StoreExistsError(f"the store at {self.path} is complete; no chunk is written "
+                                   "into a finished store")
+        return manifest
 
     def _encoding_of(self, name: str) -> str:
         if name.startswith(("acts/", "grads/")):
@@ -725,11 +730,16 @@ class ChunkWriter:
         return _done_chunks(self.fs)
 
     def write_chunk(self, index: int, arrays: dict[str, np.ndarray], items: dict[str, np.ndarray]) -> None:
-        """Write chunk ``index`` of every array and its item rows, then mark it done."""
+        """Write chunk ``index`` of every array and its item rows, then mark it done.
+
+        The manifest is read again before the first byte and before the done marker: a worker
+        that outlived its coordinator must not write into a store captured again at the path.
+        """
         m = self.manifest
         start = index * m.chunk_items
         stop = min(start + m.chunk_items, m.n_items)
         try:
+            self._current(m.store_id)
             for name, block in arrays.items():
                 if block.shape != (stop - start, self.array_dims[name]):
                     raise InvalidParameterError(
@@ -747,6 +757,7 @@ class ChunkWriter:
             if m.format_version >= 2:
                 self._target("item_id")[start:stop] = np.asarray(items["item_id"], dtype=np.int64)
             _write_parquet_atomic(pa.table(items), self.fs, f"{PROGRESS}/items-{index:06d}.parquet")
+            self._current(m.store_id)
             self.fs.touch(f"{PROGRESS}/chunk-{index:06d}.done")
         except OSError as exc:
             raise _write_error(exc, self.path, f"writing chunk {index}") from exc
@@ -888,6 +899,18 @@ class StoreWriter:
             write_manifest(self.fs, m)
         except OSError as exc:
             raise _write_error(exc, self.path, "creating the store") from exc
+
+    def _current(self, store_id: str | None) -> Manifest:
+        """The manifest at the path, refused if it is not store ``store_id`` or is complete."""
+        manifest = read_manifest(self.fs)
+        if store_id is not None and manifest.store_id != store_id:
+            raise StoreReplacedError(
+                f"the store at {self.path} is not the one planned (store id {manifest.store_id}, "
+                f"expected {store_id}): another capture replaced it; nothing was written")
+        if manifest.status == STATUS_COMPLETE:
+            raise StoreExistsError(f"the store at {self.path} is complete; no chunk is written "
+                                   "into a finished store")
+        return manifest
 
     def _encoding_of(self, name: str) -> str:
         if name.startswith(("acts/", "grads/")):
