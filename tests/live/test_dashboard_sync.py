@@ -306,3 +306,20 @@ def test_another_pages_loads_and_fetches_from_here_are_refused(serve, page, capl
     # the page's own requests still pass
     page.goto(url)
     page.wait_for_function("window.modeldx && window.modeldx.model.step > 0")
+
+
+def test_a_slider_moved_while_reconnecting_reaches_the_session_once_back(serve, page):
+    session = steered()
+    url = serve(session)
+    page.goto(url)
+    page.wait_for_function("window.modeldx && window.modeldx.widgets.has('control:level')")
+    page.evaluate("window.modeldx.socket().close()")
+    page.wait_for_function("window.modeldx.socket().readyState !== WebSocket.OPEN")
+    slider = page.locator("[data-widget='control:level'] input[type=range]")
+    slider.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("window.modeldx.socket().readyState === WebSocket.OPEN")
+    assert until(lambda: session.controls["level"].value == pytest.approx(1.05), timeout=10), \
+        session.controls["level"].value  # the value set offline reached the session
+    page.wait_for_function("Math.abs(window.modeldx.model.controls.level.value - 1.05) < 1e-9")

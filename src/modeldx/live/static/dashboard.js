@@ -37,22 +37,27 @@
   }
 
   function send(message) {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(message));
+    return true;
   }
 
   const throttles = new Map();  // control name -> {last, timer, value, sent, history}
   function sendControl(name, value) {
     // the first value goes at once, later ones at most every THROTTLE_MS; the last one is always sent
     let t = throttles.get(name);
-    if (!t) throttles.set(name, t = { last: -Infinity, timer: 0, value: undefined, sent: undefined, history: [] });
+    if (!t) throttles.set(name, t = { last: -Infinity, timer: 0, value: undefined, sent: undefined, history: [],
+                                      unsent: false });
     t.value = value;
     const flush = () => {
       clearTimeout(t.timer); t.timer = 0;
       if (t.value === t.sent) return;  // a drag's end repeats the value its last move sent
+      // offline (reconnecting): the value goes out once the same session's state is back
+      if (!send({ type: "control", name, value: t.value })) { t.unsent = true; return; }
+      t.unsent = false;
       t.last = performance.now(); t.sent = t.value;
       t.history.push(t.value);
       if (t.history.length > 1000) t.history.shift();
-      send({ type: "control", name, value: t.value });
     };
     const wait = t.last + THROTTLE_MS - performance.now();
     if (wait <= 0) flush();
@@ -92,6 +97,12 @@
     for (const w of widgets.values()) markDirty(w.id);
     refreshHeader();
     refreshMenu();
+    // what the user set while offline is sent now, to the session it was meant for only
+    for (const [name, t] of throttles) {
+      if (!t.unsent) continue;
+      t.unsent = false;
+      if (!rebuild && model.controls[name]) sendControl(name, t.value);
+    }
   }
 
   function applyUpdates(msg) {
