@@ -9,7 +9,9 @@ of data set capture reads:
 - ``loader-workers``: that map-style data set in a ``DataLoader`` with ``--workers`` workers.
 
 The reference for ``arrays`` reads its batches with ``get_batch`` (what the trainer does); for the
-others it slices the tensors in memory: the fastest a user could feed the model.
+others it slices the tensors in memory: the fastest a user could feed the model. For
+``loader-workers`` a second reference is printed beside it: the user's own inference loop over the
+same ``DataLoader``, which pays for the loader's worker processes as capture does.
 
     .venv/bin/python benchmarks/capture_overhead.py [--device cpu|cuda] [--repeat 3] [--kinds ...]
 
@@ -72,6 +74,15 @@ def plain_tensors(model, x: torch.Tensor, batch_size: int, device) -> np.ndarray
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
             preds.append(model(x[start:start + batch_size].to(device)).argmax(1).cpu())
+    return torch.cat(preds).numpy()
+
+
+def plain_loader(model, loader: DataLoader, device) -> np.ndarray:
+    """The user's own loop over their DataLoader: what inference costs them without modeldx."""
+    preds = []
+    with torch.no_grad():
+        for xb, _ in loader:
+            preds.append(model(xb.to(device)).argmax(1).cpu())
     return torch.cat(preds).numpy()
 
 
@@ -143,13 +154,15 @@ def main() -> None:
         ratios = {}
         for kind in args.kinds:
             plain(kind)  # warm-up
-            t_plain, t_cap = [], []
+            t_plain, t_cap, t_loop = [], [], []
             for _ in range(args.repeat):  # interleaved, so drifts of a shared machine hit both alike
                 t_plain.append(timed(lambda kind=kind: plain(kind), 1)[0])
                 t, store = timed(lambda kind=kind: capture(
                     model, data[kind], work / kind, device=device, overwrite=True,
                     batch_size=args.batch_size, progress=False), 1)
                 t_cap.append(t)
+                if kind == "loader-workers":
+                    t_loop.append(timed(lambda: plain_loader(model, data[kind], device), 1)[0])
             p, c = statistics.median(t_plain), statistics.median(t_cap)
             ratios[kind] = c / p
             runs = (f"plain {', '.join(f'{t:.2f}' for t in t_plain)}; "
@@ -157,6 +170,11 @@ def main() -> None:
             print(f"{kind:15s} plain {p:6.2f} s  capture {c:6.2f} s  ratio {c / p:5.2f}x "
                   f"(goal <= 1.3x)  [{runs}]  {store.stored_bytes() / 1e6:.1f} MB, "
                   f"{sum(store.neurons(n) for n in store.layers)} neurons/item", flush=True)
+            if t_loop:
+                loop = statistics.median(t_loop)
+                print(f"{'':15s} the user's own loop over the same DataLoader {loop:6.2f} s "
+                      f"[{', '.join(f'{t:.2f}' for t in t_loop)}]: capture / that loop {c / loop:5.2f}x",
+                      flush=True)
             shutil.rmtree(work / kind, ignore_errors=True)
             if kind != "arrays":
                 one, whole = fetch_seconds(data[kind], args.batch_size)
