@@ -900,18 +900,6 @@ class StoreWriter:
         except OSError as exc:
             raise _write_error(exc, self.path, "creating the store") from exc
 
-    def _current(self, store_id: str | None) -> Manifest:
-        """The manifest at the path, refused if it is not store ``store_id`` or is complete."""
-        manifest = read_manifest(self.fs)
-        if store_id is not None and manifest.store_id != store_id:
-            raise StoreReplacedError(
-                f"the store at {self.path} is not the one planned (store id {manifest.store_id}, "
-                f"expected {store_id}): another capture replaced it; nothing was written")
-        if manifest.status == STATUS_COMPLETE:
-            raise StoreExistsError(f"the store at {self.path} is complete; no chunk is written "
-                                   "into a finished store")
-        return manifest
-
     def _encoding_of(self, name: str) -> str:
         if name.startswith(("acts/", "grads/")):
             return self.manifest.encoding
