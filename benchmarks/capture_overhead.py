@@ -162,7 +162,7 @@ def main() -> None:
                     batch_size=args.batch_size, progress=False), 1)
                 t_cap.append(t)
                 if kind == "loader-workers":
-                    t_loop.append(timed(lambda: plain_loader(model, data[kind], device), 1)[0])
+                    t_loop.append(timed(lambda k=kind: plain_loader(model, data[k], device), 1)[0])
             p, c = statistics.median(t_plain), statistics.median(t_cap)
             ratios[kind] = c / p
             runs = (f"plain {', '.join(f'{t:.2f}' for t in t_plain)}; "

@@ -323,3 +323,35 @@ def test_a_slider_moved_while_reconnecting_reaches_the_session_once_back(serve, 
     assert until(lambda: session.controls["level"].value == pytest.approx(1.05), timeout=10), \
         session.controls["level"].value  # the value set offline reached the session
     page.wait_for_function("Math.abs(window.modeldx.model.controls.level.value - 1.05) < 1e-9")
+
+
+def test_a_slider_moved_while_reconnecting_is_not_sent_to_a_restarted_session_of_the_same_name(page):
+    # the same script started again serves a new session under the same name on the same port:
+    # the value meant for the old run must not steer the new one
+    old = steered()
+    old.start()
+    server = BackgroundServer(old)
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    new = steered()
+    try:
+        page.goto(server.url)
+        page.wait_for_function("window.modeldx && window.modeldx.widgets.has('control:level')")
+        server.stop()
+        old.stop()
+        page.wait_for_function("window.modeldx.socket().readyState !== WebSocket.OPEN")
+        slider = page.locator("[data-widget='control:level'] input[type=range]")
+        slider.focus()
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        new.start()
+        server = BackgroundServer(new, port=port)
+        page.wait_for_function("window.modeldx.socket().readyState === WebSocket.OPEN")
+        page.wait_for_function("window.modeldx.model.step > 0")
+        # a round trip after the state: anything the page sent on reconnect has reached the session
+        page.evaluate("window.modeldx.socket().send(JSON.stringify({type: 'command', command: 'pause'}))")
+        assert until(lambda: new.paused, timeout=10)
+        assert new.controls["level"].value == 1.0
+    finally:
+        server.stop()
+        new.stop()
+        old.stop()

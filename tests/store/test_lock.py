@@ -129,3 +129,32 @@ def test_the_lock_is_released_on_error_and_keyboard_interrupt(tmp_path, digits):
         with pytest.raises(StoreLockedError):
             WriterLock(path).acquire()  # also within one process: a second writer waits its turn
     assert not (path / LOCK).exists()
+
+
+def test_a_watchers_probe_of_a_stale_lock_does_not_refuse_the_capture_that_resumes(tmp_path, monkeypatch):
+    # progressive() and the capture app ask live_holder() whether a writer is alive: it holds a shared
+    # flock for an instant. A capture taking over a stale lock at that instant must not be told
+    # "being written by another process" (the killed writer's pid)
+    import fcntl
+
+    import modeldx.store.lock as lock_module
+
+    (tmp_path / LOCK).write_text("pid 999999 on elsewhere\n")  # left by a killed capture
+    real = fcntl.flock
+    probed = []
+
+    def flock(fd, op):
+        if op & fcntl.LOCK_EX and not probed:  # the watcher's probe lands just before the writer's try
+            probe = os.open(tmp_path / LOCK, os.O_RDONLY)
+            real(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            probed.append(True)
+            try:
+                return real(fd, op)
+            finally:
+                os.close(probe)
+        return real(fd, op)
+
+    monkeypatch.setattr(lock_module.fcntl, "flock", flock)
+    lock = WriterLock(tmp_path).acquire()
+    assert probed and lock.held
+    lock.release()

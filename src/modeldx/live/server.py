@@ -19,7 +19,9 @@ State and events. ``state`` carries ``controls`` (each ``value`` current),
 ``events`` (the last ``max_events`` of the session, oldest first) with
 ``events_dropped`` (how many older ones were dropped), ``snapshots`` (every
 name kept, oldest first: the full list, to replace what the browser had) and
-``error`` (the session's error, or null). Each ``event`` update's ``value`` is
+``error`` (the session's error, or null), and ``instance`` (random per
+``LiveSession``: a restarted script's session of the same name has another, and a
+browser sends what was set while reconnecting only to the same instance). Each ``event`` update's ``value`` is
 the value in force: for ``control`` the control's new value (changes of one
 control that arrive before the next step are one event), for ``restore``
 ``{"from_step": int, "controls": {name: value}}``, for a ``snapshot`` that

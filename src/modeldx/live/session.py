@@ -28,6 +28,7 @@ import base64
 import copy
 import logging
 import math
+import secrets
 import threading
 import time
 import traceback
@@ -228,6 +229,8 @@ class LiveSession:
                  value_capacity: int = 32, max_snapshots: int = 20, max_events: int = 500) -> None:
         check_params("LiveSession", {"max_snapshots": max_snapshots, "max_events": max_events}, self._limits)
         self.name = name
+        # tells this session from another of the same name (the script started again on the same port)
+        self.instance = secrets.token_hex(8)
         self.controls: dict[str, Control] = {}
         self.streams: dict[str, tuple[str, ScalarHistory | ValueHistory]] = {}
         self.events: list[Event] = []
@@ -377,7 +380,8 @@ class LiveSession:
         streams = {}
         for name, (kind, hist) in list(self.streams.items()):
             streams[name] = {"kind": kind, **hist.snapshot()}
-        return {"name": self.name, "step": self.step, "paused": self.paused, "error": self.error,
+        return {"name": self.name, "instance": self.instance, "step": self.step, "paused": self.paused,
+                "error": self.error,
                 "running": self.running, "controls": [c.describe() for c in self.controls.values()],
                 "streams": _plain(streams), "events": [e.describe() for e in list(self.events)],
                 "events_dropped": self.events_dropped, "snapshots": list(self.snapshots)}

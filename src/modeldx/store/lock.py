@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import time
 from pathlib import Path
 
 from modeldx.errors import StoreLockedError
@@ -42,6 +43,20 @@ def live_holder(folder: Path) -> str | None:
         os.close(fd)
 
 
+def _lock_exclusive(fd: int, tries: int = 20) -> bool:
+    """Take ``fd``'s exclusive flock, or False when a writer holds it. A watcher's probe
+    (:func:`live_holder`) holds a shared flock for an instant: a few short retries outlast it,
+    where a writer holds its lock for the whole capture."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < tries:
+                time.sleep(0.005)
+    return False
+
+
 class WriterLock:
     """An exclusive, process-wide lock on a store folder.
 
@@ -69,9 +84,7 @@ class WriterLock:
                     fd = os.open(self.path, os.O_RDWR)
                 except FileNotFoundError:  # released between our two opens: try again
                     continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock_exclusive(fd):
                 holder = _holder(fd) or "another process"
                 os.close(fd)
                 raise StoreLockedError(

@@ -79,6 +79,9 @@
   function loadState(s) {
     // a first load, or a reconnect to another session (a restarted server): build its own layout
     const rebuild = model.name !== s.name;
+    // the same name may be another run (the script started again): only the same instance gets offline values
+    const same = !rebuild && model.instance === s.instance;
+    model.instance = s.instance;
     model.name = s.name; model.step = s.step; model.paused = s.paused; model.error = s.error;
     model.events = s.events.slice(-MAX_EVENTS);
     model.snapshots = s.snapshots.slice();  // the server's list replaces ours (reconnects included)
@@ -101,7 +104,7 @@
     for (const [name, t] of throttles) {
       if (!t.unsent) continue;
       t.unsent = false;
-      if (!rebuild && model.controls[name]) sendControl(name, t.value);
+      if (same && model.controls[name]) sendControl(name, t.value);
     }
   }
 
