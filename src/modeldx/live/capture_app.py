@@ -55,10 +55,10 @@ from modeldx.live.server import (
     STATIC,
     AppThread,
     api_answer,
+    app_server,
     guarded_app,
     require_api_token,
-    reserve,
-    run_announced,
+    serve_announced,
 )
 from modeldx.store.fs import is_url
 from modeldx.store.partial import PartialStore
@@ -273,27 +273,20 @@ def create_capture_app(view: CaptureView, *, token: str | None = None, host: str
     return app
 
 
-def _server(view: CaptureView, host: str, port: int, token: str | None, log_level: str, **options):
-    import uvicorn
-
-    app = create_capture_app(view, token=token, host=host, **options)
-    return app, uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
-
-
 class CaptureThread(AppThread):
     """A capture's page served from a thread of this process (notebooks, tests); ``.url``, ``.stop()``."""
 
     def __init__(self, view: CaptureView, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  **options) -> None:
-        app, server = _server(view, host, port, token, "warning", **options)
-        super().__init__(app, server, host=host, token=token)
+        app = create_capture_app(view, token=token, host=host, **options)
+        super().__init__(app, app_server(app, host, port, "warning"), host=host, token=token)
 
 
 def serve_capture(view: CaptureView, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
                   sock: sockets.socket | None = None, allowed_hosts: Iterable[str] = (),
                   log_level: str = "warning", announce=print) -> None:
     """Serve ``view`` until interrupted; prints the URL. ``sock``: one :func:`reserve` took already."""
-    sock = sock if sock is not None else reserve(host, port, token)
-    port = sock.getsockname()[1]
-    _, server = _server(view, host, port, token, log_level, allowed_hosts=allowed_hosts)
-    run_announced(server, sock, host, token, f"modeldx capture {view.path}", announce)
+    serve_announced(lambda: create_capture_app(view, token=token, host=host,
+                                               allowed_hosts=allowed_hosts),
+                    host=host, port=port, token=token, sock=sock, log_level=log_level,
+                    what=f"modeldx capture {view.path}", announce=announce)

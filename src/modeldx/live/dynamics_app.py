@@ -74,10 +74,10 @@ from modeldx.live.server import (
     STATIC,
     AppThread,
     api_answer,
+    app_server,
     guarded_app,
     require_api_token,
-    reserve,
-    run_announced,
+    serve_announced,
 )
 
 __all__ = ["create_dynamics_app", "DynamicsThread", "serve_dynamics", "DEFAULT_LINES", "MAX_LINES"]
@@ -500,27 +500,20 @@ def create_dynamics_app(run, *, model: nn.Module | None = None, token: str | Non
     return app
 
 
-def _server(run, model, host: str, port: int, token: str | None, log_level: str, **options):
-    import uvicorn
-
-    app = create_dynamics_app(run, model=model, token=token, host=host, **options)
-    return app, uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
-
-
 class DynamicsThread(AppThread):
     """A run's views served from a thread of this process (notebooks, tests); ``.url``, ``.stop()``."""
 
     def __init__(self, run, *, model: nn.Module | None = None, host: str = "127.0.0.1", port: int = 0,
                  token: str | None = None, **options) -> None:
-        app, server = _server(run, model, host, port, token, "warning", **options)
-        super().__init__(app, server, host=host, token=token)
+        app = create_dynamics_app(run, model=model, token=token, host=host, **options)
+        super().__init__(app, app_server(app, host, port, "warning"), host=host, token=token)
 
 
 def serve_dynamics(run, *, model: nn.Module | None = None, host: str = "127.0.0.1", port: int = 8765,
                    token: str | None = None, sock: sockets.socket | None = None,
                    allowed_hosts: Iterable[str] = (), log_level: str = "warning", announce=print) -> None:
     """Serve ``run``'s views until interrupted; prints the URL. ``sock``: one :func:`reserve` took already."""
-    sock = sock if sock is not None else reserve(host, port, token)
-    port = sock.getsockname()[1]
-    _, server = _server(run, model, host, port, token, log_level, allowed_hosts=allowed_hosts)
-    run_announced(server, sock, host, token, f"modeldx dynamics {run.path}", announce)
+    serve_announced(lambda: create_dynamics_app(run, model=model, token=token, host=host,
+                                                allowed_hosts=allowed_hosts),
+                    host=host, port=port, token=token, sock=sock, log_level=log_level,
+                    what=f"modeldx dynamics {run.path}", announce=announce)

@@ -365,16 +365,20 @@ async def _failed(ws: WebSocket, session: LiveSession, exc: BaseException) -> No
         log.info("the browser left before it could be told of the error")
 
 
-def _server(session: LiveSession, host: str, port: int, token: str | None, compress: bool,
-            log_level: str, **app_options):
+def app_server(app: FastAPI, host: str, port: int, log_level: str, **config):
+    """A uvicorn server for ``app``, not started (every app of the live package is served so)."""
     import uvicorn
 
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, **config))
+
+
+def _server(session: LiveSession, host: str, port: int, token: str | None, compress: bool,
+            log_level: str, **app_options):
     check_exposure(host, token)
     app = create_app(session, token=token, host=host, **app_options)
     # per-message deflate would zlib every push inside the process that trains: measured, it took
     # the streaming overhead from 3% to 10% (docs/benchmarks.md); pushes are bounded anyway
-    return app, uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                                              ws_per_message_deflate=compress))
+    return app, app_server(app, host, port, log_level, ws_per_message_deflate=compress)
 
 
 class AppThread:
@@ -437,6 +441,15 @@ def serve(session: LiveSession, *, host: str = "127.0.0.1", port: int = 8765, to
         run_announced(server, sock, host, token, f"modeldx live session {session.name!r}", announce)
     finally:
         session.stop()
+
+
+def serve_announced(make_app, *, host: str, port: int, token: str | None, sock: sockets.socket | None,
+                    log_level: str, what: str, announce) -> None:
+    """Take the port (unless ``sock`` took it already), then build the app, print its URL and serve it
+    until interrupted: the explorer, dynamics and capture pages' ``serve_*``."""
+    sock = sock if sock is not None else reserve(host, port, token)
+    server = app_server(make_app(), host, sock.getsockname()[1], log_level)
+    run_announced(server, sock, host, token, what, announce)
 
 
 def run_announced(server, sock: sockets.socket, host: str, token: str | None, what: str, announce) -> None:
